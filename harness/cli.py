@@ -1,0 +1,234 @@
+"""`harness COMMAND [OVERRIDE ...]`: a thin entry point. The work is in plain functions tests call directly.
+
+Configs are composed with Hydra's compose API, so nothing is written to `outputs/` or `.hydra/`, paths stay
+relative to the current directory, and overrides use Hydra's `key=value` grammar.
+Exit codes: 0 ok; 1 a submission was rejected or (with fail_on_error=true) a cell failed; 2 usage or config error.
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence
+
+from harness.errors import ConfigError, HarnessError
+
+COMMANDS = {
+    "run": "evaluate every submission on every task of a suite, then write the leaderboard",
+    "evaluate": "evaluate one submission on one task (submission=DIR task=NAME) and print its scores",
+    "leaderboard": "rebuild a suite's leaderboard from stored records only (no model is loaded)",
+    "validate": "check a submission folder (DIR [suite=NAME] [--json]) the way the organizer will",
+}
+DEFAULT_SEARCHPATH = "pkg://tasks"
+
+
+def _with_default_searchpath(overrides: Sequence[str]) -> List[str]:
+    """A user's `hydra.searchpath=[...]` adds folders; the shipped tasks stay available."""
+    out = []
+    for item in overrides:
+        key, _, value = item.partition("=")
+        if key.lstrip("+") == "hydra.searchpath" and DEFAULT_SEARCHPATH not in value:
+            inner = value.strip().removeprefix("[").removesuffix("]").strip()
+            value = f"[{DEFAULT_SEARCHPATH}" + (f",{inner}]" if inner else "]")
+            item = f"{key}={value}"
+        out.append(item)
+    return out
+
+
+def compose(overrides: Sequence[str]) -> Any:
+    """The run config for these overrides. Raises ConfigError with Hydra's message (key and value named)."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_module
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
+    from harness.config import register_configs
+
+    register_configs()
+    GlobalHydra.instance().clear()
+    try:
+        with initialize_config_module("harness.conf", version_base="1.3"):
+            return hydra_compose("config", overrides=_with_default_searchpath(overrides))
+    except (HydraException, OmegaConfBaseException, ValueError) as e:
+        cause = f"\n  {e.__cause__}" if e.__cause__ and str(e.__cause__) not in str(e) else ""
+        raise ConfigError(f"config error: {e}{cause}") from e
+
+
+def available(group: str, overrides: Sequence[str] = ()) -> List[str]:
+    from hydra import initialize_config_module
+    from hydra.core.global_hydra import GlobalHydra
+
+    from harness.config import register_configs
+
+    register_configs()
+    GlobalHydra.instance().clear()
+    searchpath = [o for o in _with_default_searchpath(overrides) if o.lstrip("+").startswith("hydra.searchpath=")]
+    with initialize_config_module("harness.conf", version_base="1.3"):
+        from hydra import compose as hydra_compose
+
+        hydra_compose("config", overrides=searchpath)  # registers the config's search path, then list
+        loader = GlobalHydra.instance().config_loader()
+        return sorted(o for o in loader.get_group_options(group) if not o.endswith("_schema"))
+
+
+def usage(command: Optional[str] = None, overrides: Sequence[str] = ()) -> str:
+    lines = ["usage: harness COMMAND [OVERRIDE ...]", ""]
+    commands = [command] if command in COMMANDS else list(COMMANDS)
+    lines += [f"  {name:<12} {COMMANDS[name]}" for name in commands]
+    lines += ["", "examples:",
+              "  harness run suite=demo",
+              "  harness evaluate submission=submissions/tiny-gpt2 task=demo_translation",
+              "  harness leaderboard suite=demo",
+              "  harness validate submissions/tiny-gpt2 suite=demo --json", "",
+              "config groups:",
+              f"  suite  (suite=NAME): {', '.join(available('suite', overrides))}",
+              f"  task   (task=NAME):  {', '.join(available('task', overrides))}", "",
+              "main settings (override with key=value): paths.submissions, paths.results, paths.leaderboards,",
+              "  device (auto|cpu|cuda), batch_size, seed, ranking (mean_normalized|mean_rank), fail_on_error,",
+              "  allow_remote_code, progress; any task field: tasks.NAME.FIELD=... (suites) or task.FIELD=...;",
+              "  more task folders: hydra.searchpath=[file://my_tasks]"]
+    return "\n".join(lines)
+
+
+def suite_tasks(cfg: Any) -> Dict[str, Any]:
+    from tasks import kind_of
+
+    if cfg.suite is None:
+        raise ConfigError(f"choose a suite: suite=NAME (available: {', '.join(available('suite'))})")
+    if not cfg.tasks:
+        raise ConfigError(f"suite {cfg.suite.name!r} names no tasks")
+    for task in cfg.tasks.values():
+        kind_of(task)
+    return dict(cfg.tasks)
+
+
+def _write_board(cfg: Any, tasks: Dict[str, Any]) -> Any:
+    from harness import leaderboard, store
+
+    records = store.read_records(Path(cfg.paths.results))
+    try:
+        frame = leaderboard.write(records, cfg.suite.name, sorted(tasks), cfg.ranking, Path(cfg.paths.leaderboards))
+    except ValueError as e:
+        raise ConfigError(f"ranking: {e}") from e
+    return frame
+
+
+def cmd_run(overrides: Sequence[str]) -> int:
+    from harness.runner import FAILED, evaluate_all
+    from harness.submission import discover
+
+    cfg = compose(overrides)
+    tasks = suite_tasks(cfg)
+    folders = discover(cfg.paths.submissions)
+    if not folders:
+        raise ConfigError(f"paths.submissions: no submission folders (with submission.yaml) under "
+                          f"{cfg.paths.submissions!r}")
+    _check_unique_names(folders)
+    records = evaluate_all(cfg, tasks, folders, echo=lambda m: print(m, file=sys.stderr))
+    _write_board(cfg, tasks)
+    out = Path(cfg.paths.leaderboards) / cfg.suite.name
+    print((out / "leaderboard.md").read_text(encoding="utf-8"))
+    print(f"wrote {out}/leaderboard.md, .csv, .json", file=sys.stderr)
+    failed = [r for r in records if r["status"] in FAILED]
+    for record in failed:
+        print(f"failed: {record['submission']} on {record['task']}: {record['status']}: {record['reason']}",
+              file=sys.stderr)
+    return 1 if failed and cfg.fail_on_error else 0
+
+
+def _check_unique_names(folders: Sequence[Path]) -> None:
+    from harness.errors import SubmissionError
+    from harness.submission import load_submission
+
+    seen: Dict[str, Path] = {}
+    for folder in folders:
+        try:
+            name = load_submission(folder).name
+        except SubmissionError:
+            continue  # reported as the entry's invalid cells
+        if name in seen:
+            raise ConfigError(f"{folder}/submission.yaml: name {name!r} is already used by {seen[name]}; "
+                              f"submission names must be unique")
+        seen[name] = folder
+
+
+def cmd_evaluate(overrides: Sequence[str]) -> int:
+    from harness.runner import evaluate_all
+
+    cfg = compose(overrides)
+    if cfg.submission is None or cfg.task is None:
+        raise ConfigError("evaluate needs submission=DIR and task=NAME "
+                          f"(tasks: {', '.join(available('task'))})")
+    folder = Path(cfg.submission)
+    if not folder.is_dir():
+        raise ConfigError(f"submission: {cfg.submission!r} is not a folder")
+    from tasks import kind_of
+
+    kind_of(cfg.task)
+    [record] = evaluate_all(cfg, {cfg.task.name: cfg.task}, [folder], echo=lambda m: print(m, file=sys.stderr))
+    print(f"{record['submission']} on {record['task']}: {record['status']}"
+          + (f" ({record['reason']})" if record["reason"] else ""))
+    for name, value in sorted(record["scores"].items()):
+        arrow = "↑" if record["higher_is_better"][name] else "↓"
+        print(f"  {name:<16} {value:10.4f} {arrow}")
+    for metric, signature in sorted(record["signatures"].items()):
+        print(f"  signature {metric}: {signature}")
+    counts = ", ".join(f"{k} {v}" for k, v in sorted(record["counts"].items()))
+    if counts:
+        print(f"  counts: {counts}")
+    return 0 if record["status"] in ("ok", "n/a", "not-submitted") else 1
+
+
+def cmd_leaderboard(overrides: Sequence[str]) -> int:
+    cfg = compose(overrides)
+    tasks = suite_tasks(cfg)
+    _write_board(cfg, tasks)
+    out = Path(cfg.paths.leaderboards) / cfg.suite.name
+    print((out / "leaderboard.md").read_text(encoding="utf-8"))
+    return 0
+
+
+def cmd_validate(args: Sequence[str]) -> int:
+    from harness.validate import print_report, validate
+
+    as_json = "--json" in args
+    rest = [a for a in args if a != "--json"]
+    positional = [a for a in rest if "=" not in a]
+    if len(positional) != 1:
+        raise ConfigError("validate needs exactly one submission folder: harness validate DIR [suite=NAME] [--json]")
+    overrides = [a for a in rest if "=" in a]
+    if not any(o.startswith("suite=") for o in overrides):
+        overrides.append("suite=demo")
+    cfg = compose(overrides)
+    report = validate(Path(positional[0]), cfg, suite_tasks(cfg))
+    print_report(report, as_json)
+    return 0 if report["accepted"] else 1
+
+
+HANDLERS = {"run": cmd_run, "evaluate": cmd_evaluate, "leaderboard": cmd_leaderboard, "validate": cmd_validate}
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if not args or args[0] in ("-h", "--help", "help"):
+        print(usage())
+        return 0 if args else 2
+    command, rest = args[0], args[1:]
+    if command not in HANDLERS:
+        print(f"harness: unknown command {command!r}; use one of {', '.join(COMMANDS)}\n\n{usage()}", file=sys.stderr)
+        return 2
+    if "-h" in rest or "--help" in rest:
+        print(usage(command, [a for a in rest if "=" in a]))
+        return 0
+    try:
+        return HANDLERS[command](rest)
+    except HarnessError as e:
+        print(f"harness {command}: {e}", file=sys.stderr)
+        return e.exit_code
+    except KeyboardInterrupt:
+        print("harness: interrupted; finished cells are stored, the next run resumes", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

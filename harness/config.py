@@ -1,0 +1,117 @@
+"""Typed config schemas (Hydra structured configs) and the one place configs are composed.
+
+Every YAML under `harness/conf`, `tasks/task` and `tasks/suite` is merged onto these dataclasses, so a
+misspelled key or a wrong type fails at load time with the key named.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Optional
+
+from omegaconf import MISSING
+
+TASK_KINDS = ("translation", "summarization", "qa", "classification", "language_modeling")
+
+
+@dataclass
+class PathsConfig:
+    submissions: str = "submissions"
+    results: str = "leaderboards/_store"
+    leaderboards: str = "leaderboards"
+
+
+@dataclass
+class DataConfig:
+    # local: `path` is a file (jsonl/csv/tsv/parquet/json/squad) or `files` maps field -> line-aligned text file.
+    # hub: `path` is a script-free dataset id, with `name` (config) and `split`.
+    source: str = "local"
+    format: str = "auto"  # auto | jsonl | csv | tsv | parquet | json | squad | text
+    path: Optional[str] = None
+    files: Dict[str, str] = field(default_factory=dict)
+    name: Optional[str] = None
+    split: str = "test"
+    revision: Optional[str] = None
+    column_names: Optional[List[str]] = None  # for headerless csv/tsv
+    limit: Optional[int] = None  # keep the first N examples (smoke runs)
+
+
+@dataclass
+class FieldsConfig:
+    """Maps the logical fields a task kind needs onto the dataset's columns."""
+
+    id: Optional[str] = None  # the dataset's own id column; default: row index / line number
+    source: Optional[str] = None  # translation
+    document: Optional[str] = None  # summarization
+    context: Optional[str] = None  # qa
+    question: Optional[str] = None  # qa
+    text: Optional[str] = None  # classification, language_modeling
+    label: Optional[str] = None  # classification
+    answers: Optional[str] = None  # qa: a list of answer strings (squad format flattens to it)
+    references: List[str] = field(default_factory=list)  # one column per reference, or one list column
+
+
+@dataclass
+class GenerationConfig:
+    max_new_tokens: int = 64
+    stop: List[str] = field(default_factory=lambda: ["\n"])
+
+
+@dataclass
+class TaskConfig:
+    name: str = MISSING
+    kind: str = MISSING
+    description: str = ""
+    data: DataConfig = field(default_factory=DataConfig)
+    train: Optional[DataConfig] = None  # for baselines that learn (majority class, unigram LM); never scored
+    fields: FieldsConfig = field(default_factory=FieldsConfig)
+    prompt: str = "{{ text }}"  # jinja2 over the input fields
+    truncate_field: Optional[str] = None  # the input field cut (from its end) when the prompt is too long
+    labels: Dict[str, str] = field(default_factory=dict)  # classification: dataset label value -> verbaliser
+    classify_by: str = "loglikelihood"  # loglikelihood | generate
+    generation: GenerationConfig = field(default_factory=GenerationConfig)
+    window: Optional[int] = None  # language_modeling: tokens per window (default: the model's maximum)
+    stride: Optional[int] = None  # language_modeling: tokens the window advances (default: window)
+    metrics: List[str] = field(default_factory=list)
+    primary_metric: str = MISSING
+    metric_options: Dict[str, Any] = field(default_factory=dict)
+    budget_s: float = 1800.0  # wall-clock budget for a model on this task
+
+
+@dataclass
+class SuiteConfig:
+    name: str = MISSING
+    description: str = ""
+
+
+@dataclass
+class RunConfig:
+    paths: PathsConfig = field(default_factory=PathsConfig)
+    suite: Optional[SuiteConfig] = None
+    tasks: Dict[str, TaskConfig] = field(default_factory=dict)  # filled by the suite's defaults list
+    task: Optional[TaskConfig] = None  # `harness evaluate task=NAME`
+    submission: Optional[str] = None  # `harness evaluate submission=DIR`
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    batch_size: int = 8
+    seed: int = 1234
+    fail_on_error: bool = False
+    ranking: str = "mean_normalized"  # mean_normalized | mean_rank
+    allow_remote_code: List[str] = field(default_factory=list)  # submission names allowed trust_remote_code
+    progress: bool = True
+
+
+def register_configs() -> None:
+    from hydra.core.config_store import ConfigStore
+
+    cs = ConfigStore.instance()
+    cs.store(name="run_schema", node=RunConfig)
+
+
+def config_hash(node: Any) -> str:
+    """sha256 of a resolved config node (or plain data), key order independent."""
+    from omegaconf import OmegaConf
+
+    data = OmegaConf.to_container(node, resolve=True) if OmegaConf.is_config(node) else node
+    blob = json.dumps(data, sort_keys=True, ensure_ascii=False, default=str)
+    return hashlib.sha256(blob.encode("utf-8")).hexdigest()

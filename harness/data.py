@@ -1,0 +1,196 @@
+"""Reading a task's examples: local files or a hub dataset, through `datasets`, with stable string ids.
+
+Ids: the dataset's own id column where the task names one (SQuAD: the question id); otherwise the 0-based row
+index (header excluded) for csv/tsv/jsonl/parquet/json, and the 0-based line number for line-aligned text.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any, Dict, List, Optional
+
+from harness.errors import ConfigError
+
+FORMATS = ("jsonl", "csv", "tsv", "parquet", "json", "squad", "text")
+_EXTENSIONS = {".jsonl": "jsonl", ".csv": "csv", ".tsv": "tsv", ".parquet": "parquet", ".json": "json"}
+
+
+@dataclass(frozen=True)
+class Example:
+    """One scored item. `inputs` is all a model may see; `target` (references, label) stays with the scorer."""
+
+    id: str
+    inputs: Dict[str, Any]
+    target: Any
+
+
+def resolve_path(path: str) -> Path:
+    """A data path: `pkg://package/rel/path` inside an installed package, otherwise relative to the cwd."""
+    if path.startswith("pkg://"):
+        package, _, rel = path[len("pkg://"):].partition("/")
+        try:
+            return Path(str(resources.files(package).joinpath(rel)))
+        except ModuleNotFoundError as e:
+            raise ConfigError(f"data path {path!r}: no installed package {package!r}") from e
+    return Path(path)
+
+
+def data_files(data_cfg: Any) -> List[Path]:
+    """The local files a data config reads (empty for hub datasets)."""
+    if data_cfg.source != "local":
+        return []
+    paths = [data_cfg.path] if data_cfg.path else []
+    return [resolve_path(p) for p in paths + [data_cfg.files[k] for k in sorted(data_cfg.files)]]
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def load_rows(data_cfg: Any, where: str) -> List[Dict[str, Any]]:
+    """Rows as dicts, each with `__index__` (row index or line number). `where` names the config for errors."""
+    if data_cfg.source == "hub":
+        rows = _load_hub(data_cfg, where)
+    elif data_cfg.source == "local":
+        rows = _load_local(data_cfg, where)
+    else:
+        raise ConfigError(f"{where}.source: {data_cfg.source!r} is not valid; use 'local' or 'hub'")
+    for index, row in enumerate(rows):
+        row["__index__"] = index
+    if data_cfg.limit is not None:
+        rows = rows[: data_cfg.limit]
+    return rows
+
+
+def _load_hub(data_cfg: Any, where: str) -> List[Dict[str, Any]]:
+    if not data_cfg.path:
+        raise ConfigError(f"{where}.path: a hub dataset id is required when source is 'hub'")
+    import datasets
+
+    try:
+        ds = datasets.load_dataset(data_cfg.path, data_cfg.name, split=data_cfg.split, revision=data_cfg.revision)
+    except Exception as e:  # the hub, the network or the dataset id; say which dataset
+        raise ConfigError(f"{where}: could not load hub dataset {data_cfg.path!r} "
+                          f"(config {data_cfg.name!r}, split {data_cfg.split!r}): {e}") from e
+    return ds.to_list()
+
+
+def _local_format(data_cfg: Any, where: str) -> str:
+    if data_cfg.format != "auto":
+        if data_cfg.format not in FORMATS:
+            raise ConfigError(f"{where}.format: {data_cfg.format!r} is not valid; use one of auto, {', '.join(FORMATS)}")
+        return data_cfg.format
+    if data_cfg.files:
+        return "text"
+    if not data_cfg.path:
+        raise ConfigError(f"{where}: set `path` (a data file) or `files` (field -> line-aligned text file)")
+    suffix = Path(data_cfg.path).suffix.lower()
+    if suffix not in _EXTENSIONS:
+        raise ConfigError(f"{where}.format: cannot tell the format of {data_cfg.path!r} from its extension; "
+                          f"set format to one of {', '.join(FORMATS)}")
+    return _EXTENSIONS[suffix]
+
+
+def _load_local(data_cfg: Any, where: str) -> List[Dict[str, Any]]:
+    fmt = _local_format(data_cfg, where)
+    if fmt == "text":
+        return _load_text_files(data_cfg, where)
+    path = resolve_path(data_cfg.path)
+    if not path.is_file():
+        raise ConfigError(f"{where}.path: data file {str(path)!r} does not exist")
+    if fmt == "squad":
+        return _load_squad(path)
+    return _load_with_datasets(path, fmt, data_cfg.column_names, where)
+
+
+def _load_with_datasets(path: Path, fmt: str, column_names: Optional[List[str]], where: str) -> List[Dict[str, Any]]:
+    import datasets
+
+    kwargs: Dict[str, Any] = {}
+    builder = {"jsonl": "json", "tsv": "csv"}.get(fmt, fmt)
+    if fmt in ("csv", "tsv"):
+        kwargs["keep_default_na"] = False  # an empty field or the word "NA" is text, not a missing value
+        if fmt == "tsv":
+            kwargs.update(sep="\t", quoting=3)  # GLUE-style tsv: quotes are text
+        if column_names:
+            kwargs.update(column_names=list(column_names), header=None)
+    try:
+        ds = datasets.load_dataset(builder, data_files=str(path), split="train", **kwargs)
+    except Exception as e:
+        raise ConfigError(f"{where}: could not read {fmt} file {str(path)!r}: {e}") from e
+    return ds.to_list()
+
+
+def _load_squad(path: Path) -> List[Dict[str, Any]]:
+    """Flatten SQuAD v1.1 json (data -> paragraphs -> qas) to one row per question."""
+    with open(path, encoding="utf-8") as f:
+        blob = json.load(f)
+    rows = []
+    for article in blob["data"]:
+        for paragraph in article["paragraphs"]:
+            for qa in paragraph["qas"]:
+                rows.append({"id": qa["id"], "title": article.get("title", ""), "context": paragraph["context"],
+                             "question": qa["question"], "answers": [a["text"] for a in qa["answers"]]})
+    return rows
+
+
+def _load_text_files(data_cfg: Any, where: str) -> List[Dict[str, Any]]:
+    """Line-aligned text files (WMT style): each named field is one file, row i is line i of every file."""
+    columns: Dict[str, List[str]] = {}
+    for field_name in sorted(data_cfg.files):
+        path = resolve_path(data_cfg.files[field_name])
+        if not path.is_file():
+            raise ConfigError(f"{where}.files.{field_name}: text file {str(path)!r} does not exist")
+        with open(path, encoding="utf-8", newline="\n") as f:
+            columns[field_name] = f.read().split("\n")
+        if columns[field_name] and columns[field_name][-1] == "":
+            columns[field_name].pop()  # the final newline ends the last line; it does not start a new one
+    lengths = {name: len(lines) for name, lines in columns.items()}
+    if len(set(lengths.values())) > 1:
+        raise ConfigError(f"{where}.files: line-aligned files differ in length: {lengths}")
+    n = next(iter(lengths.values()), 0)
+    return [{name: columns[name][i] for name in columns} for i in range(n)]
+
+
+def lookup(row: Dict[str, Any], column: str) -> Any:
+    """A column, or a nested value by dotted path (`translation.de`, `answers.text`)."""
+    value: Any = row
+    for part in column.split("."):
+        value = value[part]
+    return value
+
+
+def load_examples(task: Any, data_cfg: Any = None, part: str = "data") -> List[Example]:
+    """The task's examples (or, with `data_cfg=task.train`, its training rows) with stable, unique string ids."""
+    from tasks import kind_of
+    from tasks.base import example_references, field_map
+
+    kind = kind_of(task)
+    where = f"task {task.name}: {part}"
+    rows = load_rows(data_cfg if data_cfg is not None else task.data, where)
+    fields = field_map(task)
+    columns = [c for k, c in fields.items() if k != "references" and c] + list(fields["references"])
+    if rows:
+        absent = sorted({c for c in columns if c.split(".")[0] not in rows[0]})
+        if absent:
+            available = ", ".join(sorted(k for k in rows[0] if k != "__index__"))
+            raise ConfigError(f"task {task.name}: fields map to column(s) {', '.join(absent)}, which the data does "
+                              f"not have; available columns: {available}")
+    examples, seen = [], set()
+    for row in rows:
+        example_id = str(lookup(row, fields["id"])) if fields["id"] else str(row["__index__"])
+        if example_id in seen:
+            raise ConfigError(f"{where}: id {example_id!r} occurs twice (column {fields['id']!r})")
+        seen.add(example_id)
+        mapped = {k: lookup(row, c) for k, c in fields.items() if k not in ("id", "references") and c}
+        if fields["references"]:
+            mapped["references"] = example_references(fields, row)
+        examples.append(kind.make_example(task, example_id, mapped, where))
+    return examples

@@ -1,0 +1,297 @@
+"""ROUGE-1/2/L/Lsum F-measure through Google's rouge-score, with a fast path that gives identical values.
+
+Per item the statistic is rouge-score's `fmeasure` for each ROUGE type (the max over the item's references, as
+`RougeScorer.score_multi` picks it); the score is the plain mean over items x 100.
+
+The fast path (`FastRougeScorer`) is bit-identical to `RougeScorer(types, use_stemmer).score(target, prediction)`
+/ `.score_multi(targets, prediction)`. It does not re-implement anything; it avoids repeated work:
+
+* every text is tokenised once with rouge-score's own `tokenize.tokenize` (what `DefaultTokenizer` calls),
+  with the Porter stemmer's `stem` memoised per token (stemming is a pure function of the token and is the hot
+  spot of plain rouge-score, which also tokenises each text twice per pair when rougeLsum is requested);
+* reference profiles (tokens, n-gram Counters, newline-split sentence tokens) are kept in a module-level cache
+  keyed by text, so references shared by many predictions / submissions are processed once;
+* the scores come from rouge-score's own `_create_ngrams`, `_score_ngrams`, `_score_lcs`, `_summary_level_lcs`;
+* rougeLsum of two single-line texts (no "\n" in either) is taken from `_score_lcs` on the same tokens instead
+  of recomputing: with one sentence on each side `_summary_level_lcs` counts exactly the tokens of one LCS
+  (each token value of an LCS occurs in it at most min(count in reference, count in candidate) times, so the
+  double-counting guard never fires), divides by the same token counts and uses the same `fmeasure`, and the
+  sentence tokens are the whole-text tokens (the only sentence is the text). Multi-line texts always go through
+  `_summary_level_lcs`;
+* inputs larger than `parallel_threshold` items are split over `n_jobs` forked worker processes.
+
+`tests/test_metrics.py` checks the equality against plain `RougeScorer` on varied pairs.
+"""
+from __future__ import annotations
+
+import functools
+import os
+import re
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+from nltk.stem import porter
+from rouge_score import rouge_scorer
+from rouge_score import tokenize as rouge_tokenize
+from rouge_score.rouge_scorer import _create_ngrams, _score_lcs, _score_ngrams, _summary_level_lcs
+
+from .base import Metric, ScoreInfo, as_stats, check_lengths
+
+DEFAULT_ROUGE_TYPES: Tuple[str, ...] = ("rouge1", "rouge2", "rougeL", "rougeLsum")
+ROUGE_SCORE_VERSION = "0.1.2"  # rouge-score does not expose __version__; pinned in pyproject.toml
+_NGRAM_TYPE_RE = re.compile(r"rouge([1-9])$")  # RougeScorer accepts rouge[0-9]$, and rejects n <= 0 when scoring
+
+_REFERENCE_CACHE_MAX = 200_000  # profiles; the cache is cleared when it grows past this
+_STEM_CACHE_MAX = 1 << 18  # distinct tokens
+
+
+def _rouge_score_version() -> str:
+    try:
+        from importlib.metadata import version
+
+        return version("rouge-score")
+    except Exception:  # pragma: no cover
+        return ROUGE_SCORE_VERSION
+
+
+# -- memoised stemming -----------------------------------------------------------------------------------------
+
+
+class _MemoStemmer:
+    """nltk's PorterStemmer (the one `DefaultTokenizer(use_stemmer=True)` builds) with `stem` memoised.
+    `tokenize.tokenize` only calls `stemmer.stem(token)`; its result depends on the token alone."""
+
+    def __init__(self) -> None:
+        self._stemmer = porter.PorterStemmer()
+        self.stem = functools.lru_cache(maxsize=_STEM_CACHE_MAX)(self._stemmer.stem)
+
+
+_STEMMER: Optional[_MemoStemmer] = None
+
+
+def _stemmer(use_stemmer: bool) -> Optional[_MemoStemmer]:
+    global _STEMMER
+    if not use_stemmer:
+        return None
+    if _STEMMER is None:
+        _STEMMER = _MemoStemmer()
+    return _STEMMER
+
+
+# -- text profiles ---------------------------------------------------------------------------------------------
+
+
+class _Profile:
+    """What the scorer needs of one text: tokens, n-gram Counters, sentence tokens for rougeLsum."""
+
+    __slots__ = ("tokens", "ngrams", "sents", "single_line")
+
+    def __init__(self, text: str, use_stemmer: bool, ns: Tuple[int, ...], need_tokens: bool, need_sents: bool):
+        stemmer = _stemmer(use_stemmer)
+        tok = rouge_tokenize.tokenize
+        self.tokens: Tuple[str, ...] = tuple(tok(text, stemmer)) if need_tokens else ()
+        self.ngrams = {n: _create_ngrams(self.tokens, n) for n in ns}
+        self.single_line = "\n" not in text
+        if need_sents and not (self.single_line and need_tokens):
+            # RougeScorer.score's get_sents with split_summaries=False: split on "\n", drop empty strings
+            self.sents: List[Tuple[str, ...]] = [tuple(tok(s, stemmer)) for s in text.split("\n") if len(s)]
+        elif need_sents:
+            self.sents = [self.tokens] if len(text) else []  # the only sentence is the text itself
+        else:
+            self.sents = []
+
+
+_REFERENCE_CACHE: Dict[tuple, _Profile] = {}
+
+
+class FastRougeScorer:
+    """Drop-in for `RougeScorer(rouge_types, use_stemmer).score/score_multi`, returning f-measures only."""
+
+    def __init__(self, rouge_types: Sequence[str] = DEFAULT_ROUGE_TYPES, use_stemmer: bool = True):
+        self.rouge_types = tuple(rouge_types)
+        self.use_stemmer = bool(use_stemmer)
+        self._plan: List[Tuple[str, int]] = []  # (kind, n)
+        ns = []
+        for t in self.rouge_types:
+            m = _NGRAM_TYPE_RE.match(t)
+            if m:
+                self._plan.append(("ngram", int(m.group(1))))
+                ns.append(int(m.group(1)))
+            elif t == "rougeL":
+                self._plan.append(("lcs", 0))
+            elif t == "rougeLsum":
+                self._plan.append(("lsum", 0))
+            else:
+                raise ValueError(f"invalid rouge type {t!r}; valid: rouge1..rouge9, rougeL, rougeLsum")
+        self._ns = tuple(sorted(set(ns)))
+        self._need_tokens = any(kind != "lsum" for kind, _ in self._plan) or "rougeLsum" in self.rouge_types
+        self._need_sents = "rougeLsum" in self.rouge_types
+        self._key = (self.use_stemmer, self._ns, self._need_tokens, self._need_sents)
+
+    def _profile(self, text: str) -> _Profile:
+        return _Profile(text, self.use_stemmer, self._ns, self._need_tokens, self._need_sents)
+
+    def reference_profile(self, text: str) -> _Profile:
+        key = (self._key, text)
+        prof = _REFERENCE_CACHE.get(key)
+        if prof is None:
+            if len(_REFERENCE_CACHE) >= _REFERENCE_CACHE_MAX:
+                _REFERENCE_CACHE.clear()
+            prof = _REFERENCE_CACHE[key] = self._profile(text)
+        return prof
+
+    def _fmeasures(self, t: _Profile, p: _Profile) -> List[float]:
+        out: List[float] = []
+        lcs = None
+        for kind, n in self._plan:
+            if kind == "ngram":
+                out.append(_score_ngrams(t.ngrams[n], p.ngrams[n]).fmeasure)
+            elif kind == "lcs":
+                if lcs is None:
+                    lcs = _score_lcs(t.tokens, p.tokens)
+                out.append(lcs.fmeasure)
+            else:  # rougeLsum
+                if t.single_line and p.single_line:  # see the module docstring: equal to the summary-level LCS
+                    if lcs is None:
+                        lcs = _score_lcs(t.tokens, p.tokens)
+                    out.append(lcs.fmeasure)
+                else:
+                    out.append(_summary_level_lcs(t.sents, p.sents).fmeasure)
+        return out
+
+    def fmeasures(self, target: str, prediction: str) -> List[float]:
+        """f-measure per rouge type, equal to `RougeScorer.score(target, prediction)[t].fmeasure`."""
+        return self._fmeasures(self.reference_profile(target), self._profile(prediction))
+
+    def fmeasures_multi(self, targets: Sequence[str], prediction: str) -> List[float]:
+        """Equal to `RougeScorer.score_multi(targets, prediction)[t].fmeasure` (max over targets per type)."""
+        if not targets:
+            raise ValueError("no reference")
+        p = self._profile(prediction)
+        rows = [self._fmeasures(self.reference_profile(t), p) for t in targets]
+        if len(rows) == 1:
+            return rows[0]
+        # score_multi takes, per type, the Score at np.argmax of the f-measures: its f-measure is the maximum
+        return [max(col) for col in zip(*rows)]
+
+    def score_items(self, predictions: Sequence[str], targets: Sequence[Sequence[str]]) -> np.ndarray:
+        out = np.zeros((len(predictions), len(self.rouge_types)), dtype=np.float64)
+        for i, (pred, refs) in enumerate(zip(predictions, targets)):
+            out[i] = self.fmeasures_multi(refs, pred)
+        return out
+
+
+def _score_chunk(args) -> np.ndarray:
+    rouge_types, use_stemmer, predictions, targets = args
+    return FastRougeScorer(rouge_types, use_stemmer).score_items(predictions, targets)
+
+
+def _default_jobs() -> int:
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def _normalise_targets(targets: Sequence[Any]) -> List[List[str]]:
+    out = []
+    for i, refs in enumerate(targets):
+        if isinstance(refs, str):
+            refs = [refs]
+        refs = [r for r in (refs or []) if r is not None]
+        if not refs:
+            raise ValueError(f"item {i} has no reference")
+        for r in refs:
+            if not isinstance(r, str):
+                raise ValueError(f"item {i}: references must be strings, got {type(r).__name__}")
+        out.append(refs)
+    return out
+
+
+class RougeMetric(Metric):
+    """ROUGE F-measures (rouge-score), mean over items x 100; max over an item's references.
+
+    Options: `rouge_types` (default rouge1, rouge2, rougeL, rougeLsum), `use_stemmer` (default True),
+    `n_jobs` (worker processes for large inputs; default: the CPUs available; 1 = never fork) and
+    `parallel_threshold` (items above which workers are used; default 2000). Only the first two change values.
+    """
+
+    name = "rouge"
+    OPTIONS = ("rouge_types", "use_stemmer", "n_jobs", "parallel_threshold")
+
+    def __init__(
+        self,
+        rouge_types: Sequence[str] = DEFAULT_ROUGE_TYPES,
+        use_stemmer: bool = True,
+        n_jobs: Optional[int] = None,
+        parallel_threshold: int = 2000,
+    ):
+        if isinstance(rouge_types, str):
+            rouge_types = [rouge_types]
+        rouge_types = tuple(rouge_types)
+        if not rouge_types:
+            raise ValueError("rouge_types is empty; valid: rouge1..rouge9, rougeL, rougeLsum")
+        if len(set(rouge_types)) != len(rouge_types):
+            raise ValueError(f"duplicate rouge types in {list(rouge_types)}")
+        if not isinstance(use_stemmer, bool):
+            raise ValueError(f"use_stemmer must be true or false, got {use_stemmer!r}")
+        self.rouge_types = rouge_types
+        self.use_stemmer = use_stemmer
+        self.n_jobs = _default_jobs() if n_jobs is None else int(n_jobs)
+        self.parallel_threshold = int(parallel_threshold)
+        self._fast = FastRougeScorer(rouge_types, use_stemmer)  # validates the types
+        self.scores = tuple(ScoreInfo(t, higher_is_better=True, scale="0-100") for t in rouge_types)
+
+    def signature(self) -> str:
+        lsum = "|lsum:newline-split" if "rougeLsum" in self.rouge_types else ""
+        return (
+            f"rouge|types:{','.join(self.rouge_types)}|stem:{'yes' if self.use_stemmer else 'no'}{lsum}"
+            f"|agg:mean-fmeasure|version:rouge-score-{_rouge_score_version()}"
+        )
+
+    def reference_scorer(self) -> rouge_scorer.RougeScorer:
+        """The plain rouge-score scorer this metric is identical to."""
+        return rouge_scorer.RougeScorer(list(self.rouge_types), use_stemmer=self.use_stemmer)
+
+    def item_stats(self, predictions: Sequence[str], targets: Sequence[Sequence[str]]) -> np.ndarray:
+        check_lengths(predictions, targets)
+        for i, p in enumerate(predictions):
+            if not isinstance(p, str):
+                raise ValueError(f"prediction {i} is {type(p).__name__}, expected str")
+        targets = _normalise_targets(targets)
+        predictions = list(predictions)
+        n = len(predictions)
+        if n > self.parallel_threshold and self.n_jobs > 1:
+            stats = self._parallel(predictions, targets)
+            if stats is not None:
+                return stats
+        return self._fast.score_items(predictions, targets)
+
+    def _parallel(self, predictions: List[str], targets: List[List[str]]) -> Optional[np.ndarray]:
+        import multiprocessing as mp
+
+        try:
+            ctx = mp.get_context("fork")  # workers inherit the warm caches; spawn would re-import everything
+        except ValueError:  # pragma: no cover - no fork on this platform
+            return None
+        n = len(predictions)
+        n_chunks = self.n_jobs * 4
+        bounds = np.linspace(0, n, n_chunks + 1).astype(int)
+        chunks = [
+            (self.rouge_types, self.use_stemmer, predictions[a:b], targets[a:b])
+            for a, b in zip(bounds[:-1], bounds[1:])
+            if b > a
+        ]
+        try:
+            with ctx.Pool(self.n_jobs) as pool:
+                parts = pool.map(_score_chunk, chunks, chunksize=1)
+        except OSError:  # pragma: no cover - cannot fork (resource limits): do it here
+            return None
+        return np.concatenate(parts, axis=0)
+
+    def aggregate(self, stats: np.ndarray) -> Dict[str, float]:
+        arr = as_stats(stats, len(self.rouge_types))
+        if arr.shape[0] == 0:
+            return {t: float("nan") for t in self.rouge_types}
+        means = arr.mean(axis=0) * 100.0
+        return {t: float(v) for t, v in zip(self.rouge_types, means)}

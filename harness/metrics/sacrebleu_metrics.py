@@ -1,0 +1,155 @@
+"""BLEU, chrF and TER through sacrebleu (corpus level).
+
+predictions: list[str]; targets: list[list[str]] (the references of each item; items may have different numbers of
+references). Per-item statistics are sacrebleu's own segment statistics (`_extract_corpus_statistics`) and the
+aggregate is sacrebleu's `_compute_score_from_stats` on the summed rows, so `aggregate(item_stats(h, r))` equals
+`sacrebleu.metrics.X(**options).corpus_score(h, streams).score` exactly, and a bootstrap over rows is sacrebleu's
+own paired-bootstrap scheme.
+
+Multiple references: sacrebleu takes reference *streams* (one list per reference "column", `None` where an item
+has fewer references); this module transposes the per-item lists into such streams, exactly what sacrebleu does
+for variable numbers of references (`_cache_references` drops the `None`s).
+"""
+from __future__ import annotations
+
+import inspect
+from typing import Any, Dict, List, Optional, Sequence
+
+import numpy as np
+import sacrebleu
+from sacrebleu.metrics import BLEU, CHRF, TER
+
+from .base import Metric, ScoreInfo, as_stats, check_lengths, sequential_sums
+
+
+def _constructor_options(cls: type) -> tuple[str, ...]:
+    params = inspect.signature(cls.__init__).parameters
+    return tuple(p for p in params if p not in ("self", "references"))
+
+
+def references_to_streams(targets: Sequence[Any]) -> tuple[List[List[Optional[str]]], List[int]]:
+    """Per-item reference lists -> sacrebleu reference streams (padded with None) and each item's count."""
+    items: List[List[str]] = []
+    for i, refs in enumerate(targets):
+        if isinstance(refs, str):  # a bare string is one reference, never a sequence of characters
+            refs = [refs]
+        if refs is None:
+            refs = []
+        refs = [r for r in refs if r is not None]
+        if not refs:
+            raise ValueError(f"item {i} has no reference")
+        for r in refs:
+            if not isinstance(r, str):
+                raise ValueError(f"item {i}: references must be strings, got {type(r).__name__}")
+        items.append(refs)
+    n_streams = max((len(r) for r in items), default=0)
+    streams = [[refs[k] if k < len(refs) else None for refs in items] for k in range(n_streams)]
+    return streams, [len(r) for r in items]
+
+
+class _SacrebleuMetric(Metric):
+    SACREBLEU_CLASS: type = BLEU
+    OPTIONS: tuple[str, ...] = ()
+
+    def __init__(self, **options: Any):
+        unknown = sorted(k for k in options if k not in self.OPTIONS)
+        if unknown:
+            raise ValueError(
+                f"unknown option(s) {', '.join(map(repr, unknown))} for metric {self.name!r}; "
+                f"valid options: {', '.join(self.OPTIONS)}"
+            )
+        try:
+            self._metric = self.SACREBLEU_CLASS(**options)
+        except (AssertionError, KeyError, TypeError) as exc:
+            raise ValueError(f"invalid options {options!r} for metric {self.name!r}: {exc!r}") from exc
+        self.options = dict(options)
+        self._ref_counts: set[int] = set()  # numbers of references per item in the latest item_stats call
+
+    # -- sacrebleu plumbing ------------------------------------------------------------------------------------
+    @property
+    def n_stats(self) -> int:
+        raise NotImplementedError
+
+    @property
+    def sacrebleu_metric(self):
+        """The underlying sacrebleu metric object."""
+        return self._metric
+
+    def signature(self) -> str:
+        """sacrebleu's own signature string; `nrefs` reflects the data of the latest `item_stats` call ('var' when
+        the number of references varies across items, 'unknown' before any data), as sacrebleu's does after
+        `corpus_score`."""
+        if not self._ref_counts:
+            num_refs: Any = "unknown"
+        elif len(self._ref_counts) == 1:
+            num_refs = next(iter(self._ref_counts))
+        else:
+            num_refs = -1  # sacrebleu's marker for a variable number of references -> "var"
+        args = dict(self._metric.__dict__)
+        args["num_refs"] = num_refs
+        return self._metric._SIGNATURE_TYPE(args).format()
+
+    def item_stats(self, predictions: Sequence[str], targets: Sequence[Sequence[str]]) -> np.ndarray:
+        check_lengths(predictions, targets)
+        for i, p in enumerate(predictions):
+            if not isinstance(p, str):
+                raise ValueError(f"prediction {i} is {type(p).__name__}, expected str")
+        if len(predictions) == 0:
+            return np.zeros((0, self.n_stats), dtype=np.float64)
+        streams, counts = references_to_streams(targets)
+        stats = self._metric._extract_corpus_statistics(list(predictions), streams)
+        self._ref_counts = set(counts)  # like sacrebleu: the signature describes the latest data scored
+        arr = np.asarray(stats, dtype=np.float64)
+        if arr.shape != (len(predictions), self.n_stats):  # pragma: no cover - guards a sacrebleu change
+            raise RuntimeError(f"unexpected sacrebleu statistics shape {arr.shape}")
+        return arr
+
+    def aggregate(self, stats: np.ndarray) -> Dict[str, float]:
+        arr = as_stats(stats, self.n_stats)
+        # Rows are summed in order, as sacrebleu's `sum_of_lists` does (exact for the integer BLEU/chrF counts,
+        # and the same float additions in the same order for TER's averaged reference lengths).
+        totals = sequential_sums(arr).tolist()
+        score = self._metric._compute_score_from_stats(totals)
+        return {self.scores[0].name: float(score.score)}
+
+
+class BLEUMetric(_SacrebleuMetric):
+    """sacrebleu BLEU. Options: those of `sacrebleu.metrics.BLEU` (tokenize, lowercase, smooth_method, ...)."""
+
+    name = "bleu"
+    scores = (ScoreInfo("bleu", higher_is_better=True, scale="0-100"),)
+    SACREBLEU_CLASS = BLEU
+    OPTIONS = _constructor_options(BLEU)
+
+    @property
+    def n_stats(self) -> int:
+        return 2 + 2 * self._metric.max_ngram_order  # sys_len, ref_len, correct[n], total[n]
+
+
+class CHRFMetric(_SacrebleuMetric):
+    """sacrebleu chrF / chrF++ (word_order=2). Options: those of `sacrebleu.metrics.CHRF`."""
+
+    name = "chrf"
+    scores = (ScoreInfo("chrf", higher_is_better=True, scale="0-100"),)
+    SACREBLEU_CLASS = CHRF
+    OPTIONS = _constructor_options(CHRF)
+
+    @property
+    def n_stats(self) -> int:
+        return 3 * (self._metric.char_order + self._metric.word_order)  # [hyp, ref, match] per order
+
+
+class TERMetric(_SacrebleuMetric):
+    """sacrebleu TER (lower is better). Options: those of `sacrebleu.metrics.TER`."""
+
+    name = "ter"
+    scores = (ScoreInfo("ter", higher_is_better=False, scale="unbounded"),)
+    SACREBLEU_CLASS = TER
+    OPTIONS = _constructor_options(TER)
+
+    @property
+    def n_stats(self) -> int:
+        return 2  # num_edits, (average) reference length
+
+
+SACREBLEU_VERSION = sacrebleu.__version__

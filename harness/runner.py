@@ -1,0 +1,248 @@
+"""Evaluate submissions on tasks: one record per (submission, task) cell.
+
+A job is one submission on a set of tasks. Predictions are keyed by the submission's files, the task's inputs and
+its prompt/generation settings; scores by that plus the metric settings. A cell whose keys match its stored
+record is not evaluated again; a cell whose predictions match but whose metrics changed is rescored from the
+stored predictions without loading a model.
+"""
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import platform
+import sys
+from importlib import metadata
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Optional, Sequence
+
+from harness import __version__, store
+from harness.config import config_hash
+from harness.data import Example, data_files, load_examples, sha256_file
+from harness.errors import HarnessError, SubmissionError
+from harness.submission import Submission, load_submission, submission_sha256
+
+FAILED = ("invalid", "refused", "load-error", "timeout", "out-of-memory", "crashed", "bad-output")
+LIBRARIES = ("torch", "transformers", "datasets", "tokenizers", "sacrebleu", "rouge-score", "numpy", "pandas",
+             "hydra-core", "omegaconf")
+
+
+@functools.lru_cache(maxsize=None)
+def library_versions() -> Dict[str, Optional[str]]:
+    versions: Dict[str, Optional[str]] = {}
+    for name in LIBRARIES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = None
+    return versions
+
+
+def _sha(data: Any) -> str:
+    return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode("utf-8")).hexdigest()
+
+
+class Cell:
+    """What is known about one (submission, task) cell while it is evaluated."""
+
+    def __init__(self, task: Any, submission_name: str, submission_sha: str, run_cfg: Any):
+        from omegaconf import OmegaConf
+
+        from harness.isolation import child_task_config
+
+        self.task = task
+        self.submission = submission_name
+        files = {str(p): sha256_file(p) if p.is_file() else None for p in data_files(task.data)}
+        self.data_sha256 = files
+        self.task_hash = config_hash(task)
+        inputs_key = {"data": OmegaConf.to_container(task.data, resolve=True), "files": sorted(files.values(), key=str),
+                      "fields": OmegaConf.to_container(task.fields, resolve=True), "model_side": child_task_config(task)}
+        self.prediction_key = _sha({"submission": submission_sha, "inputs": inputs_key, "device": run_cfg.device})
+        metric_side = {"metrics": list(task.metrics), "options": OmegaConf.to_container(task.metric_options, resolve=True),
+                       "primary": task.primary_metric, "versions": library_versions()}
+        self.score_key = _sha({"predictions": self.prediction_key, "metrics": metric_side, "harness": __version__})
+
+
+def provenance(cell: Cell, submission_sha: Optional[str], run_cfg: Any) -> Dict[str, Any]:
+    return {"harness": __version__, "python": platform.python_version(), "libraries": library_versions(),
+            "task_config_sha256": cell.task_hash, "data_sha256": cell.data_sha256,
+            "submission_sha256": submission_sha,
+            "run_config_sha256": config_hash({"device": run_cfg.device, "seed": run_cfg.seed})}
+
+
+def make_record(cell: Cell, submission: Optional[Submission], status: str, *, submission_sha: Optional[str],
+                run_cfg: Any, scored: Any = None, reason: str = "", log: str = "", extra_counts=None) -> Dict[str, Any]:
+    manifest = submission.manifest if submission else None
+    record: Dict[str, Any] = {
+        "submission": cell.submission, "team": manifest.team if manifest else None,
+        "submission_kind": manifest.kind if manifest else None, "task": cell.task.name, "task_kind": cell.task.kind,
+        "status": status, "reason": reason, "log": log, "primary_metric": cell.task.primary_metric,
+        "primary": None, "scores": {}, "higher_is_better": {}, "signatures": {}, "counts": {},
+        "keys": {"predictions": cell.prediction_key, "scores": cell.score_key},
+        "provenance": provenance(cell, submission_sha, run_cfg),
+    }
+    if scored is not None:
+        record.update(scores=scored.scores, higher_is_better=scored.higher_is_better, signatures=scored.signatures,
+                      primary=scored.scores[cell.task.primary_metric], counts=dict(scored.counts))
+    record["counts"].update(extra_counts or {})
+    return record
+
+
+class Evaluator:
+    """Evaluates submissions on a set of tasks and writes their records to the store."""
+
+    def __init__(self, run_cfg: Any, tasks: Dict[str, Any], echo: Callable[[str], None] = print):
+        self.cfg = run_cfg
+        self.tasks = tasks
+        self.results = Path(run_cfg.paths.results)
+        self.echo = echo
+        self.models_loaded = 0
+        self._examples: Dict[str, List[Example]] = {}
+
+    def examples(self, task: Any) -> List[Example]:
+        if task.name not in self._examples:
+            self._examples[task.name] = load_examples(task)
+        return self._examples[task.name]
+
+    def evaluate(self, folder: Path) -> List[Dict[str, Any]]:
+        """Every task's record for the submission in `folder` (from the cache where its keys match)."""
+        try:
+            submission = load_submission(folder)
+        except SubmissionError as e:
+            return self._reject(folder.name, e)
+        sub_sha = submission_sha256(folder)
+        cells = {name: Cell(task, submission.name, sub_sha, self.cfg) for name, task in self.tasks.items()}
+        records: Dict[str, Dict[str, Any]] = {}
+        to_predict: List[Cell] = []
+        for name, cell in cells.items():
+            cached = store.read_record(self.results, submission.name, name)
+            if cached and cached["keys"] == {"predictions": cell.prediction_key, "scores": cell.score_key}:
+                records[name] = cached
+            elif cached and cached["keys"]["predictions"] == cell.prediction_key and cached["status"] == "ok":
+                records[name] = self._rescore(submission, sub_sha, cell)
+            else:
+                to_predict.append(cell)
+        if to_predict:
+            for record in self._predict(submission, sub_sha, to_predict):
+                records[record["task"]] = record
+        return [records[name] for name in sorted(records)]
+
+    def _reject(self, folder_name: str, error: SubmissionError) -> List[Dict[str, Any]]:
+        out = []
+        for name, task in sorted(self.tasks.items()):
+            cell = Cell(task, folder_name, "", self.cfg)
+            record = make_record(cell, None, error.status, submission_sha=None, run_cfg=self.cfg, reason=str(error))
+            store.write_cell(self.results, record, None)
+            out.append(record)
+        return out
+
+    def _rescore(self, submission: Submission, sub_sha: str, cell: Cell) -> Dict[str, Any]:
+        rows = store.read_predictions(self.results, submission.name, cell.task.name)
+        cached = store.read_record(self.results, submission.name, cell.task.name) or {}
+        extra = {k: v for k, v in cached.get("counts", {}).items() if k == "truncated"}
+        return self._score_and_store(submission, sub_sha, cell, {r["id"]: r["prediction"] for r in rows if r["id"] is not None},
+                                     extra, unknown=cached.get("counts", {}).get("unknown", 0))
+
+    def _predict(self, submission: Submission, sub_sha: str, cells: List[Cell]) -> List[Dict[str, Any]]:
+        kind = submission.manifest.kind
+        if kind == "predictions":
+            return [self._from_file(submission, sub_sha, cell) for cell in cells]
+        if kind == "baseline":
+            return [self._from_baseline(submission, sub_sha, cell) for cell in cells]
+        return self._from_model(submission, sub_sha, cells)
+
+    def _score_and_store(self, submission: Submission, sub_sha: str, cell: Cell, predictions: Dict[str, Any],
+                         extra_counts: Dict[str, int], unknown: Optional[int] = None) -> Dict[str, Any]:
+        from harness.scoring import score
+
+        examples = self.examples(cell.task)
+        try:
+            scored = score(cell.task, examples, predictions)
+        except SubmissionError as e:
+            return self._fail(submission, sub_sha, cell, e.status, str(e))
+        if unknown is not None:
+            scored.counts["unknown"] = unknown
+        record = make_record(cell, submission, "ok", submission_sha=sub_sha, run_cfg=self.cfg, scored=scored,
+                             extra_counts=extra_counts)
+        rows = [{"id": e.id, "prediction": predictions.get(e.id)} for e in examples]
+        store.write_cell(self.results, record, rows)
+        return record
+
+    def _fail(self, submission: Optional[Submission], sub_sha: str, cell: Cell, status: str, reason: str,
+              log: str = "") -> Dict[str, Any]:
+        record = make_record(cell, submission, status, submission_sha=sub_sha, run_cfg=self.cfg, reason=reason, log=log)
+        store.write_cell(self.results, record, None)
+        return record
+
+    def _mark(self, submission: Submission, sub_sha: str, cell: Cell, status: str, reason: str) -> Dict[str, Any]:
+        """A cell that is not a failure and has no score: not-submitted, n/a."""
+        return self._fail(submission, sub_sha, cell, status, reason)
+
+    def _from_file(self, submission: Submission, sub_sha: str, cell: Cell) -> Dict[str, Any]:
+        from harness.models.predictions import predictions_file, read_predictions
+        from tasks import kind_of
+
+        path = predictions_file(submission.folder, cell.task.name)
+        if not path.is_file():
+            return self._mark(submission, sub_sha, cell, "not-submitted", f"no predictions/{cell.task.name}.jsonl")
+        check = functools.partial(kind_of(cell.task).check_prediction, cell.task)
+        try:
+            predictions = read_predictions(path, check)
+        except SubmissionError as e:
+            return self._fail(submission, sub_sha, cell, e.status, str(e))
+        return self._score_and_store(submission, sub_sha, cell, predictions, {})
+
+    def _from_baseline(self, submission: Submission, sub_sha: str, cell: Cell) -> Dict[str, Any]:
+        from harness.models.baselines import BASELINES
+
+        task = cell.task
+        examples = self.examples(task)
+        train = functools.partial(load_examples, task, task.train, "train") if task.train is not None else (lambda: None)
+        predictions = BASELINES[submission.manifest.baseline](task, [e.inputs for e in examples], train)
+        if predictions is None:
+            return self._mark(submission, sub_sha, cell, "n/a",
+                              f"baseline {submission.manifest.baseline} does not cover {task.kind} tasks"
+                              + ("" if task.train is not None or task.kind not in ("classification", "language_modeling")
+                                 else " without a train split"))
+        return self._score_and_store(submission, sub_sha, cell, {e.id: p for e, p in zip(examples, predictions)}, {})
+
+    def _from_model(self, submission: Submission, sub_sha: str, cells: List[Cell]) -> List[Dict[str, Any]]:
+        from harness.isolation import run_job
+
+        records, runnable = [], []
+        for cell in cells:
+            examples = self.examples(cell.task)
+            if examples and not any(e.inputs for e in examples):
+                records.append(self._mark(submission, sub_sha, cell, "n/a",
+                                          "the task has references only; only predictions entries can be scored"))
+            else:
+                runnable.append((cell, examples))
+        if not runnable:
+            return records
+        manifest = submission.manifest
+        trust = manifest.trust_remote_code and manifest.name in self.cfg.allow_remote_code
+        model = {"kind": manifest.kind, "location": submission.model_location(), "dtype": manifest.dtype,
+                 "trust_remote_code": trust}
+        self.echo(f"running {manifest.name} on {', '.join(c.task.name for c, _ in runnable)}")
+        self.models_loaded += 1
+        outcome = run_job(model, [(c.task, ex) for c, ex in runnable], device=self.cfg.device,
+                          batch_size=self.cfg.batch_size, progress=self.cfg.progress)
+        for cell, _ in runnable:
+            name = cell.task.name
+            if name in outcome.failures:
+                status, reason, log = outcome.failures[name]
+                records.append(self._fail(submission, sub_sha, cell, status, reason, log))
+            else:
+                meta = outcome.meta[name]
+                records.append(self._score_and_store(submission, sub_sha, cell, outcome.predictions[name],
+                                                     {"truncated": int(meta.get("truncated", 0))}))
+        return records
+
+
+def evaluate_all(run_cfg: Any, tasks: Dict[str, Any], folders: Sequence[Path],
+                 echo: Callable[[str], None] = print) -> List[Dict[str, Any]]:
+    evaluator = Evaluator(run_cfg, tasks, echo)
+    records: List[Dict[str, Any]] = []
+    for folder in folders:
+        records.extend(evaluator.evaluate(folder))
+    return records

@@ -1,0 +1,61 @@
+"""Scoring in the parent process: predictions + references -> scores, signatures and counts."""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Mapping, Sequence
+
+from harness.data import Example
+from harness.errors import ConfigError, SubmissionError
+
+
+@dataclass
+class Scored:
+    scores: Dict[str, float]
+    higher_is_better: Dict[str, bool]
+    signatures: Dict[str, str]
+    counts: Dict[str, int]
+    predictions: List[Any] = field(default_factory=list)  # one per example, in example order (missing filled)
+
+
+def metric_options(task: Any, name: str) -> Dict[str, Any]:
+    from omegaconf import OmegaConf
+
+    options = task.metric_options.get(name, {}) if task.metric_options else {}
+    options = OmegaConf.to_container(options) if OmegaConf.is_config(options) else dict(options)
+    if name == "classification":
+        options.setdefault("labels", list(task.labels.values()))
+    return options
+
+
+def score(task: Any, examples: Sequence[Example], predictions: Mapping[str, Any]) -> Scored:
+    from harness.metrics import build_metric
+    from tasks import kind_of
+
+    kind = kind_of(task)
+    known = {example.id for example in examples}
+    missing = sum(1 for example in examples if example.id not in predictions)
+    fill = kind.missing_prediction(task) if missing else None
+    ordered = [predictions.get(example.id, fill) for example in examples]
+    metric_preds, targets = kind.metric_inputs(task, examples, ordered)
+    scored = Scored({}, {}, {}, {"examples": len(examples), "missing": missing,
+                                 "unknown": sum(1 for i in predictions if i not in known)}, ordered)
+    for name in task.metrics:
+        try:
+            metric = build_metric(name, metric_options(task, name))
+        except ValueError as e:
+            raise ConfigError(f"task {task.name}: metrics: {e}") from e
+        values = metric.aggregate(metric.item_stats(metric_preds, targets))
+        for info in metric.scores:
+            if info.name not in values:
+                continue
+            scored.scores[info.name] = float(values[info.name])
+            scored.higher_is_better[info.name] = info.higher_is_better
+        scored.signatures[name] = metric.signature()
+    if task.primary_metric not in scored.scores:
+        raise ConfigError(f"task {task.name}: primary_metric {task.primary_metric!r} is not a score of its metrics "
+                          f"({', '.join(sorted(scored.scores))})")
+    bad = sorted(name for name, value in scored.scores.items() if not math.isfinite(value))
+    if bad:
+        raise SubmissionError(f"scores {', '.join(bad)} are not finite numbers", status="bad-output")
+    return scored

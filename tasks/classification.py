@@ -1,0 +1,66 @@
+"""Classification: pick the label whose verbaliser the model finds most likely (or generate it); accuracy, macro-F1."""
+from __future__ import annotations
+
+from typing import Any, List, Mapping, Optional, Sequence, Tuple
+
+from harness.data import Example
+from harness.errors import ConfigError
+from tasks.base import mapped_inputs, render_prompt, require_fields
+
+
+class Classification:
+    name = "classification"
+    input_fields = ("text",)
+    default_truncate_field = "text"
+
+    def label_names(self, task: Any) -> List[str]:
+        if not task.labels:
+            raise ConfigError(f"task {task.name}: a classification task needs `labels` (dataset value -> label text)")
+        return list(task.labels.values())
+
+    def make_example(self, task: Any, example_id: str, fields: Mapping[str, Any], where: str) -> Example:
+        require_fields(self.name, fields, ["label"], where)
+        raw = str(fields["label"])
+        if raw not in task.labels:
+            raise ConfigError(f"{where}: example {example_id!r} has label {raw!r}, which is not in the task's "
+                              f"labels ({', '.join(map(repr, task.labels))})")
+        return Example(example_id, mapped_inputs(fields, self.input_fields), task.labels[raw])
+
+    def requests(self, task: Any, inputs: Sequence[Mapping[str, Any]]) -> List[Any]:
+        from harness.requests import GenerateRequest, LoglikelihoodRequest
+
+        cut_field = task.truncate_field or self.default_truncate_field
+        out: List[Any] = []
+        for item in inputs:
+            prompt, cut = render_prompt(task, item, cut_field)
+            if task.classify_by == "generate":
+                out.append(GenerateRequest(prompt, task.generation.max_new_tokens, tuple(task.generation.stop), cut))
+            else:  # one request per label, sharing the context
+                out.append([LoglikelihoodRequest(prompt, " " + label, cut) for label in self.label_names(task)])
+        return out
+
+    def predictions(self, task: Any, answers: Sequence[Any]) -> List[Any]:
+        labels = self.label_names(task)
+        if task.classify_by == "generate":
+            return [_match_label(answer.text, labels) for answer in answers]
+        # argmax of the verbaliser log-likelihoods; the first label wins an exact tie (deterministic)
+        return [labels[max(range(len(labels)), key=lambda i: (choice[i].logprob, -i))] for choice in answers]
+
+    def check_prediction(self, task: Any, value: Any) -> Optional[str]:
+        labels = self.label_names(task)
+        if value in labels:
+            return None
+        return f"{value!r} is not one of the task's labels ({', '.join(map(repr, labels))})"
+
+    def missing_prediction(self, task: Any) -> Any:
+        return None  # no label: wrong for accuracy, in no class for F1
+
+    def metric_inputs(self, task: Any, examples: Sequence[Example], predictions: Sequence[Any]) -> Tuple[list, list]:
+        return list(predictions), [example.target for example in examples]
+
+
+def _match_label(text: str, labels: Sequence[str]) -> Optional[str]:
+    """A generated answer names a label when, stripped and case-folded, it starts with exactly that label."""
+    answer = text.strip().casefold()
+    hits = [label for label in labels if answer.startswith(label.casefold())]
+    return max(hits, key=len) if hits else None

@@ -1,0 +1,18 @@
+"""Extractive question answering (SQuAD v1.1 style): generate an answer from context + question; EM and F1."""
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+from harness.data import Example
+from tasks.base import GenerationKind, as_references, mapped_inputs, require_fields
+
+
+class QuestionAnswering(GenerationKind):
+    name = "qa"
+    input_fields = ("context", "question")
+    default_truncate_field = "context"  # keep the instruction and the question, cut the passage
+
+    def make_example(self, task: Any, example_id: str, fields: Mapping[str, Any], where: str) -> Example:
+        require_fields(self.name, fields, ["answers"], where)
+        inputs = mapped_inputs(fields, self.input_fields)
+        return Example(example_id, inputs, as_references(fields["answers"], example_id, where))
