@@ -55,20 +55,28 @@ def compose(overrides: Sequence[str]) -> Any:
 
 
 def available(group: str, overrides: Sequence[str] = ()) -> List[str]:
-    from hydra import initialize_config_module
-    from hydra.core.global_hydra import GlobalHydra
+    """Config names in a group (task, suite) across the search path: the shipped tasks plus user folders."""
+    from importlib import resources
 
-    from harness.config import register_configs
-
-    register_configs()
-    GlobalHydra.instance().clear()
-    searchpath = [o for o in _with_default_searchpath(overrides) if o.lstrip("+").startswith("hydra.searchpath=")]
-    with initialize_config_module("harness.conf", version_base="1.3"):
-        from hydra import compose as hydra_compose
-
-        hydra_compose("config", overrides=searchpath)  # registers the config's search path, then list
-        loader = GlobalHydra.instance().config_loader()
-        return sorted(o for o in loader.get_group_options(group) if not o.endswith("_schema"))
+    roots = [DEFAULT_SEARCHPATH]
+    for item in _with_default_searchpath(overrides):
+        key, _, value = item.partition("=")
+        if key.lstrip("+") == "hydra.searchpath":
+            roots = [p.strip().strip("'\"") for p in value.strip().strip("[]").split(",") if p.strip()]
+    names = set()
+    for root in roots:
+        if root.startswith("pkg://"):
+            package, _, sub = root[len("pkg://"):].partition("/")
+            try:
+                folder = resources.files(package.replace("/", "."))
+            except ModuleNotFoundError:
+                continue
+            folder = folder.joinpath(sub, group) if sub else folder.joinpath(group)
+        else:
+            folder = Path(root.removeprefix("file://")) / group
+        if folder.is_dir():
+            names.update(entry.name[:-5] for entry in folder.iterdir() if entry.name.endswith(".yaml"))
+    return sorted(names)
 
 
 def usage(command: Optional[str] = None, overrides: Sequence[str] = ()) -> str:

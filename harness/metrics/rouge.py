@@ -86,19 +86,19 @@ class _Profile:
 
     __slots__ = ("tokens", "ngrams", "sents", "single_line")
 
-    def __init__(self, text: str, use_stemmer: bool, ns: Tuple[int, ...], need_tokens: bool, need_sents: bool):
+    def __init__(self, text: str, use_stemmer: bool, ns: Tuple[int, ...], need_sents: bool):
         stemmer = _stemmer(use_stemmer)
-        tok = rouge_tokenize.tokenize
-        self.tokens: Tuple[str, ...] = tuple(tok(text, stemmer)) if need_tokens else ()
+        tok = rouge_tokenize.tokenize  # what DefaultTokenizer(use_stemmer).tokenize calls
+        self.tokens: Tuple[str, ...] = tuple(tok(text, stemmer))
         self.ngrams = {n: _create_ngrams(self.tokens, n) for n in ns}
         self.single_line = "\n" not in text
-        if need_sents and not (self.single_line and need_tokens):
-            # RougeScorer.score's get_sents with split_summaries=False: split on "\n", drop empty strings
-            self.sents: List[Tuple[str, ...]] = [tuple(tok(s, stemmer)) for s in text.split("\n") if len(s)]
-        elif need_sents:
+        if not need_sents:
+            self.sents: List[Tuple[str, ...]] = []
+        elif self.single_line:
             self.sents = [self.tokens] if len(text) else []  # the only sentence is the text itself
         else:
-            self.sents = []
+            # RougeScorer.score's get_sents with split_summaries=False: split on "\n", drop empty strings
+            self.sents = [tuple(tok(s, stemmer)) for s in text.split("\n") if len(s)]
 
 
 _REFERENCE_CACHE: Dict[tuple, _Profile] = {}
@@ -124,12 +124,11 @@ class FastRougeScorer:
             else:
                 raise ValueError(f"invalid rouge type {t!r}; valid: rouge1..rouge9, rougeL, rougeLsum")
         self._ns = tuple(sorted(set(ns)))
-        self._need_tokens = any(kind != "lsum" for kind, _ in self._plan) or "rougeLsum" in self.rouge_types
         self._need_sents = "rougeLsum" in self.rouge_types
-        self._key = (self.use_stemmer, self._ns, self._need_tokens, self._need_sents)
+        self._key = (self.use_stemmer, self._ns, self._need_sents)
 
     def _profile(self, text: str) -> _Profile:
-        return _Profile(text, self.use_stemmer, self._ns, self._need_tokens, self._need_sents)
+        return _Profile(text, self.use_stemmer, self._ns, self._need_sents)
 
     def reference_profile(self, text: str) -> _Profile:
         key = (self._key, text)
@@ -274,6 +273,12 @@ class RougeMetric(Metric):
             ctx = mp.get_context("fork")  # workers inherit the warm caches; spawn would re-import everything
         except ValueError:  # pragma: no cover - no fork on this platform
             return None
+        # Profile the references here first: the forked workers inherit them, and they stay cached in this
+        # process for the next call on the same references (other submissions), which then only tokenises
+        # the predictions.
+        for refs in targets:
+            for ref in refs:
+                self._fast.reference_profile(ref)
         n = len(predictions)
         n_chunks = self.n_jobs * 4
         bounds = np.linspace(0, n, n_chunks + 1).astype(int)

@@ -1,0 +1,647 @@
+"""HuggingFace transformers backends: decoder-only (`HFCausalBackend`) and encoder-decoder (`HFSeq2SeqBackend`).
+
+Both answer the three request types of `harness.requests` in batches and return results in request order.
+Decisions that change numbers, in one place:
+
+* Batching sorts requests longest first and restores order afterwards. Decoder-only inputs are padded on the
+  LEFT (for generation and scoring alike) with an attention mask and position ids counted from the first real
+  token, so a row's result does not depend on its batch neighbours (float noise aside). Models whose forward
+  takes no `position_ids` (ALiBi models such as BLOOM) derive positions from the mask themselves.
+* Special tokens: the tokenizer's own prefix (e.g. Llama's BOS) is kept on decoder-only inputs; a suffix it
+  appends (an EOS) is dropped there, since it would tell the model the text had ended. Encoder inputs keep both.
+* Causal log-likelihood follows lm-evaluation-harness: trailing whitespace of the context moves to the
+  continuation, then the continuation's tokens are `tok(context + continuation)[len(tok(context)):]` and the
+  model sees `tok(context) + those tokens`. An empty context is replaced by BOS (EOS when there is none).
+* Seq2seq log-likelihood: context -> encoder (with the tokenizer's special tokens, e.g. T5's EOS), continuation
+  -> decoder labels WITHOUT an appended EOS: we score "the answer starts with this text", as the causal backend
+  does, so both kinds rank choices the same way and an EOS probability does not favour short choices.
+* Truncation keeps the start of the `cut` span, cutting its end token-wise just enough to fit; then, if
+  needed, drops tokens from the left (after the tokenizer's prefix). Results say `truncated=True`.
+* Generation is pure greedy: only token-id settings are taken from the model's generation config (no beams,
+  length or repetition rules a checkpoint may ship with), so every submission is decoded the same way.
+"""
+from __future__ import annotations
+
+import inspect
+import itertools
+import logging
+from typing import Callable, Hashable, Optional, Sequence, Tuple, TypeVar
+
+import torch
+from tqdm import tqdm
+from transformers import (
+    AutoModelForCausalLM,
+    AutoModelForSeq2SeqLM,
+    AutoTokenizer,
+    GenerationConfig,
+    PreTrainedTokenizerBase,
+    StoppingCriteria,
+    StoppingCriteriaList,
+)
+from transformers.modeling_outputs import BaseModelOutput
+
+from harness.requests import (
+    GenerateRequest,
+    Generation,
+    Loglikelihood,
+    LoglikelihoodRequest,
+    RollingLoglikelihood,
+    RollingRequest,
+)
+
+logger = logging.getLogger(__name__)
+
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+# transformers sets model_max_length to 1e30 when a tokenizer does not know its limit; anything above this is that.
+_SANE_TOKENIZER_MAX = 1_000_000
+# T5-style relative positions have no hard limit; 512 is the length such models were pre-trained with.
+_RELATIVE_POSITIONS_MAX = 512
+_CONFIG_LENGTH_KEYS = ("n_positions", "max_position_embeddings", "n_ctx")
+_AUTO_BATCH_START = 64
+
+T = TypeVar("T")
+Span = Optional[Tuple[int, int]]
+
+
+# ---------------------------------------------------------------- settings
+
+
+def resolve_device(device: str) -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    resolved = torch.device(device)
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {device!r} asked for, but CUDA is not available")
+    return resolved
+
+
+def resolve_dtype(dtype: str, device: torch.device) -> torch.dtype:
+    if dtype == "auto":
+        return torch.bfloat16 if device.type == "cuda" else torch.float32
+    if dtype not in DTYPES:
+        raise ValueError(f"dtype must be 'auto' or one of {sorted(DTYPES)}, got {dtype!r}")
+    return DTYPES[dtype]
+
+
+def parse_batch_size(batch_size: int | str) -> tuple[int, bool]:
+    """Returns (batch size, auto). "auto" / "auto:N" start at 64 / N and halve on CUDA out-of-memory."""
+    if isinstance(batch_size, str):
+        text = batch_size.strip().lower()
+        if text == "auto":
+            return _AUTO_BATCH_START, True
+        if text.startswith("auto:"):
+            return _positive_int(text[len("auto:"):], "batch_size"), True
+        return _positive_int(text, "batch_size"), False
+    return _positive_int(batch_size, "batch_size"), False
+
+
+def _positive_int(value, name: str) -> int:
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a positive integer, 'auto' or 'auto:N', got {value!r}") from None
+    if number < 1 or isinstance(value, bool) or (isinstance(value, float) and value != number):
+        raise ValueError(f"{name} must be a positive integer, 'auto' or 'auto:N', got {value!r}")
+    return number
+
+
+# ---------------------------------------------------------------- tokens
+
+
+def special_affixes(tokenizer: PreTrainedTokenizerBase) -> tuple[list[int], list[int]]:
+    """The ids the tokenizer puts before and after a text when adding special tokens (e.g. [BOS], [EOS])."""
+    probe = "Hello world"
+    plain = tokenizer(probe, add_special_tokens=False)["input_ids"]
+    full = tokenizer(probe)["input_ids"]
+    for start in range(len(full) - len(plain) + 1):
+        if full[start:start + len(plain)] == plain:
+            return full[:start], full[start + len(plain):]
+    raise ValueError("the tokenizer's special tokens are not a plain prefix/suffix of the text; unsupported")
+
+
+def truncate_prompt(
+    tokenizer: PreTrainedTokenizerBase, text: str, ids: list[int], cut: Span, budget: int
+) -> tuple[list[int], bool]:
+    """Fit `ids` (the special-token-free encoding of `text`) into `budget` tokens.
+
+    First the END of the `cut` character span loses tokens (only tokens lying wholly inside the span), so the
+    span's beginning and everything outside it (instruction, question) survive; if that is not enough, tokens
+    are dropped from the left. Returns (ids, truncated).
+    """
+    if budget < 0:
+        raise ValueError(f"negative token budget {budget}")
+    excess = len(ids) - budget
+    if excess <= 0:
+        return list(ids), False
+    if cut is not None:
+        if not tokenizer.is_fast:
+            raise ValueError("cutting a character span needs a fast tokenizer (for offsets)")
+        encoding = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
+        if encoding["input_ids"] != list(ids):
+            raise ValueError("ids do not match the tokenizer's encoding of the text")
+        start, end = cut
+        inside = [i for i, (s, e) in enumerate(encoding["offset_mapping"]) if s >= start and e <= end and e > s]
+        dropped = set(inside[len(inside) - min(excess, len(inside)):])
+        ids = [token for i, token in enumerate(ids) if i not in dropped]
+        excess -= len(dropped)
+    if excess > 0:
+        ids = ids[excess:]
+    return list(ids), True
+
+
+def rolling_windows(n_tokens: int, window: int, stride: int) -> list[tuple[int, int, int]]:
+    """Windows over a sequence `[start] + tokens` (length n_tokens + 1) scoring every token exactly once.
+
+    Returns (begin, end, n_new): the model reads positions [begin, end), which predict positions
+    begin+1 .. end, and only the last n_new of those (not scored by an earlier window) count. Windows start every
+    `stride` positions, so every token after the first window is scored with at least window - stride + 1
+    tokens of context (the HF "perplexity of fixed-length models" scheme).
+    """
+    if not 1 <= stride <= window:
+        raise ValueError(f"need 1 <= stride <= window, got stride={stride}, window={window}")
+    windows, scored, begin = [], 0, 0
+    while scored < n_tokens:
+        end = min(begin + window, n_tokens)
+        windows.append((begin, end, end - scored))
+        scored, begin = end, begin + stride
+    return windows
+
+
+def _pad(rows: Sequence[Sequence[int]], pad_id: int, left: bool, device) -> tuple[torch.Tensor, torch.Tensor]:
+    width = max(len(row) for row in rows)
+    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(rows), width), dtype=torch.long)
+    for i, row in enumerate(rows):
+        span = slice(width - len(row), width) if left else slice(0, len(row))
+        ids[i, span] = torch.tensor(row, dtype=torch.long)
+        mask[i, span] = 1
+    return ids.to(device), mask.to(device)
+
+
+def _sum_logprobs(logits: torch.Tensor, targets: torch.Tensor, scored: torch.Tensor) -> list[tuple[float, bool]]:
+    """Per row: (sum of log p(target) over scored positions, every scored target is the argmax).
+
+    `logits` holds only the positions that predict `targets` ([batch, k, vocab]), so the float32 log-softmax
+    never materialises over the whole sequence.
+    """
+    logprobs = torch.log_softmax(logits.float(), dim=-1)
+    token_logprobs = logprobs.gather(-1, targets.unsqueeze(-1)).squeeze(-1)
+    # where(), not a product: a padded position may hold NaN and NaN * 0 is NaN.
+    token_logprobs = torch.where(scored, token_logprobs, torch.zeros_like(token_logprobs))
+    greedy = (logprobs.argmax(dim=-1) == targets) | ~scored
+    sums = token_logprobs.double().sum(dim=-1).tolist()
+    return list(zip(sums, greedy.all(dim=-1).tolist()))
+
+
+def _aligned_targets(targets: Sequence[Sequence[int]], width: int, right: bool, device):
+    """[batch, width] targets and a mask, each row aligned to the right (left padding) or the left."""
+    padded = torch.zeros((len(targets), width), dtype=torch.long)
+    scored = torch.zeros((len(targets), width), dtype=torch.bool)
+    for i, row in enumerate(targets):
+        span = slice(width - len(row), width) if right else slice(0, len(row))
+        padded[i, span] = torch.tensor(row, dtype=torch.long)
+        scored[i, span] = True
+    return padded.to(device), scored.to(device)
+
+
+def cut_at_stop(text: str, stops: Sequence[str]) -> str:
+    """`text` up to the earliest occurrence of any stop string."""
+    positions = [text.find(stop) for stop in stops]
+    found = [p for p in positions if p >= 0]
+    return text[:min(found)] if found else text
+
+
+class _StopStrings(StoppingCriteria):
+    """Marks a row finished once its new text contains one of its stop strings (or it produced EOS).
+
+    generate() freezes finished rows and stops when all are finished, so a batch ends as soon as every row has
+    hit a stop string or EOS rather than running to max_new_tokens.
+    """
+
+    def __init__(self, tokenizer, stops: Sequence[Sequence[str]], new_from: int, eos_ids: set[int]):
+        self.tokenizer, self.stops, self.new_from, self.eos_ids = tokenizer, stops, new_from, eos_ids
+        self.finished = [False] * len(stops)
+
+    def __call__(self, input_ids: torch.LongTensor, scores, **kwargs) -> torch.BoolTensor:
+        new_tokens = input_ids[:, self.new_from:].tolist()  # one device->host copy per step
+        for row, stops in enumerate(self.stops):
+            if self.finished[row] or not stops:
+                continue
+            if self.eos_ids.intersection(new_tokens[row]):
+                self.finished[row] = True  # already frozen by generate(); spares decoding it again
+                continue
+            text = self.tokenizer.decode(new_tokens[row], skip_special_tokens=True)
+            self.finished[row] = any(stop in text for stop in stops)
+        return torch.tensor(self.finished, dtype=torch.bool, device=input_ids.device)
+
+
+def _validate_generate(request: GenerateRequest) -> None:
+    if request.max_new_tokens < 1:
+        raise ValueError(f"max_new_tokens must be >= 1, got {request.max_new_tokens}")
+    if any(stop == "" for stop in request.stop):
+        raise ValueError("empty stop string")
+    _validate_span(request.cut, request.prompt)
+
+
+def _validate_span(cut: Span, text: str) -> None:
+    if cut is not None and not 0 <= cut[0] <= cut[1] <= len(text):
+        raise ValueError(f"cut span {cut} is not inside a text of {len(text)} characters")
+
+
+# ---------------------------------------------------------------- backends
+
+
+class _HFBackend:
+    """Loading, batching and tokenization shared by the two model kinds."""
+
+    kind: str
+    _auto_class: type
+
+    def __init__(
+        self,
+        model_path: str,
+        *,
+        device: str = "auto",
+        dtype: str = "auto",
+        batch_size: int | str = 8,
+        trust_remote_code: bool = False,
+        max_length: int | None = None,
+        progress: bool = False,
+    ):
+        self.model_path = model_path
+        self.device = resolve_device(device)
+        self.dtype = resolve_dtype(dtype, self.device)
+        self.batch_size, self._auto_batch = parse_batch_size(batch_size)
+        self.progress = progress
+        self.tokenizer = AutoTokenizer.from_pretrained(model_path, trust_remote_code=trust_remote_code)
+        # use_safetensors=True refuses pickled (.bin) weights, which can run arbitrary code when loaded.
+        self.model = self._auto_class.from_pretrained(
+            model_path, dtype=self.dtype, use_safetensors=True, trust_remote_code=trust_remote_code
+        )
+        self.model.to(self.device).eval()
+        self._ensure_pad_token()
+        self.max_length = self._resolve_max_length(max_length)
+        self._prefix, self._suffix = special_affixes(self.tokenizer)
+        self._eos_ids = self._collect_eos_ids()
+
+    # -- setup
+
+    def _ensure_pad_token(self) -> None:
+        if self.tokenizer.pad_token_id is not None:
+            return
+        if self.tokenizer.eos_token is None:
+            raise ValueError(f"{self.model_path}: the tokenizer has neither a pad nor an eos token to pad with")
+        self.tokenizer.pad_token = self.tokenizer.eos_token  # pads are masked out, any id would do
+
+    def _resolve_max_length(self, explicit: int | None) -> int:
+        from_config = next(
+            (v for k in _CONFIG_LENGTH_KEYS if isinstance(v := getattr(self.model.config, k, None), int) and v > 0),
+            None,
+        )
+        if explicit is not None:
+            explicit = _positive_int(explicit, "max_length")
+            if from_config is not None and explicit > from_config:
+                raise ValueError(f"max_length {explicit} exceeds the model's {from_config} positions")
+            return explicit
+        if from_config is not None:
+            return from_config
+        tokenizer_max = self.tokenizer.model_max_length
+        if isinstance(tokenizer_max, int) and 0 < tokenizer_max <= _SANE_TOKENIZER_MAX:
+            return tokenizer_max
+        if getattr(self.model.config, "relative_attention_num_buckets", None):
+            logger.warning("%s: no length limit known (relative positions); using %d",
+                           self.model_path, _RELATIVE_POSITIONS_MAX)
+            return _RELATIVE_POSITIONS_MAX
+        raise ValueError(f"{self.model_path}: cannot tell the model's maximum length; pass max_length")
+
+    def _collect_eos_ids(self) -> set[int]:
+        configured = self.model.generation_config.eos_token_id
+        ids = set(configured if isinstance(configured, list) else [configured])
+        ids.add(self.tokenizer.eos_token_id)
+        return {i for i in ids if i is not None}
+
+    def model_info(self) -> dict:
+        return {
+            "model_path": self.model_path,
+            "model_class": type(self.model).__name__,
+            "kind": self.kind,
+            "dtype": str(self.dtype).removeprefix("torch."),
+            "device": str(self.device),
+            "max_length": self.max_length,
+            "n_parameters": sum(p.numel() for p in self.model.parameters()),
+        }
+
+    # -- helpers
+
+    def _start_token_id(self) -> int:
+        """What an empty text is scored after: BOS, or EOS where the tokenizer has no BOS."""
+        for token_id in (self.tokenizer.bos_token_id, self.tokenizer.eos_token_id):
+            if token_id is not None:
+                return token_id
+        raise ValueError(f"{self.model_path}: the tokenizer has neither a bos nor an eos token")
+
+    def _encode(self, texts: Sequence[str]) -> list[list[int]]:
+        """Special-token-free ids, one tokenizer call for the whole list (fast tokenizers batch in Rust)."""
+        if not texts:
+            return []
+        return self.tokenizer(list(texts), add_special_tokens=False, verbose=False)["input_ids"]
+
+    def _greedy_config(self, max_new_tokens: int) -> GenerationConfig:
+        """Pure greedy decoding; only token ids come from the checkpoint's generation config."""
+        shipped = self.model.generation_config
+        return GenerationConfig(
+            do_sample=False,
+            num_beams=1,
+            max_new_tokens=max_new_tokens,
+            eos_token_id=sorted(self._eos_ids) or None,
+            pad_token_id=self.tokenizer.pad_token_id,
+            bos_token_id=shipped.bos_token_id,
+            decoder_start_token_id=shipped.decoder_start_token_id,
+            forced_bos_token_id=shipped.forced_bos_token_id,  # BART/mBART need it to start well-formed outputs
+        )
+
+    def _finish_text(self, new_tokens: list[int], stops: Sequence[str]) -> str:
+        for i, token in enumerate(new_tokens):
+            if token in self._eos_ids:
+                new_tokens = new_tokens[:i]  # what follows EOS is padding
+                break
+        return cut_at_stop(self.tokenizer.decode(new_tokens, skip_special_tokens=True), stops)
+
+    def _run_batches(
+        self,
+        n: int,
+        sort_key: Callable[[int], object],
+        run_batch: Callable[[list[int]], list[T]],
+        desc: str,
+        group_key: Callable[[int], Hashable] | None = None,
+    ) -> list[T]:
+        """Runs items 0..n-1 in sorted batches (never mixing groups) and returns results in item order.
+
+        With an "auto" batch size, a CUDA out-of-memory error halves the batch size and retries the batch.
+        """
+        order = sorted(range(n), key=sort_key)
+        results: list = [None] * n
+        position = 0
+        with tqdm(total=n, desc=f"{desc} ({self.kind})", disable=not self.progress) as bar:
+            while position < n:
+                batch = order[position:position + self.batch_size]
+                if group_key is not None:
+                    first = group_key(batch[0])
+                    batch = list(itertools.takewhile(lambda i: group_key(i) == first, batch))
+                try:
+                    outputs = run_batch(batch)
+                except torch.OutOfMemoryError:
+                    if not self._auto_batch or self.batch_size == 1:
+                        raise
+                    outputs = None
+                if outputs is None:  # outside the except block, so the failed batch's tensors can be freed
+                    self.batch_size //= 2
+                    torch.cuda.empty_cache()
+                    logger.warning("out of memory; batch size lowered to %d", self.batch_size)
+                    continue
+                for index, output in zip(batch, outputs):
+                    results[index] = output
+                position += len(batch)
+                bar.update(len(batch))
+        return results
+
+    # -- generate (shared; subclasses fit prompts and run a batch)
+
+    @torch.inference_mode()
+    def generate(self, requests: Sequence[GenerateRequest]) -> list[Generation]:
+        for request in requests:
+            _validate_generate(request)
+        bodies = self._encode([r.prompt for r in requests])
+        prompts = [self._fit(r.prompt, body, r.cut, r.max_new_tokens) for r, body in zip(requests, bodies)]
+
+        def run(batch: list[int]) -> list[str]:
+            # A batch shares max_new_tokens (group_key): each prompt was fitted for its own, and a longer one
+            # in the batch would push short prompts' positions past the model's limit.
+            return self._generate_batch(
+                [prompts[i][0] for i in batch], [requests[i].stop for i in batch], requests[batch[0]].max_new_tokens
+            )
+
+        texts = self._run_batches(
+            len(requests),
+            sort_key=lambda i: (requests[i].max_new_tokens, -len(prompts[i][0])),
+            run_batch=run,
+            desc="generate",
+            group_key=lambda i: requests[i].max_new_tokens,
+        )
+        return [Generation(text=text, truncated=truncated) for text, (_, truncated) in zip(texts, prompts)]
+
+    def _fit(self, text: str, body: list[int], cut: Span, reserved: int) -> tuple[list[int], bool]:
+        raise NotImplementedError
+
+    def _generate_batch(self, prompts: list[list[int]], stops: list[Sequence[str]], max_new: int) -> list[str]:
+        raise NotImplementedError
+
+
+class HFCausalBackend(_HFBackend):
+    """A decoder-only model (GPT-2, Llama, ...) loaded with AutoModelForCausalLM."""
+
+    kind = "causal"
+    _auto_class = AutoModelForCausalLM
+
+    def __init__(self, model_path: str, **kwargs):
+        super().__init__(model_path, **kwargs)
+        parameters = inspect.signature(self.model.forward).parameters
+        self._takes_position_ids = "position_ids" in parameters
+        # logits_to_keep lets the model run its vocabulary projection on the scored positions only.
+        self._takes_logits_to_keep = "logits_to_keep" in parameters
+
+    def _fit(self, text: str, body: list[int], cut: Span, reserved: int) -> tuple[list[int], bool]:
+        """prefix + body fitted into max_length - reserved tokens; an empty text becomes the start token."""
+        budget = self.max_length - reserved - len(self._prefix)
+        if budget < 1:
+            raise ValueError(f"{reserved} reserved tokens leave no room for the prompt in {self.max_length}")
+        _validate_span(cut, text)
+        body, truncated = truncate_prompt(self.tokenizer, text, body, cut, budget)
+        ids = self._prefix + body
+        return (ids or [self._start_token_id()]), truncated
+
+    def _generate_batch(self, prompts: list[list[int]], stops: list[Sequence[str]], max_new: int) -> list[str]:
+        ids, mask = _pad(prompts, self.tokenizer.pad_token_id, left=True, device=self.device)
+        criteria = _StopStrings(self.tokenizer, stops, new_from=ids.shape[1], eos_ids=self._eos_ids)
+        # generate() derives position ids from the attention mask, which left padding needs.
+        output = self.model.generate(
+            input_ids=ids,
+            attention_mask=mask,
+            generation_config=self._greedy_config(max_new),
+            stopping_criteria=StoppingCriteriaList([criteria]),
+        )
+        new_tokens = output[:, ids.shape[1]:].tolist()
+        return [self._finish_text(row, row_stops) for row, row_stops in zip(new_tokens, stops)]
+
+    # -- scoring
+
+    def _score_batch(self, rows: list[tuple[tuple[int, ...], tuple[int, ...]]]) -> list[tuple[float, bool]]:
+        """rows: (input ids, targets); the targets are predicted by the last len(targets) input positions."""
+        keep = max(len(targets) for _, targets in rows)
+        ids, mask = _pad([inputs for inputs, _ in rows], self.tokenizer.pad_token_id, left=True, device=self.device)
+        kwargs = {"attention_mask": mask, "use_cache": False}
+        if self._takes_position_ids:
+            kwargs["position_ids"] = (mask.cumsum(dim=-1) - 1).clamp(min=0)
+        if self._takes_logits_to_keep:
+            kwargs["logits_to_keep"] = keep
+        logits = self.model(input_ids=ids, **kwargs).logits[:, -keep:, :]
+        targets, scored = _aligned_targets([t for _, t in rows], keep, right=True, device=self.device)
+        return _sum_logprobs(logits, targets, scored)
+
+    def _score_rows(self, rows: list[tuple[tuple[int, ...], tuple[int, ...]]], desc: str) -> list[tuple[float, bool]]:
+        """Scores each distinct row once (identical requests are common in classification suites)."""
+        unique = list(dict.fromkeys(rows))
+        scores = self._run_batches(
+            len(unique),
+            sort_key=lambda i: -len(unique[i][0]),
+            run_batch=lambda batch: self._score_batch([unique[i] for i in batch]),
+            desc=desc,
+        )
+        by_row = dict(zip(unique, scores))
+        return [by_row[row] for row in rows]
+
+    @torch.inference_mode()
+    def loglikelihood(self, requests: Sequence[LoglikelihoodRequest]) -> list[Loglikelihood]:
+        pairs = [_move_trailing_whitespace(r.context, r.continuation) for r in requests]
+        contexts = list(dict.fromkeys(context for context, _ in pairs))  # shared contexts are encoded once
+        context_ids = dict(zip(contexts, self._encode(contexts)))
+        wholes = self._encode([context + continuation for context, continuation in pairs])
+        rows, truncated = [], []
+        for request, (context, _), whole in zip(requests, pairs, wholes):
+            continuation = tuple(whole[len(context_ids[context]):])
+            if len(continuation) > self.max_length:
+                raise ValueError(f"continuation of {len(continuation)} tokens exceeds max_length {self.max_length}")
+            # The model reads context + continuation[:-1]: the context may use max_length + 1 - len(continuation).
+            ids, was_cut = self._fit(context, context_ids[context], request.cut, max(len(continuation) - 1, 0))
+            rows.append((tuple(ids) + continuation[:-1], continuation))
+            truncated.append(was_cut)
+        scored = [i for i, (_, continuation) in enumerate(rows) if continuation]
+        scores = dict(zip(scored, self._score_rows([rows[i] for i in scored], desc="loglikelihood")))
+        return [
+            Loglikelihood(*scores.get(i, (0.0, True)), truncated=truncated[i])  # empty continuation: log 1
+            for i in range(len(requests))
+        ]
+
+    @torch.inference_mode()
+    def rolling_loglikelihood(self, requests: Sequence[RollingRequest]) -> list[RollingLoglikelihood]:
+        rows, owners = [], []
+        texts = self._encode([r.text for r in requests])
+        for index, (request, tokens) in enumerate(zip(requests, texts)):
+            window = self.max_length if request.window is None else request.window
+            if not 1 <= window <= self.max_length:
+                raise ValueError(f"window {window} must be between 1 and max_length {self.max_length}")
+            stride = window if request.stride is None else request.stride
+            sequence = [self._start_token_id()] + tokens
+            for begin, end, n_new in rolling_windows(len(tokens), window, stride):
+                rows.append((tuple(sequence[begin:end]), tuple(sequence[end + 1 - n_new:end + 1])))
+                owners.append(index)
+        totals = [0.0] * len(requests)
+        for owner, (logprob, _) in zip(owners, self._score_rows(rows, desc="rolling")):
+            totals[owner] += logprob
+        return [RollingLoglikelihood(logprob=total, n_tokens=len(tokens)) for total, tokens in zip(totals, texts)]
+
+
+def _move_trailing_whitespace(context: str, continuation: str) -> tuple[str, str]:
+    """'Answer: ' + 'Paris' -> 'Answer:' + ' Paris': BPE vocabularies attach spaces to the following word."""
+    stripped = context.rstrip()
+    return stripped, context[len(stripped):] + continuation
+
+
+class HFSeq2SeqBackend(_HFBackend):
+    """An encoder-decoder model (T5, BART, ...) loaded with AutoModelForSeq2SeqLM."""
+
+    kind = "seq2seq"
+    _auto_class = AutoModelForSeq2SeqLM
+
+    def __init__(self, model_path: str, **kwargs):
+        super().__init__(model_path, **kwargs)
+        self._decoder_start = self.model.generation_config.decoder_start_token_id
+        if self._decoder_start is None:
+            self._decoder_start = self.model.config.decoder_start_token_id
+        if self._decoder_start is None:
+            raise ValueError(f"{model_path}: the model config has no decoder_start_token_id")
+
+    def _fit(self, text: str, body: list[int], cut: Span, reserved: int) -> tuple[list[int], bool]:
+        """Encoder input: prefix + body + suffix within max_length (`reserved` is for the decoder: ignored)."""
+        budget = self.max_length - len(self._prefix) - len(self._suffix)
+        if budget < 1:
+            raise ValueError(f"the tokenizer's special tokens fill max_length {self.max_length}")
+        _validate_span(cut, text)
+        body, truncated = truncate_prompt(self.tokenizer, text, body, cut, budget)
+        ids = self._prefix + body + self._suffix
+        # An encoder needs at least one token; EOS is what T5-style tokenizers make of an empty text.
+        return (ids or [self._start_token_id_for_encoder()]), truncated
+
+    def _start_token_id_for_encoder(self) -> int:
+        if self.tokenizer.eos_token_id is None:
+            raise ValueError(f"{self.model_path}: empty encoder input and no eos token to stand for it")
+        return self.tokenizer.eos_token_id
+
+    def _generate_batch(self, prompts: list[list[int]], stops: list[Sequence[str]], max_new: int) -> list[str]:
+        ids, mask = _pad(prompts, self.tokenizer.pad_token_id, left=False, device=self.device)
+        # The decoder output starts with decoder_start_token_id; new text begins after it.
+        criteria = _StopStrings(self.tokenizer, stops, new_from=1, eos_ids=self._eos_ids)
+        output = self.model.generate(
+            input_ids=ids,
+            attention_mask=mask,
+            generation_config=self._greedy_config(max_new),
+            stopping_criteria=StoppingCriteriaList([criteria]),
+        )
+        new_tokens = output[:, 1:].tolist()
+        return [self._finish_text(row, row_stops) for row, row_stops in zip(new_tokens, stops)]
+
+    @torch.inference_mode()
+    def loglikelihood(self, requests: Sequence[LoglikelihoodRequest]) -> list[Loglikelihood]:
+        keys = list(dict.fromkeys((r.context, r.cut) for r in requests))  # shared contexts are encoded once
+        bodies = self._encode([context for context, _ in keys])
+        encoder_inputs = {key: self._fit(key[0], body, key[1], 0) for key, body in zip(keys, bodies)}
+        continuations = self._encode([r.continuation for r in requests])  # no EOS appended: see module doc
+        rows = [
+            (tuple(encoder_inputs[(r.context, r.cut)][0]), tuple(continuation))
+            for r, continuation in zip(requests, continuations)
+        ]
+        scored = [i for i, (_, continuation) in enumerate(rows) if continuation]
+        unique = list(dict.fromkeys(rows[i] for i in scored))
+        # Sorting by encoder input puts a context's choices side by side, so a batch runs its encoder once.
+        scores = self._run_batches(
+            len(unique),
+            sort_key=lambda i: (-len(unique[i][0]), unique[i][0], -len(unique[i][1])),
+            run_batch=lambda batch: self._score_batch([unique[i] for i in batch]),
+            desc="loglikelihood",
+        )
+        by_row = dict(zip(unique, scores))
+        return [
+            Loglikelihood(
+                *(by_row[row] if row[1] else (0.0, True)),  # empty continuation: log 1
+                truncated=encoder_inputs[(r.context, r.cut)][1],
+            )
+            for r, row in zip(requests, rows)
+        ]
+
+    def _score_batch(self, rows: list[tuple[tuple[int, ...], tuple[int, ...]]]) -> list[tuple[float, bool]]:
+        """rows: (encoder ids, decoder targets). Each distinct encoder input in the batch is encoded once."""
+        distinct = list(dict.fromkeys(encoder_ids for encoder_ids, _ in rows))
+        slot = {encoder_ids: i for i, encoder_ids in enumerate(distinct)}
+        encoder_ids, encoder_mask = _pad(distinct, self.tokenizer.pad_token_id, left=False, device=self.device)
+        hidden = self.model.get_encoder()(input_ids=encoder_ids, attention_mask=encoder_mask).last_hidden_state
+        pick = torch.tensor([slot[encoder_ids] for encoder_ids, _ in rows], device=self.device)
+        targets = [list(t) for _, t in rows]
+        decoder_ids, decoder_mask = _pad(
+            [[self._decoder_start] + t[:-1] for t in targets], self.tokenizer.pad_token_id, left=False,
+            device=self.device,
+        )
+        logits = self.model(
+            encoder_outputs=BaseModelOutput(last_hidden_state=hidden[pick]),
+            attention_mask=encoder_mask[pick],
+            decoder_input_ids=decoder_ids,
+            decoder_attention_mask=decoder_mask,
+            use_cache=False,
+        ).logits
+        target_ids, scored = _aligned_targets(targets, decoder_ids.shape[1], right=False, device=self.device)
+        return _sum_logprobs(logits, target_ids, scored)
+
+    def rolling_loglikelihood(self, requests: Sequence[RollingRequest]) -> list[RollingLoglikelihood]:
+        raise NotImplementedError(
+            f"rolling_loglikelihood needs a decoder-only (causal) model; {self.model_path} is loaded as an "
+            "encoder-decoder (seq2seq) model"
+        )
