@@ -69,10 +69,18 @@ def load_rows(data_cfg: Any, where: str) -> List[Dict[str, Any]]:
     return rows
 
 
+def _datasets() -> Any:
+    import datasets
+
+    datasets.disable_progress_bars()  # a progress bar per small file is noise; model runs have their own
+    datasets.logging.set_verbosity_error()
+    return datasets
+
+
 def _load_hub(data_cfg: Any, where: str) -> List[Dict[str, Any]]:
     if not data_cfg.path:
         raise ConfigError(f"{where}.path: a hub dataset id is required when source is 'hub'")
-    import datasets
+    datasets = _datasets()
 
     try:
         ds = datasets.load_dataset(data_cfg.path, data_cfg.name, split=data_cfg.split, revision=data_cfg.revision)
@@ -111,8 +119,7 @@ def _load_local(data_cfg: Any, where: str) -> List[Dict[str, Any]]:
 
 
 def _load_with_datasets(path: Path, fmt: str, column_names: Optional[List[str]], where: str) -> List[Dict[str, Any]]:
-    import datasets
-
+    datasets = _datasets()
     kwargs: Dict[str, Any] = {}
     builder = {"jsonl": "json", "tsv": "csv"}.get(fmt, fmt)
     if fmt in ("csv", "tsv"):

@@ -118,4 +118,19 @@ def make_tiny_t5(folder: str | Path, tokenizer: PreTrainedTokenizerFast, seed: i
         decoder_start_token_id=tokenizer.pad_token_id,
     )
     model = _seeded(lambda: T5ForConditionalGeneration(config), seed).eval()
+    _amplify_cross_attention(model, _T5_CROSS_ATTENTION_GAIN)
     return _save(model, tokenizer, folder)
+
+
+# A randomly initialised T5 all but ignores its encoder: greedy outputs are the same whatever the input, so
+# batching and order tests could not fail. Scaling the cross-attention value/output projections makes outputs
+# depend on the prompt. A larger initializer_factor would too, but it inflates activations and logits until
+# float noise between batch shapes exceeds the 1e-5 tolerance the backend tests hold results to.
+_T5_CROSS_ATTENTION_GAIN = 6.0
+
+
+def _amplify_cross_attention(model: T5ForConditionalGeneration, gain: float) -> None:
+    with torch.no_grad():
+        for name, parameter in model.named_parameters():
+            if ".EncDecAttention." in name and name.endswith((".v.weight", ".o.weight")):
+                parameter.mul_(gain)

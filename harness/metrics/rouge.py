@@ -41,7 +41,7 @@ DEFAULT_ROUGE_TYPES: Tuple[str, ...] = ("rouge1", "rouge2", "rougeL", "rougeLsum
 ROUGE_SCORE_VERSION = "0.1.2"  # rouge-score does not expose __version__; pinned in pyproject.toml
 _NGRAM_TYPE_RE = re.compile(r"rouge([1-9])$")  # RougeScorer accepts rouge[0-9]$, and rejects n <= 0 when scoring
 
-_REFERENCE_CACHE_MAX = 200_000  # profiles; the cache is cleared when it grows past this
+_REFERENCE_CACHE_MAX = 50_000  # reference profiles (a few KB each); the cache is emptied when it is full
 _STEM_CACHE_MAX = 1 << 18  # distinct tokens
 
 
@@ -187,9 +187,10 @@ def _score_chunk(args) -> np.ndarray:
 
 def _default_jobs() -> int:
     try:
-        return max(1, len(os.sched_getaffinity(0)))
+        cpus = len(os.sched_getaffinity(0))
     except AttributeError:  # pragma: no cover - not Linux
-        return max(1, os.cpu_count() or 1)
+        cpus = os.cpu_count() or 1
+    return max(1, min(cpus, 8))
 
 
 def _normalise_targets(targets: Sequence[Any]) -> List[List[str]]:
@@ -211,7 +212,7 @@ class RougeMetric(Metric):
     """ROUGE F-measures (rouge-score), mean over items x 100; max over an item's references.
 
     Options: `rouge_types` (default rouge1, rouge2, rougeL, rougeLsum), `use_stemmer` (default True),
-    `n_jobs` (worker processes for large inputs; default: the CPUs available; 1 = never fork) and
+    `n_jobs` (worker processes for large inputs; default: the CPUs available, at most 8; 1 = never fork) and
     `parallel_threshold` (items above which workers are used; default 2000). Only the first two change values.
     """
 

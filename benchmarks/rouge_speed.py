@@ -1,0 +1,117 @@
+"""Time plain rouge-score against harness.metrics.rouge's fast path on the same pairs, in the same run.
+
+    python benchmarks/rouge_speed.py --data DIR [--refs gold-test-sentences.txt] [--preds topic-convs2s-test-output.txt]
+    python benchmarks/rouge_speed.py                      # synthetic text
+
+With --data, DIR holds line-aligned text files, one summary per line (e.g. the XSum full-test predictions folder:
+gold-test-sentences.txt and topic-convs2s-test-output.txt, 11,334 pairs). Without it, synthetic pairs are made.
+Prints pairs/s for plain `RougeScorer.score` and for the fast path (cold caches: serial and with worker
+processes; then warm: the same references already cached, as for a second submission), the speed-up ratios, and
+asserts that every per-item f-measure is identical.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import sys
+import time
+
+import numpy as np
+
+
+def read_lines(path: str) -> list[str]:
+    with open(path, encoding="utf-8", newline="") as f:
+        lines = f.read().split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    return lines
+
+
+def synthetic_pairs(n: int, seed: int = 0) -> tuple[list[str], list[str]]:
+    rng = random.Random(seed)
+    vocab = ("the a of to in and police said government minister running ran runs connection connected "
+             "football club players season league people country economy markets growth companies "
+             "announced announcing announcement report reported reporting 2018 £5m u.s. o'neill").split()
+
+    def text(k: int) -> str:
+        return " ".join(rng.choice(vocab) for _ in range(k)) + " ."
+
+    refs = [text(rng.randint(12, 35)) for _ in range(n)]
+    preds = [text(rng.randint(12, 35)) for _ in range(n)]
+    return refs, preds
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", help="folder with line-aligned reference and prediction files")
+    ap.add_argument("--refs", default="gold-test-sentences.txt", help="reference file name inside --data")
+    ap.add_argument("--preds", default="topic-convs2s-test-output.txt", help="prediction file name inside --data")
+    ap.add_argument("--n", type=int, default=11334, help="number of synthetic pairs (without --data)")
+    ap.add_argument("--limit", type=int, default=None, help="use only the first N pairs")
+    ap.add_argument("--n-jobs", type=int, default=None, help="worker processes for the fast path (default: CPUs)")
+    ap.add_argument("--no-stemmer", action="store_true")
+    args = ap.parse_args(argv)
+
+    from rouge_score import rouge_scorer
+
+    import harness.metrics.rouge as fast_rouge
+    from harness.metrics import build_metric
+
+    if args.data:
+        refs = read_lines(os.path.join(args.data, args.refs))
+        preds = read_lines(os.path.join(args.data, args.preds))
+        if len(refs) != len(preds):
+            sys.exit(f"{args.refs}: {len(refs)} lines but {args.preds}: {len(preds)} lines")
+        source = f"{args.data} ({args.refs} vs {args.preds})"
+    else:
+        refs, preds = synthetic_pairs(args.n)
+        source = "synthetic text"
+    if args.limit:
+        refs, preds = refs[: args.limit], preds[: args.limit]
+    n = len(refs)
+    use_stemmer = not args.no_stemmer
+    types = ["rouge1", "rouge2", "rougeL", "rougeLsum"]
+    print(f"pairs: {n} from {source}; types {types}; use_stemmer={use_stemmer}; cpus={os.cpu_count()}")
+
+    # plain rouge-score
+    scorer = rouge_scorer.RougeScorer(types, use_stemmer=use_stemmer)
+    t0 = time.perf_counter()
+    results = [scorer.score(r, p) for r, p in zip(refs, preds)]
+    t_plain = time.perf_counter() - t0
+    plain = np.array([[res[k].fmeasure for k in types] for res in results], dtype=np.float64)
+
+    def fast(n_jobs, cold=True):
+        if cold:  # empty the module caches, as in a fresh process
+            fast_rouge._REFERENCE_CACHE.clear()
+            fast_rouge._STEMMER = None
+        metric = build_metric("rouge", {"use_stemmer": use_stemmer, "n_jobs": n_jobs})
+        t = time.perf_counter()
+        stats = metric.item_stats(preds, [[r] for r in refs])
+        return time.perf_counter() - t, stats, metric
+
+    t_serial, s_serial, _ = fast(1)
+    t_par, s_par, metric = fast(args.n_jobs)
+    t_warm, s_warm, _ = fast(args.n_jobs, cold=False)
+
+    for label, s in (("serial", s_serial), ("parallel", s_par), ("warm", s_warm)):
+        if s.shape != plain.shape or not np.array_equal(s, plain):
+            bad = np.argwhere(s != plain)
+            raise AssertionError(f"fast path ({label}) differs from rouge-score at {len(bad)} entries, e.g. {bad[:5]}")
+
+    def row(label, t):
+        return f"{label:<44s} {t:8.3f} s {n / t:10.0f} pairs/s   x{t_plain / t:5.2f}"
+
+    print(row("plain rouge-score RougeScorer.score", t_plain))
+    print(row("fast path, cold caches, 1 process", t_serial))
+    print(row(f"fast path, cold caches, n_jobs={metric.n_jobs}", t_par))
+    print(row(f"fast path, references cached, n_jobs={metric.n_jobs}", t_warm))
+    scores = metric.aggregate(s_par)
+    print("identical per-item f-measures: yes (all %d x %d values equal)" % plain.shape)
+    print("scores:", ", ".join(f"{k} {v:.4f}" for k, v in scores.items()))
+    print("signature:", metric.signature())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

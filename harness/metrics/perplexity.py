@@ -1,0 +1,106 @@
+"""Perplexities and bits-per-byte of whole documents, as ratios of corpus sums (lm-evaluation-harness style).
+
+predictions: one per document, `{"logprob": float, "n_tokens": int}` (the document's total natural-log likelihood
+and the number of tokens it was scored over) or any object with those attributes (e.g. `RollingLoglikelihood`);
+targets: the document texts. Per item the statistics are [logprob, n_tokens, n_words, n_bytes], with
+n_words = len(re.split(r"\\s+", text.strip())) for a text that is not blank (0 for a blank one; the count
+lm-evaluation-harness uses) and n_bytes = len(text.encode("utf-8")).
+
+    perplexity      = exp(-sum(logprob) / sum(n_tokens))
+    word_perplexity = exp(-sum(logprob) / sum(n_words))
+    byte_perplexity = exp(-sum(logprob) / sum(n_bytes))
+    bits_per_byte   = -(sum(logprob) / sum(n_bytes)) / ln 2
+
+A ratio with a zero denominator is NaN.
+"""
+from __future__ import annotations
+
+import math
+import re
+from typing import Any, Dict, Mapping, Sequence
+
+import numpy as np
+
+from .base import Metric, ScoreInfo, as_stats, check_lengths, sequential_sums
+
+_WS = re.compile(r"\s+")
+
+
+def count_words(text: str) -> int:
+    stripped = text.strip()
+    return len(_WS.split(stripped)) if stripped else 0
+
+
+def count_bytes(text: str) -> int:
+    return len(text.encode("utf-8"))
+
+
+def _field(pred: Any, key: str, i: int) -> Any:
+    if isinstance(pred, Mapping):
+        if key not in pred:
+            raise ValueError(f"prediction {i} has no {key!r}")
+        return pred[key]
+    if hasattr(pred, key):
+        return getattr(pred, key)
+    raise ValueError(f"prediction {i} must be a dict with 'logprob' and 'n_tokens', got {type(pred).__name__}")
+
+
+class PerplexityMetric(Metric):
+    """Token / word / byte perplexity and bits per byte (lower is better). No options."""
+
+    name = "perplexity"
+    OPTIONS: tuple[str, ...] = ()
+    scores = (
+        ScoreInfo("perplexity", higher_is_better=False, scale="unbounded"),
+        ScoreInfo("word_perplexity", higher_is_better=False, scale="unbounded"),
+        ScoreInfo("byte_perplexity", higher_is_better=False, scale="unbounded"),
+        ScoreInfo("bits_per_byte", higher_is_better=False, scale="unbounded"),
+    )
+
+    def signature(self) -> str:
+        return "perplexity|agg:ratio-of-sums|words:whitespace|bytes:utf-8"
+
+    def item_stats(self, predictions: Sequence[Any], targets: Sequence[str]) -> np.ndarray:
+        check_lengths(predictions, targets)
+        out = np.zeros((len(predictions), 4), dtype=np.float64)
+        for i, (pred, text) in enumerate(zip(predictions, targets)):
+            if not isinstance(text, str):
+                raise ValueError(f"target {i} is {type(text).__name__}, expected the document text (str)")
+            logprob = float(_field(pred, "logprob", i))
+            n_tokens = _field(pred, "n_tokens", i)
+            if not math.isfinite(logprob) and logprob != -math.inf:
+                raise ValueError(f"prediction {i}: logprob {logprob!r} is not a log-likelihood")
+            if logprob > 0:
+                raise ValueError(f"prediction {i}: logprob {logprob!r} > 0 is not a log-likelihood")
+            try:
+                bad = isinstance(n_tokens, bool) or int(n_tokens) != n_tokens or n_tokens < 0
+            except (TypeError, ValueError):
+                bad = True
+            if bad:
+                raise ValueError(f"prediction {i}: n_tokens must be a non-negative integer, got {n_tokens!r}")
+            out[i] = (logprob, float(n_tokens), count_words(text), count_bytes(text))
+        return out
+
+    def aggregate(self, stats: np.ndarray) -> Dict[str, float]:
+        arr = as_stats(stats, 4)
+        logprob, n_tokens, n_words, n_bytes = sequential_sums(arr).tolist()
+
+        def nll_per(denominator: float) -> float:
+            return -logprob / denominator if denominator > 0 else float("nan")
+
+        per_byte = nll_per(n_bytes)
+        return {
+            "perplexity": _exp(nll_per(n_tokens)),
+            "word_perplexity": _exp(nll_per(n_words)),
+            "byte_perplexity": _exp(per_byte),
+            "bits_per_byte": per_byte / math.log(2),
+        }
+
+
+def _exp(x: float) -> float:
+    if math.isnan(x):
+        return x
+    try:
+        return math.exp(x)
+    except OverflowError:
+        return math.inf

@@ -1,0 +1,382 @@
+"""HF backends on tiny local models: batching invariance, order, stop strings, truncation, and scores checked
+against direct computations with the model."""
+from __future__ import annotations
+
+import math
+import shutil
+
+import pytest
+import torch
+
+from harness.models.hf import HFCausalBackend, HFSeq2SeqBackend, rolling_windows, truncate_prompt
+from harness.requests import GenerateRequest, LoglikelihoodRequest, RollingRequest
+from tiny_models import tiny_corpus
+
+CORPUS = tiny_corpus()
+# Mixed lengths, from empty to several sentences, in no particular order.
+PROMPTS = [" ".join(CORPUS[i:i + n]) for i, n in [(0, 1), (5, 4), (20, 0), (30, 2), (40, 7), (60, 1), (70, 3)]]
+CHOICES = [" the red door", " seven apples.", "x", " a quiet village without a word."]
+LOGPROB_TOLERANCE = 1e-5
+
+
+@pytest.fixture(scope="module")
+def gpt2(tiny_gpt2_dir):
+    return HFCausalBackend(tiny_gpt2_dir, device="cpu", batch_size=16)
+
+
+@pytest.fixture(scope="module")
+def gpt2_single(tiny_gpt2_dir):
+    return HFCausalBackend(tiny_gpt2_dir, device="cpu", batch_size=1)
+
+
+@pytest.fixture(scope="module")
+def t5(tiny_t5_dir):
+    return HFSeq2SeqBackend(tiny_t5_dir, device="cpu", batch_size=16)
+
+
+@pytest.fixture(scope="module")
+def t5_single(tiny_t5_dir):
+    return HFSeq2SeqBackend(tiny_t5_dir, device="cpu", batch_size=1)
+
+
+def choice_requests():
+    return [LoglikelihoodRequest(prompt, choice) for prompt in PROMPTS for choice in CHOICES]
+
+
+def assert_same_scores(left, right):
+    assert len(left) == len(right)
+    for a, b in zip(left, right):
+        assert abs(a.logprob - b.logprob) < LOGPROB_TOLERANCE
+        assert (a.is_greedy, a.truncated) == (b.is_greedy, b.truncated)
+
+
+def token_logprobs(model, input_ids: list[int]) -> torch.Tensor:
+    """log p(token | prefix) for every position of one unpadded sequence: [len, vocab]."""
+    with torch.no_grad():
+        return torch.log_softmax(model(torch.tensor([input_ids])).logits[0].float(), dim=-1)
+
+
+def record_prompts(backend, monkeypatch) -> list[list[int]]:
+    """Collects the token ids each generate batch receives, after fitting."""
+    seen: list[list[int]] = []
+    original = backend._generate_batch
+
+    def spy(prompts, stops, max_new):
+        seen.extend(prompts)
+        return original(prompts, stops, max_new)
+
+    monkeypatch.setattr(backend, "_generate_batch", spy)
+    return seen
+
+
+def count_forward_calls(model):
+    calls = []
+    handle = model.register_forward_hook(lambda *args: calls.append(1))
+    return calls, handle
+
+
+def ascii_stop(text: str, start: int) -> str | None:
+    """Two ASCII letters first occurring in `text` at or after `start`; ASCII, so never a partial UTF-8 '�'."""
+    for i in range(start, len(text) - 1):
+        candidate = text[i:i + 2]
+        if candidate.isascii() and candidate.isalpha() and text.find(candidate) >= start:
+            return candidate
+    return None
+
+
+# ---------------------------------------------------------------- batch-size invariance and order
+
+
+@pytest.mark.parametrize("kind", ["causal", "seq2seq"])
+def test_loglikelihood_does_not_depend_on_batch_size(kind, gpt2, gpt2_single, t5, t5_single):
+    batched, single = (gpt2, gpt2_single) if kind == "causal" else (t5, t5_single)
+    requests = choice_requests()
+    assert_same_scores(batched.loglikelihood(requests), single.loglikelihood(requests))
+
+
+@pytest.mark.parametrize("kind", ["causal", "seq2seq"])
+def test_greedy_generation_does_not_depend_on_batch_size(kind, gpt2, gpt2_single, t5, t5_single):
+    batched, single = (gpt2, gpt2_single) if kind == "causal" else (t5, t5_single)
+    requests = [GenerateRequest(prompt, max_new_tokens=12) for prompt in PROMPTS]
+    texts = [g.text for g in batched.generate(requests)]
+    assert len(set(texts)) > len(texts) // 2, "outputs barely depend on the prompt: the test would prove little"
+    assert texts == [g.text for g in single.generate(requests)]
+
+
+def test_rolling_does_not_depend_on_batch_size(gpt2, gpt2_single):
+    requests = [RollingRequest(prompt, window=24, stride=10) for prompt in PROMPTS]
+    for a, b in zip(gpt2.rolling_loglikelihood(requests), gpt2_single.rolling_loglikelihood(requests)):
+        assert abs(a.logprob - b.logprob) < LOGPROB_TOLERANCE and a.n_tokens == b.n_tokens
+
+
+@pytest.mark.parametrize("kind", ["causal", "seq2seq"])
+def test_results_come_back_in_request_order(kind, tiny_gpt2_dir, tiny_t5_dir):
+    backend = (HFCausalBackend(tiny_gpt2_dir, device="cpu", batch_size=3) if kind == "causal"
+               else HFSeq2SeqBackend(tiny_t5_dir, device="cpu", batch_size=3))
+    generate = [GenerateRequest(prompt, max_new_tokens=n) for prompt, n in zip(PROMPTS, [6, 9, 6, 4, 9, 6, 4])]
+    batched = backend.generate(generate)
+    assert [g.text for g in batched] == [backend.generate([r])[0].text for r in generate]
+    assert len({g.text for g in batched}) > len(batched) // 2
+    scoring = [LoglikelihoodRequest(p, c) for p, c in zip(PROMPTS, CHOICES * 2)]
+    assert_same_scores(backend.loglikelihood(scoring), [backend.loglikelihood([r])[0] for r in scoring])
+
+
+# ---------------------------------------------------------------- log-likelihood against the model itself
+
+
+def manual_causal(backend, context_ids: list[int], continuation_ids: list[int]) -> tuple[float, bool]:
+    logprobs = token_logprobs(backend.model, context_ids + continuation_ids[:-1])
+    rows = logprobs[len(context_ids) - 1:]
+    total = sum(rows[i, token].item() for i, token in enumerate(continuation_ids))
+    greedy = all(rows[i].argmax().item() == token for i, token in enumerate(continuation_ids))
+    return total, greedy
+
+
+def test_causal_loglikelihood_matches_direct_computation(gpt2):
+    tok = gpt2.tokenizer
+    cases = [(PROMPTS[0], " the red door"), (PROMPTS[1], "x"), (PROMPTS[3], " seven apples.")]
+    results = gpt2.loglikelihood([LoglikelihoodRequest(c, x) for c, x in cases])
+    for (context, continuation), result in zip(cases, results):
+        context_ids = tok(context)["input_ids"]
+        continuation_ids = tok(context + continuation)["input_ids"][len(context_ids):]
+        expected, greedy = manual_causal(gpt2, context_ids, continuation_ids)
+        assert abs(result.logprob - expected) < LOGPROB_TOLERANCE
+        assert result.is_greedy == greedy and not result.truncated
+
+
+def test_causal_context_whitespace_and_empty_context(gpt2):
+    tok = gpt2.tokenizer
+    moved, natural, empty = gpt2.loglikelihood([
+        LoglikelihoodRequest("The cat watched ", "the red door"),
+        LoglikelihoodRequest("The cat watched", " the red door"),
+        LoglikelihoodRequest("", "The cat watched"),
+    ])
+    # A trailing space of the context belongs to the continuation's first token, as BPE vocabularies have it.
+    assert abs(moved.logprob - natural.logprob) < LOGPROB_TOLERANCE
+    expected, _ = manual_causal(gpt2, [tok.bos_token_id], tok("The cat watched")["input_ids"])
+    assert abs(empty.logprob - expected) < LOGPROB_TOLERANCE
+
+
+def test_is_greedy_is_true_exactly_for_argmax_continuations(gpt2):
+    tok, model = gpt2.tokenizer, gpt2.model
+    greedy_cases, other_cases = [], []
+    for context in CORPUS[:10]:
+        ids = tok(context)["input_ids"]
+        new = []
+        for _ in range(3):
+            new.append(int(token_logprobs(model, ids + new)[-1].argmax()))
+        runner_up = int(token_logprobs(model, ids + new[:-1])[-1].topk(2).indices[1])
+        for tokens, bucket in [(new, greedy_cases), (new[:-1] + [runner_up], other_cases)]:
+            text = tok.decode(tokens)
+            # Keep only continuations that tokenize back to the same tokens after the context.
+            if tok(context + text)["input_ids"][len(ids):] == tokens:
+                bucket.append(LoglikelihoodRequest(context, text))
+    assert greedy_cases and other_cases
+    assert all(r.is_greedy for r in gpt2.loglikelihood(greedy_cases))
+    assert not any(r.is_greedy for r in gpt2.loglikelihood(other_cases))
+
+
+def test_seq2seq_loglikelihood_matches_direct_computation(t5):
+    tok, model = t5.tokenizer, t5.model
+    cases = [(PROMPTS[0], " the red door"), (PROMPTS[0], "x"), (PROMPTS[1], " seven apples."), (PROMPTS[1], "")]
+    results = t5.loglikelihood([LoglikelihoodRequest(c, x) for c, x in cases])
+    start = model.config.decoder_start_token_id
+    for (context, continuation), result in zip(cases, results):
+        labels = tok(continuation)["input_ids"]  # this tokenizer appends no EOS, so none is scored
+        if not labels:
+            assert (result.logprob, result.is_greedy) == (0.0, True)
+            continue
+        with torch.no_grad():
+            logits = model(input_ids=torch.tensor([tok(context)["input_ids"]]),
+                           decoder_input_ids=torch.tensor([[start] + labels[:-1]])).logits[0]
+        logprobs = torch.log_softmax(logits, dim=-1)
+        expected = sum(logprobs[i, token].item() for i, token in enumerate(labels))
+        assert abs(result.logprob - expected) < LOGPROB_TOLERANCE
+        assert result.is_greedy == all(logprobs[i].argmax().item() == t for i, t in enumerate(labels))
+
+
+# ---------------------------------------------------------------- stop strings
+
+
+@pytest.mark.parametrize("kind", ["causal", "seq2seq"])
+def test_stop_strings_cut_the_text_and_end_generation_early(kind, gpt2, t5):
+    backend = gpt2 if kind == "causal" else t5
+    full = [g.text for g in backend.generate([GenerateRequest(p, max_new_tokens=40) for p in PROMPTS])]
+    usable = [(p, text, (ascii_stop(text, 3),)) for p, text in zip(PROMPTS, full) if ascii_stop(text, 3)]
+    assert len(usable) >= 2, f"too few outputs with a stop string candidate: {full}"
+    prompts, full, stops = zip(*usable[:2])
+    calls, handle = count_forward_calls(backend.model.get_decoder() if kind == "seq2seq" else backend.model)
+    try:
+        cut = backend.generate([GenerateRequest(p, 40, stop=s) for p, s in zip(prompts, stops)])
+    finally:
+        handle.remove()
+    assert [g.text for g in cut] == [text[:text.find(s[0])] for text, s in zip(full, stops)]
+    assert len(calls) < 40, "generation ran on after every row had hit a stop string"
+
+
+def test_earliest_of_several_stop_strings_wins(gpt2):
+    full = gpt2.generate([GenerateRequest(PROMPTS[0], max_new_tokens=40)])[0].text
+    late, early = ascii_stop(full, 12), ascii_stop(full, 3)
+    assert late and early and full.find(early) < full.find(late), full
+    result = gpt2.generate([GenerateRequest(PROMPTS[0], 40, stop=(late, early))])[0].text
+    assert result == full[:min(full.find(late), full.find(early))]
+
+
+# ---------------------------------------------------------------- truncation
+
+INSTRUCTION = "Read the story and answer.\n"
+QUESTION = "\nQuestion: who watched the red door?\nAnswer:"
+
+
+def long_prompt(n_sentences: int = 40) -> tuple[str, tuple[int, int]]:
+    document = " ".join(CORPUS[100:100 + n_sentences])
+    prompt = INSTRUCTION + document + QUESTION
+    return prompt, (len(INSTRUCTION), len(INSTRUCTION) + len(document))
+
+
+def test_truncate_prompt_cuts_the_end_of_the_span(gpt2):
+    tok = gpt2.tokenizer
+    prompt, cut = long_prompt()
+    ids = tok(prompt)["input_ids"]
+    fitted, truncated = truncate_prompt(tok, prompt, ids, cut, budget=60)
+    text = tok.decode(fitted)
+    document = prompt[cut[0]:cut[1]]
+    kept = text[len(INSTRUCTION):len(text) - len(QUESTION)]
+    assert truncated and len(fitted) == 60
+    assert text.startswith(INSTRUCTION) and text.endswith(QUESTION)
+    assert 20 < len(kept) < len(document) and document.startswith(kept)
+
+
+def test_truncate_prompt_drops_from_the_left_when_the_span_is_not_enough(gpt2):
+    tok = gpt2.tokenizer
+    prompt, cut = long_prompt()
+    ids = tok(prompt)["input_ids"]
+    assert truncate_prompt(tok, prompt, ids, None, budget=50) == (ids[-50:], True)
+    outside = tok(INSTRUCTION)["input_ids"] + tok(QUESTION)["input_ids"]
+    fitted, truncated = truncate_prompt(tok, prompt, ids, cut, budget=len(outside) - 3)
+    assert truncated and fitted == outside[3:]  # whole span gone, then three tokens off the left
+    assert truncate_prompt(tok, prompt, ids, cut, budget=len(ids)) == (ids, False)
+
+
+def test_generate_truncates_long_prompts_to_the_window(gpt2, monkeypatch):
+    seen = record_prompts(gpt2, monkeypatch)
+    prompt, cut = long_prompt()
+    short = GenerateRequest(PROMPTS[0], max_new_tokens=16, cut=(0, 5))
+    with_span, without_span, fits = gpt2.generate(
+        [GenerateRequest(prompt, 16, cut=cut), GenerateRequest(prompt, 16), short])
+    assert with_span.truncated and without_span.truncated and not fits.truncated
+    by_text = {gpt2.tokenizer.decode(ids): ids for ids in seen}
+    assert len(seen) == 3 and all(len(ids) <= gpt2.max_length - 16 for ids in seen)
+    kept_span = [text for text in by_text if text.startswith(INSTRUCTION)]
+    assert len(kept_span) == 1 and kept_span[0].endswith(QUESTION)
+    assert PROMPTS[0] in by_text
+
+
+def test_loglikelihood_truncation_matches_direct_computation(gpt2):
+    tok = gpt2.tokenizer
+    prompt, cut = long_prompt()
+    result = gpt2.loglikelihood([LoglikelihoodRequest(prompt, " Nobody.", cut=cut)])[0]
+    continuation_ids = tok(prompt + " Nobody.")["input_ids"][len(tok(prompt)["input_ids"]):]
+    budget = gpt2.max_length - (len(continuation_ids) - 1)
+    context_ids, _ = truncate_prompt(tok, prompt, tok(prompt)["input_ids"], cut, budget)
+    expected, _ = manual_causal(gpt2, context_ids, continuation_ids)
+    assert result.truncated and abs(result.logprob - expected) < LOGPROB_TOLERANCE
+
+
+def test_seq2seq_truncates_the_encoder_input_only(t5, monkeypatch):
+    seen = record_prompts(t5, monkeypatch)
+    prompt, cut = long_prompt()
+    result = t5.generate([GenerateRequest(prompt, max_new_tokens=t5.max_length, cut=cut)])[0]
+    assert result.truncated and len(seen[0]) == t5.max_length  # the decoder's budget is separate
+    assert t5.tokenizer.decode(seen[0]).endswith(QUESTION)
+
+
+# ---------------------------------------------------------------- rolling log-likelihood
+
+
+def direct_window_sum(backend, sequence: list[int], begin: int, end: int, first_target: int) -> float:
+    """Reads sequence[begin:end] and sums log p of the targets sequence[first_target..end]."""
+    logprobs = token_logprobs(backend.model, sequence[begin:end])
+    return sum(logprobs[p - 1 - begin, sequence[p]].item() for p in range(first_target, end + 1))
+
+
+def test_rolling_with_window_equal_to_stride_sums_disjoint_windows(gpt2):
+    text = " ".join(CORPUS[:12])
+    tokens = gpt2.tokenizer(text)["input_ids"]
+    sequence, window = [gpt2.tokenizer.bos_token_id] + tokens, 16
+    expected = sum(
+        direct_window_sum(gpt2, sequence, start, min(start + window, len(tokens)), start + 1)
+        for start in range(0, len(tokens), window)
+    )
+    result = gpt2.rolling_loglikelihood([RollingRequest(text, window=window, stride=window)])[0]
+    assert result.n_tokens == len(tokens) and len(tokens) > 3 * window
+    assert abs(result.logprob - expected) < 1e-4
+
+
+def test_rolling_with_overlap_scores_each_token_once_with_its_window_context(gpt2):
+    text = " ".join(CORPUS[:8])
+    tokens = gpt2.tokenizer(text)["input_ids"]
+    sequence, window, stride = [gpt2.tokenizer.bos_token_id] + tokens, 16, 5
+    expected = 0.0
+    for p in range(1, len(tokens) + 1):  # each token, from the first window whose reach covers it
+        begin = next(k * stride for k in range(len(tokens)) if min(k * stride + window, len(tokens)) >= p)
+        expected += direct_window_sum(gpt2, sequence, begin, p, p)
+    result = gpt2.rolling_loglikelihood([RollingRequest(text, window=window, stride=stride)])[0]
+    assert result.n_tokens == len(tokens)
+    assert abs(result.logprob - expected) < 1e-4
+
+
+def test_rolling_windows_cover_every_token_once():
+    for n_tokens, window, stride in [(1, 4, 4), (50, 16, 16), (50, 16, 5), (51, 7, 1), (10, 32, 8)]:
+        scored = []
+        for begin, end, n_new in rolling_windows(n_tokens, window, stride):
+            assert end - begin <= window
+            targets = list(range(end + 1 - n_new, end + 1))
+            assert targets[0] > begin and (not scored or targets[0] - begin >= min(window - stride + 1, window))
+            scored += targets
+        assert scored == list(range(1, n_tokens + 1))
+    with pytest.raises(ValueError):
+        rolling_windows(10, 4, 5)
+
+
+def test_rolling_defaults_to_the_model_window(gpt2):
+    text = " ".join(CORPUS[:30])
+    tokens = gpt2.tokenizer(text)["input_ids"]
+    assert len(tokens) > gpt2.max_length
+    default, explicit = gpt2.rolling_loglikelihood(
+        [RollingRequest(text), RollingRequest(text, window=gpt2.max_length, stride=gpt2.max_length)])
+    assert default == explicit and default.n_tokens == len(tokens)
+    assert gpt2.rolling_loglikelihood([RollingRequest("")])[0].n_tokens == 0
+
+
+def test_seq2seq_has_no_rolling_loglikelihood(t5):
+    with pytest.raises(NotImplementedError, match="seq2seq"):
+        t5.rolling_loglikelihood([RollingRequest("some text")])
+
+
+# ---------------------------------------------------------------- loading
+
+
+def test_model_info(gpt2, t5):
+    info = gpt2.model_info()
+    assert info["model_class"] == "GPT2LMHeadModel" and info["dtype"] == "float32" and info["device"] == "cpu"
+    assert info["max_length"] == 128  # config.n_positions
+    assert info["n_parameters"] == sum(p.numel() for p in gpt2.model.parameters())
+    assert t5.model_info()["max_length"] == 128  # relative positions: the tokenizer's model_max_length
+
+
+def test_pickled_weights_are_refused(tiny_gpt2_dir, tmp_path):
+    for name in ("config.json", "tokenizer.json", "tokenizer_config.json"):
+        shutil.copy(f"{tiny_gpt2_dir}/{name}", tmp_path / name)
+    from safetensors.torch import load_file
+
+    torch.save(load_file(f"{tiny_gpt2_dir}/model.safetensors"), tmp_path / "pytorch_model.bin")
+    with pytest.raises(OSError):
+        HFCausalBackend(str(tmp_path), device="cpu")
+
+
+def test_bad_settings_are_rejected(tiny_gpt2_dir):
+    with pytest.raises(ValueError, match="dtype"):
+        HFCausalBackend(tiny_gpt2_dir, device="cpu", dtype="float8")
+    with pytest.raises(ValueError, match="max_length"):
+        HFCausalBackend(tiny_gpt2_dir, device="cpu", max_length=4096)
