@@ -93,7 +93,7 @@ def usage(command: Optional[str] = None, overrides: Sequence[str] = ()) -> str:
               f"  task   (task=NAME):  {', '.join(available('task', overrides))}", "",
               "main settings (override with key=value): paths.submissions, paths.results, paths.leaderboards,",
               "  device (auto|cpu|cuda), batch_size, seed, ranking (mean_normalized|mean_rank), fail_on_error,",
-              "  allow_remote_code, progress; any task field: tasks.NAME.FIELD=... (suites) or task.FIELD=...;",
+              "  allow_remote_code, progress, readme (a markdown file with a leaderboard block); any task field: tasks.NAME.FIELD=... (suites) or task.FIELD=...;",
               "  more task folders: hydra.searchpath=[file://my_tasks]"]
     return "\n".join(lines)
 
@@ -118,6 +118,12 @@ def _write_board(cfg: Any, tasks: Dict[str, Any]) -> Any:
         frame = leaderboard.write(records, cfg.suite.name, sorted(tasks), cfg.ranking, Path(cfg.paths.leaderboards))
     except ValueError as e:
         raise ConfigError(f"ranking: {e}") from e
+    if cfg.readme:
+        from harness import publish
+
+        markdown = (Path(cfg.paths.leaderboards) / cfg.suite.name / "leaderboard.md").read_text(encoding="utf-8")
+        if publish.update_readme(Path(cfg.readme), cfg.suite.name, markdown):
+            print(f"updated the {cfg.suite.name} board in {cfg.readme}", file=sys.stderr)
     return frame
 
 
@@ -136,7 +142,7 @@ def cmd_run(overrides: Sequence[str]) -> int:
     _write_board(cfg, tasks)
     out = Path(cfg.paths.leaderboards) / cfg.suite.name
     print((out / "leaderboard.md").read_text(encoding="utf-8"))
-    print(f"wrote {out}/leaderboard.md, .csv, .json", file=sys.stderr)
+    print(f"wrote {out}/leaderboard.md, .csv, .json, index.html", file=sys.stderr)
     failed = [r for r in records if r["status"] in FAILED]
     for record in failed:
         print(f"failed: {record['submission']} on {record['task']}: {record['status']}: {record['reason']}",

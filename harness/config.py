@@ -99,6 +99,7 @@ class RunConfig:
     ranking: str = "mean_normalized"  # mean_normalized | mean_rank
     allow_remote_code: List[str] = field(default_factory=list)  # submission names allowed trust_remote_code
     progress: bool = True
+    readme: Optional[str] = None  # a markdown file whose <!-- leaderboard:SUITE:start/end --> block is replaced
 
 
 def register_configs() -> None:

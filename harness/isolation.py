@@ -101,6 +101,11 @@ def _collect(job_dir: Path, tasks: List[Any], status: str, reason: str, log: str
     for task in tasks:
         out = job_dir / "out" / f"{task.name}.jsonl"
         meta = job_dir / "out" / f"{task.name}.meta.json"
+        task_failure = job_dir / "out" / f"{task.name}.failure.json"
+        if status == "ok" and task_failure.is_file():
+            data = json.loads(task_failure.read_text(encoding="utf-8"))
+            outcome.failures[task.name] = (data["status"], data["reason"], data.get("log", ""))
+            continue
         if status != "ok" or not out.is_file() or not meta.is_file():
             outcome.failures[task.name] = (status if status != "ok" else "crashed",
                                            reason or "the model process wrote no predictions", log)

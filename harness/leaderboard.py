@@ -152,4 +152,9 @@ def write(records: Sequence[Dict[str, Any]], suite: str, tasks: Sequence[str], p
     atomic_write_text(out_dir / "leaderboard.md", to_markdown(frame, suite, tasks, info, policy))
     atomic_write_text(out_dir / "leaderboard.csv", frame.to_csv(index=False, lineterminator="\n"))
     atomic_write_text(out_dir / "leaderboard.json", to_json(frame, records, suite, tasks, info, policy))
+    # The html page is rendered from the json just written (one source for every output) plus the records
+    # (provenance); imported here so matplotlib loads only when a board is written.
+    from harness import publish
+
+    publish.write_page(json.loads((out_dir / "leaderboard.json").read_text(encoding="utf-8")), records, out_dir)
     return frame

@@ -215,6 +215,9 @@ class Evaluator:
             if examples and not any(e.inputs for e in examples):
                 records.append(self._mark(submission, sub_sha, cell, "n/a",
                                           "the task has references only; only predictions entries can be scored"))
+            elif cell.task.kind == "language_modeling" and submission.manifest.kind == "hf-seq2seq":
+                records.append(self._mark(submission, sub_sha, cell, "n/a",
+                                          "perplexity needs a decoder-only model; seq2seq entries are not scored on it"))
             else:
                 runnable.append((cell, examples))
         if not runnable:

@@ -21,14 +21,18 @@ def load_backend(model: Dict[str, Any], device: str, batch_size: Any, progress: 
                          trust_remote_code=model["trust_remote_code"], progress=progress)
 
 
-def answer_all(backend: Any, per_task: Dict[str, List[Any]]) -> Dict[str, List[Any]]:
-    """Pool every task's requests by type, answer each type in one backend call, and hand answers back."""
+def answer_all(backend: Any, per_task: Dict[str, List[Any]]) -> tuple[Dict[str, List[Any]], Dict[str, BaseException]]:
+    """Pool every task's requests by type, answer each type in one backend call, and hand answers back.
+
+    A request type whose backend call fails fails only the tasks that sent requests of that type.
+    """
     from harness.requests import GenerateRequest, LoglikelihoodRequest, RollingRequest
 
     methods = {GenerateRequest: backend.generate, LoglikelihoodRequest: backend.loglikelihood,
                RollingRequest: backend.rolling_loglikelihood}
     slots: Dict[type, List[tuple]] = {t: [] for t in methods}
     answers: Dict[str, List[Any]] = {}
+    errors: Dict[str, BaseException] = {}
     for task, requests in per_task.items():
         answers[task] = [None] * len(requests)
         for i, request in enumerate(requests):
@@ -41,13 +45,20 @@ def answer_all(backend: Any, per_task: Dict[str, List[Any]]) -> Dict[str, List[A
     for request_type, pending in slots.items():
         if not pending:
             continue
-        results = methods[request_type]([slot[3] for slot in pending])
+        try:
+            results = methods[request_type]([slot[3] for slot in pending])
+        except Exception as error:  # noqa: BLE001 - recorded per task, typed by classify_failure
+            if "OutOfMemory" in type(error).__name__:
+                raise  # the whole job is out of memory; the parent records it for every task
+            for task in {slot[0] for slot in pending}:
+                errors.setdefault(task, error)
+            continue
         for (task, i, j, _), result in zip(pending, results):
             if j is None:
                 answers[task][i] = result
             else:
                 answers[task][i][j] = result
-    return answers
+    return answers, errors
 
 
 def _truncated(answer: Any) -> bool:
@@ -75,8 +86,14 @@ def run(job_dir: Path) -> None:
         backend = load_backend(job["model"], job["device"], job["batch_size"], job["progress"])
     except Exception as e:
         raise ModelLoadError(f"{type(e).__name__}: {e}") from e
-    answers = answer_all(backend, requests)
+    answers, errors = answer_all(backend, requests)
     for name, task in tasks.items():
+        if name in errors:
+            error = errors[name]
+            failure = {"status": classify_failure(error), "reason": f"{type(error).__name__}: {error}"[:2000],
+                       "log": "".join(traceback.format_exception(error))[-2000:]}
+            (out / f"{name}.failure.json").write_text(json.dumps(failure), encoding="utf-8")
+            continue
         predictions = kind_of(task).predictions(task, answers[name])
         lines = [json.dumps({"id": row["id"], "prediction": p}, ensure_ascii=False) for row, p in zip(inputs[name], predictions)]
         (out / f"{name}.jsonl").write_text("".join(line + "\n" for line in lines), encoding="utf-8")

@@ -37,7 +37,8 @@ def require_shared_data() -> Path:
 def data_file(root: Path, *parts: str) -> Path:
     """A file of the shared data. With the data folder present, a missing file is a failure, never a skip."""
     path = root.joinpath(*parts)
-    assert path.is_file(), f"{path} is missing from the shared data folder {root}"
+    assert path.is_file(), (f"{path} is missing: the shared data folder is present, so a missing file is a "
+                            f"failure, not a skip")
     return path
 
 

@@ -238,6 +238,8 @@ class RougeMetric(Metric):
         self.rouge_types = rouge_types
         self.use_stemmer = use_stemmer
         self.n_jobs = _default_jobs() if n_jobs is None else int(n_jobs)
+        if self.n_jobs < 1:
+            raise ValueError(f"n_jobs must be >= 1, got {n_jobs!r}")
         self.parallel_threshold = int(parallel_threshold)
         self._fast = FastRougeScorer(rouge_types, use_stemmer)  # validates the types
         self.scores = tuple(ScoreInfo(t, higher_is_better=True, scale="0-100") for t in rouge_types)

@@ -283,6 +283,10 @@ class _HFBackend:
         self.max_length = self._resolve_max_length(max_length)
         self._prefix, self._suffix = special_affixes(self.tokenizer)
         self._eos_ids = self._collect_eos_ids()
+        self._inspect_model()
+
+    def _inspect_model(self) -> None:
+        """Kind-specific checks of the loaded model, run at the end of __init__."""
 
     # -- setup
 
@@ -443,8 +447,7 @@ class HFCausalBackend(_HFBackend):
     kind = "causal"
     _auto_class = AutoModelForCausalLM
 
-    def __init__(self, model_path: str, **kwargs):
-        super().__init__(model_path, **kwargs)
+    def _inspect_model(self) -> None:
         parameters = inspect.signature(self.model.forward).parameters
         self._takes_position_ids = "position_ids" in parameters
         # logits_to_keep lets the model run its vocabulary projection on the scored positions only.
@@ -455,7 +458,6 @@ class HFCausalBackend(_HFBackend):
         budget = self.max_length - reserved - len(self._prefix)
         if budget < 1:
             raise ValueError(f"{reserved} reserved tokens leave no room for the prompt in {self.max_length}")
-        _validate_span(cut, text)
         body, truncated = truncate_prompt(self.tokenizer, text, body, cut, budget)
         ids = self._prefix + body
         return (ids or [self._start_token_id()]), truncated
@@ -502,17 +504,26 @@ class HFCausalBackend(_HFBackend):
 
     @torch.inference_mode()
     def loglikelihood(self, requests: Sequence[LoglikelihoodRequest]) -> list[Loglikelihood]:
+        for request in requests:
+            _validate_span(request.cut, request.context)
         pairs = [_move_trailing_whitespace(r.context, r.continuation) for r in requests]
         contexts = list(dict.fromkeys(context for context, _ in pairs))  # shared contexts are encoded once
         context_ids = dict(zip(contexts, self._encode(contexts)))
         wholes = self._encode([context + continuation for context, continuation in pairs])
         rows, truncated = [], []
-        for request, (context, _), whole in zip(requests, pairs, wholes):
+        for request, (context, continuation_text), whole in zip(requests, pairs, wholes):
             continuation = tuple(whole[len(context_ids[context]):])
+            if continuation_text and not continuation:
+                # The whole text encoded to no more tokens than the context (a merge across the boundary):
+                # score the continuation's own tokens rather than nothing.
+                logger.warning("continuation %r merged into its context's tokens; encoding it alone",
+                               continuation_text)
+                continuation = tuple(self._encode([continuation_text])[0])
             if len(continuation) > self.max_length:
                 raise ValueError(f"continuation of {len(continuation)} tokens exceeds max_length {self.max_length}")
             # The model reads context + continuation[:-1]: the context may use max_length + 1 - len(continuation).
-            ids, was_cut = self._fit(context, context_ids[context], request.cut, max(len(continuation) - 1, 0))
+            cut = _clip_span(request.cut, len(context))  # the context may have lost trailing whitespace
+            ids, was_cut = self._fit(context, context_ids[context], cut, max(len(continuation) - 1, 0))
             rows.append((tuple(ids) + continuation[:-1], continuation))
             truncated.append(was_cut)
         scored = [i for i, (_, continuation) in enumerate(rows) if continuation]
@@ -541,6 +552,10 @@ class HFCausalBackend(_HFBackend):
         return [RollingLoglikelihood(logprob=total, n_tokens=len(tokens)) for total, tokens in zip(totals, texts)]
 
 
+def _clip_span(cut: Span, length: int) -> Span:
+    return None if cut is None else (min(cut[0], length), min(cut[1], length))
+
+
 def _move_trailing_whitespace(context: str, continuation: str) -> tuple[str, str]:
     """'Answer: ' + 'Paris' -> 'Answer:' + ' Paris': BPE vocabularies attach spaces to the following word."""
     stripped = context.rstrip()
@@ -553,20 +568,18 @@ class HFSeq2SeqBackend(_HFBackend):
     kind = "seq2seq"
     _auto_class = AutoModelForSeq2SeqLM
 
-    def __init__(self, model_path: str, **kwargs):
-        super().__init__(model_path, **kwargs)
+    def _inspect_model(self) -> None:
         self._decoder_start = self.model.generation_config.decoder_start_token_id
         if self._decoder_start is None:
             self._decoder_start = self.model.config.decoder_start_token_id
         if self._decoder_start is None:
-            raise ValueError(f"{model_path}: the model config has no decoder_start_token_id")
+            raise ValueError(f"{self.model_path}: the model config has no decoder_start_token_id")
 
     def _fit(self, text: str, body: list[int], cut: Span, reserved: int) -> tuple[list[int], bool]:
         """Encoder input: prefix + body + suffix within max_length (`reserved` is for the decoder: ignored)."""
         budget = self.max_length - len(self._prefix) - len(self._suffix)
         if budget < 1:
             raise ValueError(f"the tokenizer's special tokens fill max_length {self.max_length}")
-        _validate_span(cut, text)
         body, truncated = truncate_prompt(self.tokenizer, text, body, cut, budget)
         ids = self._prefix + body + self._suffix
         # An encoder needs at least one token; EOS is what T5-style tokenizers make of an empty text.
@@ -592,6 +605,8 @@ class HFSeq2SeqBackend(_HFBackend):
 
     @torch.inference_mode()
     def loglikelihood(self, requests: Sequence[LoglikelihoodRequest]) -> list[Loglikelihood]:
+        for request in requests:
+            _validate_span(request.cut, request.context)
         keys = list(dict.fromkeys((r.context, r.cut) for r in requests))  # shared contexts are encoded once
         bodies = self._encode([context for context, _ in keys])
         encoder_inputs = {key: self._fit(key[0], body, key[1], 0) for key, body in zip(keys, bodies)}
