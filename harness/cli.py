@@ -93,7 +93,8 @@ def usage(command: Optional[str] = None, overrides: Sequence[str] = ()) -> str:
               f"  task   (task=NAME):  {', '.join(available('task', overrides))}", "",
               "main settings (override with key=value): paths.submissions, paths.results, paths.leaderboards,",
               "  device (auto|cpu|cuda), batch_size, seed, ranking (mean_normalized|mean_rank), fail_on_error,",
-              "  allow_remote_code, progress, readme (a markdown file with a leaderboard block); any task field: tasks.NAME.FIELD=... (suites) or task.FIELD=...;",
+              "  allow_remote_code, progress, readme=FILE (replace the board's marked block in FILE);",
+              "  any task field: tasks.NAME.FIELD=... (suites) or task.FIELD=...;",
               "  more task folders: hydra.searchpath=[file://my_tasks]"]
     return "\n".join(lines)
 
@@ -114,10 +115,9 @@ def _write_board(cfg: Any, tasks: Dict[str, Any]) -> Any:
     from harness import leaderboard, store
 
     records = store.read_records(Path(cfg.paths.results))
-    try:
-        frame = leaderboard.write(records, cfg.suite.name, sorted(tasks), cfg.ranking, Path(cfg.paths.leaderboards))
-    except ValueError as e:
-        raise ConfigError(f"ranking: {e}") from e
+    if cfg.ranking not in leaderboard.POLICIES:
+        raise ConfigError(f"ranking: {cfg.ranking!r} is not valid; use one of {', '.join(leaderboard.POLICIES)}")
+    frame = leaderboard.write(records, cfg.suite.name, sorted(tasks), cfg.ranking, Path(cfg.paths.leaderboards))
     if cfg.readme:
         from harness import publish
 

@@ -38,12 +38,15 @@ def resolve_path(path: str) -> Path:
     return Path(path)
 
 
-def data_files(data_cfg: Any) -> List[Path]:
-    """The local files a data config reads (empty for hub datasets)."""
+def data_files(data_cfg: Any) -> Dict[str, Path]:
+    """The local files a data config reads, as {path as configured: resolved path} (empty for hub datasets).
+
+    Records name files as configured (`pkg://tasks/...`, a relative path), never by this machine's absolute path.
+    """
     if data_cfg.source != "local":
-        return []
-    paths = [data_cfg.path] if data_cfg.path else []
-    return [resolve_path(p) for p in paths + [data_cfg.files[k] for k in sorted(data_cfg.files)]]
+        return {}
+    paths = ([data_cfg.path] if data_cfg.path else []) + [data_cfg.files[k] for k in sorted(data_cfg.files)]
+    return {p: resolve_path(p) for p in paths}
 
 
 def sha256_file(path: Path) -> str:

@@ -1,42 +1,78 @@
-"""Run a model job in a child process that sees task inputs only.
+"""Run a model job in a child process that sees task inputs only, and check everything it hands back.
 
-The child is a fresh interpreter (`python -m harness.worker`), not a fork: it inherits no memory of the parent
-(references, other entries' results). It gets a job folder with the task configs stripped of their data
-locations and a file of inputs per task, a scrubbed environment with the hub offline, and a wall-clock budget.
+The child is a fresh interpreter (`python -m harness.worker JOB_DIR`), not a fork, so it inherits no memory of the
+parent (references, other entries' results). Its job folder holds the task configs stripped of their data
+locations, metrics and field mappings, and one file of inputs per task. It runs in its own session with a
+scrubbed environment (hub offline, no tokens), no network where the OS allows it (`unshare --net`), a wall-clock
+budget (the sum of its tasks' `budget_s`) and a cap on every file it writes. Its outputs are untrusted: the parent
+reads them strictly (sizes, counts, ids, types, finite numbers) and turns every problem into a typed failure of
+the (submission, task) cell. Scoring happens in the parent only.
 """
 from __future__ import annotations
 
+import functools
+import getpass
 import json
 import os
+import re
+import shutil
 import signal
 import subprocess
 import sys
 import tempfile
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from harness.data import Example
+from harness.errors import SubmissionError
 
-# Variables the child may inherit; everything else (tokens, cloud keys, CI secrets) is dropped.
-_KEEP_ENV = ("PATH", "LANG", "LC_ALL", "TZ", "CUDA_VISIBLE_DEVICES", "OMP_NUM_THREADS", "MKL_NUM_THREADS",
-             "HF_HOME", "HF_HUB_CACHE", "TRANSFORMERS_CACHE", "VIRTUAL_ENV", "PYTHONPATH")
-_OFFLINE = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1",
-            "HF_HUB_DISABLE_TELEMETRY": "1", "TOKENIZERS_PARALLELISM": "false", "PYTHONHASHSEED": "0"}
+MAX_OUTPUT_BYTES = 64 * 1024  # per example: one JSON line of the child's predictions
+MIN_FILE_BYTES = 256 << 20  # floor of the cap on any file the child writes (logs and caches included)
 LOG_EXCERPT_CHARS = 2000
+REASON_CHARS = 500
+_SMALL_JSON_BYTES = 1 << 20  # meta, failure and timing files the child writes
+# Variables the child may inherit; everything else (tokens, cloud keys, CI secrets) is dropped.
+_KEEP_ENV = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "CUDA_VISIBLE_DEVICES", "OMP_NUM_THREADS",
+             "MKL_NUM_THREADS", "LD_LIBRARY_PATH", "VIRTUAL_ENV", "PYTHONPATH")
+_OFFLINE = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1",
+            "HF_HUB_DISABLE_TELEMETRY": "1", "DO_NOT_TRACK": "1", "TOKENIZERS_PARALLELISM": "false",
+            "PYTHONHASHSEED": "0", "PYTHONNOUSERSITE": "1", "PYTHONDONTWRITEBYTECODE": "1"}
+_SECRET_NAME = re.compile(r"TOKEN|SECRET|PASSW|KEY|CREDENTIAL|AUTH", re.IGNORECASE)
+# Statuses a child may report for a task; anything else it writes is read as a crash.
+CHILD_STATUSES = ("load-error", "timeout", "out-of-memory", "crashed", "bad-output", "refused", "n/a")
 
 
 @dataclass
 class JobOutcome:
     predictions: Dict[str, Dict[str, Any]] = field(default_factory=dict)  # task -> id -> prediction
-    meta: Dict[str, Dict[str, Any]] = field(default_factory=dict)  # task -> {truncated, model}
+    meta: Dict[str, Dict[str, Any]] = field(default_factory=dict)  # task -> {truncated}
     failures: Dict[str, Tuple[str, str, str]] = field(default_factory=dict)  # task -> (status, reason, log excerpt)
+    isolation: Dict[str, str] = field(default_factory=dict)  # what was enforced, for the records
+    wall_s: float = 0.0
+    peak_rss_bytes: Optional[int] = None  # the child's peak resident memory (getrusage of the child)
+    timings: Dict[str, Any] = field(default_factory=dict)  # the child's own: startup_s, load_s, per request type
+
+
+@dataclass
+class Launch:
+    status: str  # ok, timeout, or a failure type
+    reason: str
+    log: str
+    wall_s: float
+    peak_rss_bytes: Optional[int]
+
+
+# ---------------------------------------------------------------- what the child gets
 
 
 def child_env(home: Path) -> Dict[str, str]:
     env = {k: os.environ[k] for k in _KEEP_ENV if k in os.environ}
     env.update(_OFFLINE)
-    env["HOME"] = str(home)
+    # Caches and home inside the job folder: nothing is read from or written to the organizer's hub cache, and
+    # huggingface_hub finds no token file to send along.
+    env.update(HOME=str(home), HF_HOME=str(home / "hf"), XDG_CACHE_HOME=str(home / "cache"), TMPDIR=str(home))
     return env
 
 
@@ -50,9 +86,58 @@ def child_task_config(task: Any) -> Dict[str, Any]:
     return config
 
 
+def file_cap(tasks: Sequence[Tuple[Any, List[Example]]], max_output_bytes: int) -> int:
+    return max(MIN_FILE_BYTES, 2 * max_output_bytes * sum(len(examples) for _, examples in tasks))
+
+
+@functools.lru_cache(maxsize=None)
+def network_isolation() -> Tuple[Tuple[str, ...], str]:
+    """(command prefix, note): a new network namespace for the child where the OS allows one."""
+    if not sys.platform.startswith("linux"):
+        return (), f"not enforced (network namespaces need Linux; this is {sys.platform})"
+    unshare = shutil.which("unshare")
+    if unshare is None:
+        return (), "not enforced (util-linux `unshare` is not installed)"
+    why = ""
+    # As root a plain network namespace; otherwise one inside a user namespace, where the kernel allows those.
+    for flags in (("--net",), ("--user", "--map-root-user", "--net")):
+        try:
+            probe = subprocess.run((unshare, *flags, "true"), capture_output=True, timeout=30)
+        except (OSError, subprocess.TimeoutExpired) as e:
+            why = str(e)
+            continue
+        if probe.returncode == 0:
+            return (unshare, *flags, "--"), f"enforced: `unshare {' '.join(flags)}` (no interface but loopback)"
+        why = probe.stderr.decode("utf-8", "replace").strip() or f"exit code {probe.returncode}"
+    return (), f"not enforced (unshare failed: {why})"
+
+
+def isolation_note(budget: float, max_output_bytes: int, max_file_bytes: int) -> Dict[str, str]:
+    """What this job's child runs under, recorded in every cell of the job."""
+    return {
+        "process": "fresh interpreter (python -m harness.worker), own session; killed as a group when done",
+        "inputs": "task inputs only: no references, field mappings, metrics or data locations",
+        "environment": f"scrubbed: only {', '.join(_KEEP_ENV)} kept; hub offline; home and caches in the job folder",
+        "network": network_isolation()[1],
+        "limits": f"wall clock {budget:g} s; {max_output_bytes} bytes of output per example; files written by the "
+                  f"child at most {max_file_bytes} bytes (RLIMIT_FSIZE); no core dumps",
+        "filesystem": f"not isolated: the child runs as user {getpass.getuser()!r} and can read what that user can",
+        "weights": "safetensors only: pickle files refused before loading, torch.load disabled in the child",
+    }
+
+
+def child_command(job_dir: Path) -> List[str]:
+    # -s: no user site-packages; the working folder is the empty job home, so nothing shadows an import.
+    return [*network_isolation()[0], sys.executable, "-s", "-m", "harness.worker", str(job_dir)]
+
+
+# ---------------------------------------------------------------- running a job
+
+
 def run_job(model: Dict[str, Any], tasks: Sequence[Tuple[Any, List[Example]]], *, device: str, batch_size: Any,
-            progress: bool) -> JobOutcome:
+            progress: bool, max_output_bytes: int = MAX_OUTPUT_BYTES) -> JobOutcome:
     budget = sum(float(task.budget_s) for task, _ in tasks)
+    max_file_bytes = file_cap(tasks, max_output_bytes)
     with tempfile.TemporaryDirectory(prefix="harness-job-") as tmp:
         job_dir = Path(tmp)
         specs = []
@@ -61,56 +146,203 @@ def run_job(model: Dict[str, Any], tasks: Sequence[Tuple[Any, List[Example]]], *
             rows = (json.dumps({"id": e.id, "inputs": e.inputs}, ensure_ascii=False) + "\n" for e in examples)
             (job_dir / name).write_text("".join(rows), encoding="utf-8")
             specs.append({"inputs": name, "config": child_task_config(task)})
-        job = {"model": model, "device": device, "batch_size": batch_size, "progress": progress, "tasks": specs}
+        job = {"model": model, "device": device, "batch_size": batch_size, "progress": progress, "tasks": specs,
+               "limits": {"max_output_bytes": max_output_bytes, "max_file_bytes": max_file_bytes}}
         (job_dir / "job.json").write_text(json.dumps(job), encoding="utf-8")
         (job_dir / "home").mkdir()
-        status, reason, log = _launch(job_dir, budget, progress)
-        return _collect(job_dir, [task for task, _ in tasks], status, reason, log)
+        launch = launch_child(child_command(job_dir), job_dir, budget, progress)
+        outcome = collect(job_dir, tasks, launch, max_output_bytes)
+    outcome.isolation = isolation_note(budget, max_output_bytes, max_file_bytes)
+    return outcome
 
 
-def _launch(job_dir: Path, budget: float, progress: bool) -> Tuple[str, str, str]:
+def launch_child(argv: Sequence[str], job_dir: Path, budget: float, progress: bool) -> Launch:
+    """Run the child under its wall-clock budget; its exit becomes a typed status."""
     log_path = job_dir / "child.log"
+    started = time.monotonic()
     with open(log_path, "wb") as log:
-        child = subprocess.Popen([sys.executable, "-m", "harness.worker", str(job_dir)], cwd=job_dir,
-                                 env=child_env(job_dir / "home"), stdin=subprocess.DEVNULL, stdout=log,
-                                 stderr=None if progress else log, start_new_session=True)
+        child = subprocess.Popen(list(argv), cwd=job_dir / "home", env=child_env(job_dir / "home"),
+                                 stdin=subprocess.DEVNULL, stdout=log, stderr=None if progress else log,
+                                 start_new_session=True)
         try:
-            code = child.wait(timeout=budget)
-        except subprocess.TimeoutExpired:
-            os.killpg(child.pid, signal.SIGKILL)
-            child.wait()
-            return "timeout", f"the model did not finish within its budget of {budget:g} s", _tail(log_path)
+            code, rusage, timed_out = _wait(child, started + budget)
+        finally:
+            _kill_group(child.pid)  # whatever the child started and left running
+    wall = time.monotonic() - started
+    peak = rusage.ru_maxrss * (1 if sys.platform == "darwin" else 1024) if rusage else None
+    if timed_out:
+        return Launch("timeout", f"the model did not finish within its budget of {budget:g} s (the sum of its "
+                      f"tasks' budget_s)", tail(log_path), wall, peak)
+    status, reason = exit_status(code, job_dir / "out" / "failure.json")
+    return Launch(status, reason, tail(log_path) if status != "ok" else "", wall, peak)
+
+
+def _wait(child: subprocess.Popen, deadline: float) -> Tuple[int, Any, bool]:
+    """(exit code, resource usage, timed out). os.wait4 gives the child's own peak memory."""
+    try:
+        while True:
+            pid, status, rusage = os.wait4(child.pid, os.WNOHANG)
+            if pid:
+                child.returncode = os.waitstatus_to_exitcode(status)
+                return child.returncode, rusage, False
+            if time.monotonic() >= deadline:
+                _kill_group(child.pid)
+                _, status, rusage = os.wait4(child.pid, 0)
+                child.returncode = os.waitstatus_to_exitcode(status)
+                return child.returncode, rusage, True
+            time.sleep(0.02)
+    except BaseException:  # interrupted: never leave the child running
+        _kill_group(child.pid)
+        child.wait()
+        raise
+
+
+def _kill_group(pid: int) -> None:
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def exit_status(code: int, failure_file: Path) -> Tuple[str, str]:
     if code == 0:
-        return "ok", "", ""
-    failure = job_dir / "out" / "failure.json"
-    if failure.is_file():
-        data = json.loads(failure.read_text(encoding="utf-8"))
-        return data["status"], data["reason"], data.get("log") or _tail(log_path)
+        return "ok", ""
+    reported = _child_failure(failure_file)
+    if reported:
+        return reported[0], reported[1]
     if code == -signal.SIGKILL:
-        return "out-of-memory", "the model process was killed (SIGKILL), most likely out of memory", _tail(log_path)
-    return "crashed", f"the model process exited with code {code}", _tail(log_path)
+        return "out-of-memory", "the model process was killed (SIGKILL), most likely by the out-of-memory killer"
+    if code == -signal.SIGXFSZ:
+        return "bad-output", "the model process tried to write a file larger than its limit (SIGXFSZ)"
+    if code < 0:
+        return "crashed", f"the model process died from signal {signal.Signals(-code).name}"
+    return "crashed", f"the model process exited with code {code}"
 
 
-def _tail(path: Path) -> str:
-    text = path.read_bytes()[-LOG_EXCERPT_CHARS:].decode("utf-8", errors="replace")
+def tail(path: Path, chars: int = LOG_EXCERPT_CHARS) -> str:
+    """The end of a log, read without loading the whole file."""
+    try:
+        with open(path, "rb") as f:
+            f.seek(max(0, os.fstat(f.fileno()).st_size - 4 * chars))
+            text = f.read().decode("utf-8", errors="replace")
+    except OSError:
+        return ""
+    return redact(text[-chars:])
+
+
+def redact(text: str) -> str:
+    """Remove the values of this process's secret-looking variables (the child never had them; a log might
+    still quote a file that holds one)."""
+    for name, value in os.environ.items():
+        if len(value) >= 8 and _SECRET_NAME.search(name):
+            text = text.replace(value, "[redacted]")
     return text
 
 
-def _collect(job_dir: Path, tasks: List[Any], status: str, reason: str, log: str) -> JobOutcome:
-    outcome = JobOutcome()
-    for task in tasks:
-        out = job_dir / "out" / f"{task.name}.jsonl"
-        meta = job_dir / "out" / f"{task.name}.meta.json"
-        task_failure = job_dir / "out" / f"{task.name}.failure.json"
-        if status == "ok" and task_failure.is_file():
-            data = json.loads(task_failure.read_text(encoding="utf-8"))
-            outcome.failures[task.name] = (data["status"], data["reason"], data.get("log", ""))
-            continue
-        if status != "ok" or not out.is_file() or not meta.is_file():
-            outcome.failures[task.name] = (status if status != "ok" else "crashed",
-                                           reason or "the model process wrote no predictions", log)
-            continue
-        rows = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
-        outcome.predictions[task.name] = {row["id"]: row["prediction"] for row in rows}
-        outcome.meta[task.name] = json.loads(meta.read_text(encoding="utf-8"))
+# ---------------------------------------------------------------- reading what the child wrote
+
+
+def collect(job_dir: Path, tasks: Sequence[Tuple[Any, List[Example]]], launch: Launch,
+            max_output_bytes: int) -> JobOutcome:
+    """Per task: its checked predictions, or a typed failure. Tasks the child finished before a timeout count."""
+    out = job_dir / "out"
+    outcome = JobOutcome(wall_s=launch.wall_s, peak_rss_bytes=launch.peak_rss_bytes,
+                         timings=_read_small_json(out / "timings.json") or {})
+    for task, examples in tasks:
+        name = task.name
+        reported = _child_failure(out / f"{name}.failure.json")
+        if reported:
+            outcome.failures[name] = (reported[0], reported[1], reported[2] or launch.log)
+        elif (out / f"{name}.jsonl").exists() and (out / f"{name}.meta.json").exists():
+            try:
+                outcome.predictions[name] = read_outputs(out / f"{name}.jsonl", task, [e.id for e in examples],
+                                                         max_output_bytes)
+                outcome.meta[name] = read_meta(out / f"{name}.meta.json", name)
+            except SubmissionError as e:
+                outcome.predictions.pop(name, None)
+                outcome.failures[name] = (e.status, str(e), launch.log)
+        elif launch.status != "ok":
+            outcome.failures[name] = (launch.status, launch.reason, launch.log)
+        else:
+            outcome.failures[name] = ("crashed", f"the model process wrote no predictions for task {name}", launch.log)
     return outcome
+
+
+def _child_failure(path: Path) -> Optional[Tuple[str, str, str]]:
+    data = _read_small_json(path)
+    if data is None:
+        return None
+    status = data.get("status") if data.get("status") in CHILD_STATUSES else "crashed"
+    return status, redact(str(data.get("reason", ""))[:REASON_CHARS]), redact(str(data.get("log", ""))[-LOG_EXCERPT_CHARS:])
+
+
+def _read_small_json(path: Path) -> Optional[Dict[str, Any]]:
+    """A small JSON object the child wrote, or None (missing, a link, too large, not an object)."""
+    try:
+        if not _regular(path) or path.stat().st_size > _SMALL_JSON_BYTES:
+            return None
+        data = json.loads(path.read_bytes())
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _regular(path: Path) -> bool:
+    """A plain file, not a link: the child could link its output to a file of the organizer's."""
+    return path.exists() and not path.is_symlink() and path.is_file()
+
+
+def _bad(name: str, message: str) -> SubmissionError:
+    return SubmissionError(f"task {name}: the model's output {message}", status="bad-output")
+
+
+def _no_constants(constant: str) -> Any:
+    raise ValueError(f"non-finite number {constant}")
+
+
+def read_outputs(path: Path, task: Any, ids: List[str], max_output_bytes: int) -> Dict[str, Any]:
+    """id -> prediction, one JSON line per example: every id once, every value a valid prediction for the task."""
+    from tasks import kind_of
+
+    name = task.name
+    if not _regular(path):
+        raise _bad(name, "is not a regular file")
+    size = path.stat().st_size
+    if size > len(ids) * (max_output_bytes + 1):
+        raise _bad(name, f"is {size} bytes for {len(ids)} examples; the limit is {max_output_bytes} bytes per example")
+    expected, predictions = set(ids), {}
+    lines = path.read_bytes().split(b"\n")
+    for number, line in enumerate(lines[:-1] if lines and not lines[-1] else lines, start=1):
+        item = _parse_line(name, number, line, max_output_bytes)
+        example_id = item["id"]
+        if example_id not in expected or example_id in predictions:
+            raise _bad(name, f"line {number} has an unknown or repeated id {str(example_id)[:80]!r}")
+        problem = kind_of(task).check_prediction(task, item["prediction"])
+        if problem:
+            raise _bad(name, f"for example {example_id!r} is not a valid prediction: {problem[:REASON_CHARS]}")
+        predictions[example_id] = item["prediction"]
+    if len(predictions) != len(ids):
+        missing = [i for i in ids if i not in predictions]
+        raise _bad(name, f"has {len(predictions)} predictions for {len(ids)} examples (missing ids: "
+                   f"{', '.join(missing[:5])}{' ...' if len(missing) > 5 else ''})")
+    return predictions
+
+
+def _parse_line(name: str, number: int, line: bytes, max_output_bytes: int) -> Dict[str, Any]:
+    if len(line) > max_output_bytes:
+        raise _bad(name, f"line {number} is {len(line)} bytes; the limit is {max_output_bytes} bytes per example")
+    try:
+        item = json.loads(line.decode("utf-8"), parse_constant=_no_constants)
+    except (UnicodeDecodeError, ValueError) as e:
+        raise _bad(name, f"line {number} is not valid JSON text ({str(e)[:200]})") from e
+    if not isinstance(item, dict) or set(item) != {"id", "prediction"} or not isinstance(item["id"], str):
+        raise _bad(name, f'line {number} is not {{"id": "<string>", "prediction": ...}}')
+    return item
+
+
+def read_meta(path: Path, name: str) -> Dict[str, Any]:
+    data = _read_small_json(path)
+    truncated = (data or {}).get("truncated")
+    if isinstance(truncated, bool) or not isinstance(truncated, int) or truncated < 0:
+        raise _bad(name, "metadata is malformed (expected {\"truncated\": <count>})")
+    return {"truncated": truncated}

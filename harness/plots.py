@@ -87,14 +87,17 @@ def rank_stability_svg(board: Dict[str, Any]) -> Optional[str]:
     plt = _pyplot()
     with plt.rc_context(SVG_RC):
         fig, ax = plt.subplots(figsize=(0.55 * n_ranks + 2.4, 0.34 * len(names) + 1.3))
-        ax.imshow(grid, cmap="Blues", vmin=0.0, vmax=1.0, aspect="auto")
+        # pcolormesh (vector cells), not imshow, which would embed a raster image in the SVG
+        ax.pcolormesh(grid, cmap="Blues", vmin=0.0, vmax=1.0, edgecolors="white", linewidth=1.0)
         for y, fractions in enumerate(grid):
             for x, fraction in enumerate(fractions):
                 if fraction >= 0.005:
-                    ax.text(x, y, f"{fraction:.0%}", ha="center", va="center", fontsize=7,
+                    ax.text(x + 0.5, y + 0.5, f"{fraction:.0%}", ha="center", va="center", fontsize=7,
                             color="white" if fraction > 0.6 else "black")
-        ax.set_xticks(range(n_ranks), [str(r) for r in range(1, n_ranks + 1)])
-        ax.set_yticks(range(len(names)), names)
+        ax.set_xticks([r - 0.5 for r in range(1, n_ranks + 1)], [str(r) for r in range(1, n_ranks + 1)])
+        ax.set_yticks([y + 0.5 for y in range(len(names))], names)
+        ax.invert_yaxis()  # best entry on top, as in the table
+        ax.tick_params(length=0)
         ax.set_xlabel("rank")
         resamples = (board.get("bootstrap") or {}).get("resamples")
         ax.set_title("Rank across bootstrap resamples" + (f" (n={resamples})" if resamples else ""))

@@ -92,12 +92,20 @@ def _svg_data_uri(svg: Optional[str]) -> Optional[str]:
     return None if svg is None else "data:image/svg+xml;base64," + base64.b64encode(svg.encode("utf-8")).decode("ascii")
 
 
+def _breakable(name: str) -> Any:
+    """A task name that may wrap after its underscores in a narrow column header (and copies as typed)."""
+    from markupsafe import Markup, escape
+
+    return Markup(str(escape(name)).replace("_", "_<wbr>"))
+
+
 def page_context(board: Dict[str, Any], records: Sequence[Dict[str, Any]]) -> Dict[str, Any]:
     tasks = sorted(board["tasks"])
     by_cell = {(r["submission"], r["task"]): r for r in records}
     policy = board["ranking"]["policy"]
     return {
         "suite": board["suite"], "ranking": board["ranking"], "tasks": tasks, "task_info": board["tasks"],
+        "task_labels": {task: _breakable(task) for task in tasks},
         "aggregate_first": "asc" if policy in LOWER_IS_BETTER_POLICIES else "desc",
         "aggregate_arrow": "↓" if policy in LOWER_IS_BETTER_POLICIES else "↑",
         "rows": [_row_view(row, tasks, by_cell) for row in board["rows"]],

@@ -52,7 +52,7 @@ class Cell:
 
         self.task = task
         self.submission = submission_name
-        files = {str(p): sha256_file(p) if p.is_file() else None for p in data_files(task.data)}
+        files = {name: sha256_file(p) if p.is_file() else None for name, p in data_files(task.data).items()}
         self.data_sha256 = files
         self.task_hash = config_hash(task)
         inputs_key = {"data": OmegaConf.to_container(task.data, resolve=True), "files": sorted(files.values(), key=str),
@@ -71,7 +71,8 @@ def provenance(cell: Cell, submission_sha: Optional[str], run_cfg: Any) -> Dict[
 
 
 def make_record(cell: Cell, submission: Optional[Submission], status: str, *, submission_sha: Optional[str],
-                run_cfg: Any, scored: Any = None, reason: str = "", log: str = "", extra_counts=None) -> Dict[str, Any]:
+                run_cfg: Any, scored: Any = None, reason: str = "", log: str = "", extra_counts=None,
+                isolation: Optional[Dict[str, str]] = None) -> Dict[str, Any]:
     manifest = submission.manifest if submission else None
     record: Dict[str, Any] = {
         "submission": cell.submission, "team": manifest.team if manifest else None,
@@ -85,6 +86,8 @@ def make_record(cell: Cell, submission: Optional[Submission], status: str, *, su
         record.update(scores=scored.scores, higher_is_better=scored.higher_is_better, signatures=scored.signatures,
                       primary=scored.scores[cell.task.primary_metric], counts=dict(scored.counts))
     record["counts"].update(extra_counts or {})
+    if isolation:  # what the model's process ran under (harness.isolation)
+        record["provenance"]["isolation"] = isolation
     return record
 
 
@@ -97,6 +100,7 @@ class Evaluator:
         self.results = Path(run_cfg.paths.results)
         self.echo = echo
         self.models_loaded = 0
+        self.jobs: Dict[str, Any] = {}  # submission name -> its model job's JobOutcome (timings, memory)
         self._examples: Dict[str, List[Example]] = {}
 
     def examples(self, task: Any) -> List[Example]:
@@ -110,6 +114,11 @@ class Evaluator:
             submission = load_submission(folder)
         except SubmissionError as e:
             return self._reject(folder.name, e)
+        from harness import safety
+
+        refusal = safety.verdict(safety.vet(submission, self.cfg.allow_remote_code))  # before anything loads it
+        if refusal is not None:
+            return self._reject(submission.name, refusal)
         sub_sha = submission_sha256(folder)
         cells = {name: Cell(task, submission.name, sub_sha, self.cfg) for name, task in self.tasks.items()}
         records: Dict[str, Dict[str, Any]] = {}
@@ -152,7 +161,8 @@ class Evaluator:
         return self._from_model(submission, sub_sha, cells)
 
     def _score_and_store(self, submission: Submission, sub_sha: str, cell: Cell, predictions: Dict[str, Any],
-                         extra_counts: Dict[str, int], unknown: Optional[int] = None) -> Dict[str, Any]:
+                         extra_counts: Dict[str, int], unknown: Optional[int] = None,
+                         isolation: Optional[Dict[str, str]] = None) -> Dict[str, Any]:
         from harness.scoring import score
 
         examples = self.examples(cell.task)
@@ -163,14 +173,15 @@ class Evaluator:
         if unknown is not None:
             scored.counts["unknown"] = unknown
         record = make_record(cell, submission, "ok", submission_sha=sub_sha, run_cfg=self.cfg, scored=scored,
-                             extra_counts=extra_counts)
+                             extra_counts=extra_counts, isolation=isolation)
         rows = [{"id": e.id, "prediction": predictions.get(e.id)} for e in examples]
         store.write_cell(self.results, record, rows)
         return record
 
     def _fail(self, submission: Optional[Submission], sub_sha: str, cell: Cell, status: str, reason: str,
-              log: str = "") -> Dict[str, Any]:
-        record = make_record(cell, submission, status, submission_sha=sub_sha, run_cfg=self.cfg, reason=reason, log=log)
+              log: str = "", isolation: Optional[Dict[str, str]] = None) -> Dict[str, Any]:
+        record = make_record(cell, submission, status, submission_sha=sub_sha, run_cfg=self.cfg, reason=reason, log=log,
+                             isolation=isolation)
         store.write_cell(self.results, record, None)
         return record
 
@@ -208,6 +219,7 @@ class Evaluator:
 
     def _from_model(self, submission: Submission, sub_sha: str, cells: List[Cell]) -> List[Dict[str, Any]]:
         from harness.isolation import run_job
+        from harness.safety import model_folder
 
         records, runnable = [], []
         for cell in cells:
@@ -224,21 +236,23 @@ class Evaluator:
             return records
         manifest = submission.manifest
         trust = manifest.trust_remote_code and manifest.name in self.cfg.allow_remote_code
-        model = {"kind": manifest.kind, "location": submission.model_location(), "dtype": manifest.dtype,
+        model = {"kind": manifest.kind, "location": str(model_folder(submission)), "dtype": manifest.dtype,
                  "trust_remote_code": trust}
         self.echo(f"running {manifest.name} on {', '.join(c.task.name for c, _ in runnable)}")
         self.models_loaded += 1
         outcome = run_job(model, [(c.task, ex) for c, ex in runnable], device=self.cfg.device,
                           batch_size=self.cfg.batch_size, progress=self.cfg.progress)
+        self.jobs[manifest.name] = outcome
         for cell, _ in runnable:
             name = cell.task.name
             if name in outcome.failures:
                 status, reason, log = outcome.failures[name]
-                records.append(self._fail(submission, sub_sha, cell, status, reason, log))
+                records.append(self._fail(submission, sub_sha, cell, status, reason, log, outcome.isolation))
             else:
                 meta = outcome.meta[name]
                 records.append(self._score_and_store(submission, sub_sha, cell, outcome.predictions[name],
-                                                     {"truncated": int(meta.get("truncated", 0))}))
+                                                     {"truncated": int(meta.get("truncated", 0))},
+                                                     isolation=outcome.isolation))
         return records
 
 

@@ -60,6 +60,8 @@ def load_submission(folder: str | os.PathLike) -> Submission:
     """Read and check `<folder>/submission.yaml`. Raises SubmissionError naming the file, field and value."""
     folder = Path(folder)
     path = folder / MANIFEST
+    if folder.is_dir():
+        check_links(folder)  # before reading anything: submission.yaml itself may be a link to a secret
     if not path.is_file():
         raise SubmissionError(f"{path}: no {MANIFEST} in the submission folder")
     data = _read_yaml(path)
@@ -147,6 +149,22 @@ def check_model_path(path: Path, folder: Path, model: str) -> None:
     if not _HUB_ID.match(model):
         raise SubmissionError(f"{path}: field 'model': {model!r} is neither a folder in the submission nor a "
                               f"hub id (like 'org/name')")
+
+
+def check_links(folder: Path, limit: int = 5) -> None:
+    """Every symlink under `folder` must resolve inside it: a link out could make the organizer read (and publish)
+    a file of theirs, or another entry's results, as this entry's model or predictions."""
+    root = os.path.realpath(folder)
+    escaping = []
+    for dirpath, dirs, files in os.walk(folder, followlinks=False):
+        for name in sorted(dirs + files):
+            link = os.path.join(dirpath, name)
+            if os.path.islink(link) and os.path.commonpath([root, os.path.realpath(link)]) != root:
+                escaping.append(f"{Path(link).relative_to(folder).as_posix()} -> {os.readlink(link)}")
+    if escaping:
+        shown = ", ".join(sorted(escaping)[:limit]) + (f" and {len(escaping) - limit} more" if len(escaping) > limit else "")
+        raise SubmissionError(f"{folder}: symlinks that leave the submission folder: {shown}; copy the files into "
+                              f"the submission instead of linking to them")
 
 
 def submission_sha256(folder: Path) -> str:

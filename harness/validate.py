@@ -1,109 +1,196 @@
-"""`harness validate DIR`: the organizer's checks, run by a participant, each with how to fix a failure."""
+"""`harness validate DIR`: the organizer's checks and code path, run by a participant on a few examples.
+
+The same functions the organizer's run calls decide: the manifest check (`harness.submission`), the model folder
+checks (`harness.safety`), then the runner's `Evaluator` on the first examples of each task, with the model in
+the same isolated child process and its outputs read as strictly. On top it reports what a participant needs to
+fix or plan: each check with how to fix it, the rendered prompts and the predictions for the sample, measured
+speed and peak memory, and an estimate of the full run's time on this machine.
+"""
 from __future__ import annotations
 
+import copy
 import json
+import tempfile
 from pathlib import Path
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Optional
 
 from harness.errors import SubmissionError
 
-PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle")
+SAMPLE_EXAMPLES = 3
+_SHOWN_CHARS = 300  # of a prompt or prediction in the text report (the --json report has them whole)
+ACCEPTED_STATUSES = ("ok", "n/a", "not-submitted")
+FIXES = {
+    "invalid": "fix the field or file named above; see the README's 'Add a submission'",
+    "load-error": "check that the folder loads with this transformers version: AutoTokenizer.from_pretrained(dir) "
+                  "and AutoModelForCausalLM / AutoModelForSeq2SeqLM.from_pretrained(dir, use_safetensors=True)",
+    "timeout": "make the model faster or smaller; its budget is the sum of the tasks' budget_s",
+    "out-of-memory": "use a smaller model or a smaller dtype (`dtype: bfloat16` in submission.yaml)",
+    "crashed": "read the log excerpt; try the model on the prompts shown with transformers directly",
+    "bad-output": "outputs must be finite numbers, one per example, and at most 64 KiB of text each",
+}
 
 
 def _check(name: str, ok: bool, detail: str = "", fix: str = "") -> Dict[str, Any]:
     return {"check": name, "ok": ok, "detail": detail, "fix": "" if ok else fix}
 
 
-def model_folder_checks(folder: Path, allow_remote_code: bool) -> List[Dict[str, Any]]:
-    """Files of a local transformers model folder: config, tokenizer, safetensors weights, no pickles, no code."""
-    checks = []
-    pickles = sorted(p.name for p in folder.rglob("*") if p.suffix.lower() in PICKLE_SUFFIXES)
-    checks.append(_check("weights are safetensors only", not pickles, ", ".join(pickles),
-                         "convert the weights with model.save_pretrained(dir, safe_serialization=True) and delete "
-                         "the pickle files"))
-    weights = sorted(p.name for p in folder.glob("*.safetensors"))
-    checks.append(_check("safetensors weights present", bool(weights), ", ".join(weights) or "none found",
-                         "save the model with save_pretrained(..., safe_serialization=True)"))
-    config = folder / "config.json"
-    checks.append(_check("config.json present", config.is_file(), str(config), "save the model with save_pretrained"))
-    tokenizer = any((folder / f).is_file() for f in ("tokenizer.json", "tokenizer_config.json", "vocab.json",
-                                                     "spiece.model"))
-    checks.append(_check("tokenizer files present", tokenizer, "", "save the tokenizer with tokenizer.save_pretrained"))
-    code = sorted(p.name for p in folder.rglob("*.py"))
-    auto_map = False
-    if config.is_file():
-        try:
-            auto_map = "auto_map" in json.loads(config.read_text(encoding="utf-8"))
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            checks.append(_check("config.json is valid JSON", False, str(config), "write config.json with save_pretrained"))
-    has_code = bool(code) or auto_map
-    checks.append(_check("no custom model code (or allowed by the organizer)", allow_remote_code or not has_code,
-                         ", ".join(code + (["auto_map in config.json"] if auto_map else [])),
-                         "use a model class that ships with transformers; custom code runs only where the "
-                         "organizer allows it for this entry by name"))
-    return checks
+def validate(folder: Path, cfg: Any, tasks: Dict[str, Any], n_examples: int = SAMPLE_EXAMPLES) -> Dict[str, Any]:
+    from harness import safety
+    from harness.submission import load_submission
 
-
-def validate(folder: Path, cfg: Any, tasks: Dict[str, Any]) -> Dict[str, Any]:
     checks: List[Dict[str, Any]] = []
-    report: Dict[str, Any] = {"submission": str(folder), "suite": cfg.suite.name, "checks": checks, "tasks": {}}
+    report: Dict[str, Any] = {"submission": str(folder), "suite": cfg.suite.name, "examples": n_examples,
+                              "checks": checks, "tasks": {}, "run": None, "accepted": False}
     try:
-        from harness.submission import load_submission
-
         submission = load_submission(folder)
     except SubmissionError as e:
-        checks.append(_check("submission.yaml is valid", False, str(e),
-                             "fix the field named above; see README 'Add a submission'"))
-        report["accepted"] = False
+        checks.append(_check("submission.yaml is valid", False, str(e), FIXES["invalid"]))
         return report
-    checks.append(_check("submission.yaml is valid", True, f"{submission.manifest.kind} entry {submission.name!r}"))
-    kind = submission.manifest.kind
-    if kind in ("hf-causal", "hf-seq2seq"):
-        local = folder / submission.manifest.model
-        allowed = submission.manifest.trust_remote_code and submission.name in cfg.allow_remote_code
-        if local.is_dir():
-            checks.extend(model_folder_checks(local, allowed))
-        else:
-            checks.append(_check("model is a hub id", True, submission.manifest.model))
-    elif kind == "predictions":
-        checks.extend(_prediction_checks(submission, tasks, report))
+    manifest = submission.manifest
+    checks.append(_check("submission.yaml is valid", True, f"{manifest.kind} entry {manifest.name!r}"))
+    findings = safety.vet(submission, cfg.allow_remote_code)
+    checks.extend(_check(f.check, f.ok, f.detail, f.fix) for f in findings)
+    if safety.verdict(findings) is None:  # the organizer runs nothing of a rejected entry; neither do we
+        _sample_run(submission, cfg, tasks, n_examples, report)
     report["accepted"] = all(c["ok"] for c in checks)
     return report
 
 
-def _prediction_checks(submission: Any, tasks: Dict[str, Any], report: Dict[str, Any]) -> List[Dict[str, Any]]:
-    from harness.data import load_examples
-    from harness.models.predictions import predictions_file, read_predictions
+def _sample_run(submission: Any, cfg: Any, tasks: Dict[str, Any], n_examples: int, report: Dict[str, Any]) -> None:
+    """The organizer's Evaluator on the first examples (all of them for a predictions entry: reading is cheap)."""
+    from harness.runner import Evaluator
+
+    sample = tasks if submission.manifest.kind == "predictions" else {n: _first(t, n_examples) for n, t in tasks.items()}
+    with tempfile.TemporaryDirectory(prefix="harness-validate-") as tmp:
+        run_cfg = copy.deepcopy(cfg)
+        run_cfg.paths.results = tmp
+        evaluator = Evaluator(run_cfg, sample, echo=lambda message: None)
+        for record in evaluator.evaluate(submission.folder):
+            report["tasks"][record["task"]] = _task_report(record, evaluator, sample[record["task"]], Path(tmp))
+            report["checks"].append(_record_check(record))
+        job = evaluator.jobs.get(submission.name)
+    if job is not None:
+        report["run"] = _run_report(job, report["tasks"], tasks)
+
+
+def _first(task: Any, n: int) -> Any:
+    task = copy.deepcopy(task)
+    task.data.limit = n if task.data.limit is None else min(n, task.data.limit)
+    return task
+
+
+def _record_check(record: Dict[str, Any]) -> Dict[str, Any]:
+    status = record["status"]
+    ok = status in ACCEPTED_STATUSES
+    detail = status + (f": {record['reason']}" if record["reason"] else "")
+    return _check(f"task {record['task']} runs and its output is valid", ok, detail, FIXES.get(status, ""))
+
+
+def _task_report(record: Dict[str, Any], evaluator: Any, task: Any, store_dir: Path) -> Dict[str, Any]:
+    from harness import store
+
+    examples = evaluator.examples(task)
+    out: Dict[str, Any] = {"status": record["status"], "reason": record["reason"], "log": record["log"],
+                           "examples": len(examples), "scores": record["scores"], "counts": record["counts"]}
+    if record["submission_kind"] in ("hf-causal", "hf-seq2seq"):
+        out["prompts"] = {e.id: p for e, p in zip(examples, rendered_prompts(task, [e.inputs for e in examples]))}
+    if record["status"] == "ok":
+        rows = store.read_predictions(store_dir, record["submission"], record["task"])
+        out["predictions"] = {row["id"]: row["prediction"] for row in rows}
+    return out
+
+
+def rendered_prompts(task: Any, inputs: List[Dict[str, Any]]) -> List[str]:
+    """What the model is asked, per example, as the task kind builds its requests."""
     from tasks import kind_of
 
-    checks = []
-    for name, task in sorted(tasks.items()):
-        path = predictions_file(submission.folder, name)
-        if not path.is_file():
-            report["tasks"][name] = {"status": "not-submitted"}
-            continue
-        try:
-            predictions = read_predictions(path, lambda v, t=task: kind_of(t).check_prediction(t, v))
-        except SubmissionError as e:
-            checks.append(_check(f"predictions/{name}.jsonl is well formed", False, str(e),
-                                 'each line must be exactly {"id": "<string>", "prediction": ...}'))
-            continue
-        ids = {e.id for e in load_examples(task)}
-        missing, unknown = len(ids - set(predictions)), len(set(predictions) - ids)
-        report["tasks"][name] = {"status": "ok", "predictions": len(predictions), "missing": missing, "unknown": unknown}
-        checks.append(_check(f"predictions/{name}.jsonl is well formed", True,
-                             f"{len(predictions)} predictions, {missing} missing ids (score 0), {unknown} unknown ids "
-                             f"(ignored)"))
-    return checks
+    shown = []
+    for request in kind_of(task).requests(task, inputs):
+        if isinstance(request, list):  # classification by log-likelihood: one context, a continuation per label
+            shown.append(request[0].context + "  [scored continuations: " +
+                         " | ".join(repr(r.continuation) for r in request) + "]")
+        else:
+            shown.append(getattr(request, "prompt", None) or getattr(request, "text", ""))
+    return shown
+
+
+def _run_report(job: Any, task_reports: Dict[str, Any], full_tasks: Dict[str, Any]) -> Dict[str, Any]:
+    """Measured speed and memory of the sample, and the full run's time extrapolated from it."""
+    from harness.data import load_examples
+
+    timings = job.timings or {}
+    types = timings.get("types", {})
+    per_task: Dict[str, float] = {}
+    for info in types.values():  # a request type's time, shared out by the tasks' number of requests
+        for name, count in info.get("by_task", {}).items():
+            per_task[name] = per_task.get(name, 0.0) + info["seconds"] * count / max(info["requests"], 1)
+    inference = sum(info["seconds"] for info in types.values())
+    sampled = sum(r["examples"] for name, r in task_reports.items() if name in per_task)
+    estimate = timings.get("startup_s", 0.0) + timings.get("load_s", 0.0)
+    full_examples = 0
+    for name, seconds in per_task.items():
+        n_full = len(load_examples(full_tasks[name]))
+        full_examples += n_full
+        estimate += seconds * n_full / max(task_reports[name]["examples"], 1)
+    budget = sum(float(full_tasks[name].budget_s) for name in per_task)
+    return {"wall_s": job.wall_s, "startup_s": timings.get("startup_s"), "load_s": timings.get("load_s"),
+            "inference_s": inference, "examples": sampled,
+            "examples_per_s": sampled / inference if inference else None,
+            "peak_rss_mib": job.peak_rss_bytes / 2**20 if job.peak_rss_bytes else None,
+            "full_examples": full_examples, "estimate_s": estimate if per_task else None, "budget_s": budget,
+            "model": timings.get("model", {}), "isolation": job.isolation}
+
+
+# ---------------------------------------------------------------- printing
 
 
 def print_report(report: Dict[str, Any], as_json: bool) -> None:
     if as_json:
-        print(json.dumps(report, indent=1, sort_keys=True, ensure_ascii=False))
+        print(json.dumps(report, indent=1, sort_keys=True, ensure_ascii=False, default=str))
         return
-    print(f"validating {report['submission']} against suite {report['suite']}")
+    print(f"validating {report['submission']} against suite {report['suite']} "
+          f"(models run on the first {report['examples']} examples of each task)")
+    print("checks:")
     for check in report["checks"]:
         print(f"  [{'ok' if check['ok'] else 'FAIL'}] {check['check']}" + (f": {check['detail']}" if check["detail"] else ""))
         if check["fix"]:
             print(f"         fix: {check['fix']}")
-    print("accepted" if report["accepted"] else "rejected")
+    for name, task in sorted(report["tasks"].items()):
+        _print_task(name, task)
+    if report["run"]:
+        _print_run(report["run"])
+    print("accepted: the organizer's checks pass" if report["accepted"] else "rejected: fix the FAIL lines above")
+
+
+def _short(value: Any) -> str:
+    if not isinstance(value, str):
+        return json.dumps(value, ensure_ascii=False)  # a label or {"logprob", "n_tokens"}: short already
+    return json.dumps(value[:_SHOWN_CHARS] + ("…" if len(value) > _SHOWN_CHARS else ""), ensure_ascii=False)
+
+
+def _print_task(name: str, task: Dict[str, Any]) -> None:
+    scores = ", ".join(f"{k} {v:.2f}" for k, v in sorted(task["scores"].items()))
+    print(f"task {name}: {task['status']}" + (f" ({scores}, on {task['examples']} examples with local references)"
+                                               if scores else ""))
+    if task["log"]:
+        print("  log excerpt:\n    " + "\n    ".join(task["log"].strip().splitlines()[-8:]))
+    for example_id, prompt in list(task.get("prompts", {}).items()):
+        print(f"  [{example_id}] prompt: {_short(prompt)}")
+        if example_id in task.get("predictions", {}):
+            print(f"  [{example_id}] prediction: {_short(task['predictions'][example_id])}")
+
+
+def _print_run(run: Dict[str, Any]) -> None:
+    def seconds(value: Optional[float]) -> str:
+        return "?" if value is None else f"{value:.1f} s"
+
+    speed = f"{run['examples_per_s']:.1f} examples/s" if run["examples_per_s"] else "?"
+    memory = f"{run['peak_rss_mib']:.0f} MiB" if run["peak_rss_mib"] else "?"
+    print(f"model process: {seconds(run['wall_s'])} wall (start {seconds(run['startup_s'])}, model load "
+          f"{seconds(run['load_s'])}, inference {seconds(run['inference_s'])} for {run['examples']} examples: {speed}); "
+          f"peak memory {memory}")
+    if run["estimate_s"] is not None:
+        fits = "within" if run["estimate_s"] <= run["budget_s"] else "OVER"
+        print(f"estimated full run on this machine: {seconds(run['estimate_s'])} for {run['full_examples']} examples "
+              f"({fits} the budget of {run['budget_s']:g} s; the organizer's hardware may differ)")
+    print(f"network isolation: {run['isolation'].get('network', '?')}")

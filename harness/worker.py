@@ -1,16 +1,101 @@
 """The inference child: `python -m harness.worker JOB_DIR`.
 
-It reads `JOB_DIR/job.json` and the task *inputs* (never references), runs the model once over the pooled
-requests of all tasks, writes `JOB_DIR/out/<task>.jsonl` (id, prediction) and `<task>.meta.json`, and exits.
-On a failure it writes `JOB_DIR/out/failure.json` with a typed status.
+It reads `JOB_DIR/job.json` and the task *inputs* (never references), loads the model once, answers the pooled
+requests of all tasks one request type at a time, and writes per task `out/<task>.jsonl` (id, prediction) and
+`<task>.meta.json` as soon as the task's answers are complete, so a job cut off by its budget keeps its finished
+tasks. A failure is typed: `out/failure.json` for the whole job (the model did not load), `out/<task>.failure.json`
+for the tasks of a request type that failed. The parent checks everything written here again; this process
+holds submitted weights and is not trusted.
 """
 from __future__ import annotations
 
+import errno
 import json
+import math
+import resource
 import sys
+import time
 import traceback
 from pathlib import Path
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Tuple
+
+LOG_CHARS = 2000
+
+
+class ModelLoadError(Exception):
+    """The model could not be loaded (missing files, bad config)."""
+
+
+class NonFiniteOutput(Exception):
+    """The model produced NaN logits or log-likelihoods."""
+
+
+class PickleRefused(Exception):
+    """Something tried to unpickle a file in the model process."""
+
+
+class OutputTooLarge(Exception):
+    """A prediction is larger than the per-example cap."""
+
+
+def classify_failure(error: BaseException) -> str:
+    if isinstance(error, MemoryError) or "OutOfMemory" in type(error).__name__:
+        return "out-of-memory"
+    if isinstance(error, OSError) and error.errno == errno.EFBIG:
+        return "bad-output"  # a file over RLIMIT_FSIZE (Python ignores SIGXFSZ, so the write fails instead)
+    if isinstance(error, ModelLoadError):
+        return "load-error"
+    if isinstance(error, PickleRefused):
+        return "refused"
+    if isinstance(error, (NonFiniteOutput, OutputTooLarge)):
+        return "bad-output"
+    if isinstance(error, NotImplementedError):
+        return "n/a"  # the backend cannot answer this request type (a seq2seq model on perplexity)
+    return "crashed"
+
+
+def failure(error: BaseException) -> Dict[str, str]:
+    return {"status": classify_failure(error), "reason": f"{type(error).__name__}: {error}"[:LOG_CHARS],
+            "log": traceback.format_exc()[-LOG_CHARS:]}
+
+
+# ---------------------------------------------------------------- guards set before any model code runs
+
+
+def apply_limits(max_file_bytes: int) -> None:
+    """No core dumps; no file written by this process (outputs, logs, caches) larger than `max_file_bytes`.
+    Soft and hard limits are both set, so code in this process cannot raise them again (without root)."""
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    _, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    limit = max_file_bytes if hard == resource.RLIM_INFINITY else min(max_file_bytes, hard)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+
+def refuse_unpickling() -> None:
+    """Weights are safetensors only; should anything call torch.load anyway, it fails instead of unpickling."""
+    import torch
+    import torch.serialization
+
+    def refuse(*args: Any, **kwargs: Any) -> Any:
+        raise PickleRefused("torch.load (unpickling) is disabled in the model process; weights must be safetensors")
+
+    torch.load = refuse
+    torch.serialization.load = refuse
+
+
+def watch_logits(model: Any) -> None:
+    """Fail on NaN logits at the position a step predicts from (the last one), the same in every batch shape."""
+    import torch
+
+    def check(module: Any, args: Any, output: Any) -> None:
+        logits = getattr(output, "logits", None)
+        if isinstance(logits, torch.Tensor) and logits.dim() == 3 and torch.isnan(logits[:, -1]).any():
+            raise NonFiniteOutput("the model produced NaN logits")
+
+    model.register_forward_hook(check)
+
+
+# ---------------------------------------------------------------- the job
 
 
 def load_backend(model: Dict[str, Any], device: str, batch_size: Any, progress: bool) -> Any:
@@ -21,44 +106,108 @@ def load_backend(model: Dict[str, Any], device: str, batch_size: Any, progress: 
                          trust_remote_code=model["trust_remote_code"], progress=progress)
 
 
-def answer_all(backend: Any, per_task: Dict[str, List[Any]]) -> tuple[Dict[str, List[Any]], Dict[str, BaseException]]:
-    """Pool every task's requests by type, answer each type in one backend call, and hand answers back.
+def read_tasks(job_dir: Path, job: Dict[str, Any]) -> Tuple[Dict[str, Any], Dict[str, List[str]], Dict[str, list]]:
+    """Task configs, example ids and requests, from the job's config and input files."""
+    from omegaconf import OmegaConf
 
-    A request type whose backend call fails fails only the tasks that sent requests of that type.
-    """
-    from harness.requests import GenerateRequest, LoglikelihoodRequest, RollingRequest
+    from harness.config import TaskConfig
+    from tasks import kind_of
 
-    methods = {GenerateRequest: backend.generate, LoglikelihoodRequest: backend.loglikelihood,
-               RollingRequest: backend.rolling_loglikelihood}
-    slots: Dict[type, List[tuple]] = {t: [] for t in methods}
-    answers: Dict[str, List[Any]] = {}
-    errors: Dict[str, BaseException] = {}
-    for task, requests in per_task.items():
-        answers[task] = [None] * len(requests)
-        for i, request in enumerate(requests):
-            if isinstance(request, list):  # several requests for one example (classification choices)
-                answers[task][i] = [None] * len(request)
-                for j, sub in enumerate(request):
-                    slots[type(sub)].append((task, i, j, sub))
-            else:
-                slots[type(request)].append((task, i, None, request))
-    for request_type, pending in slots.items():
-        if not pending:
-            continue
-        try:
-            results = methods[request_type]([slot[3] for slot in pending])
-        except Exception as error:  # noqa: BLE001 - recorded per task, typed by classify_failure
-            if "OutOfMemory" in type(error).__name__:
-                raise  # the whole job is out of memory; the parent records it for every task
-            for task in {slot[0] for slot in pending}:
-                errors.setdefault(task, error)
-            continue
-        for (task, i, j, _), result in zip(pending, results):
+    tasks, ids, requests = {}, {}, {}
+    for spec in job["tasks"]:
+        task = OmegaConf.merge(OmegaConf.structured(TaskConfig), spec["config"])
+        rows = [json.loads(line) for line in (job_dir / spec["inputs"]).read_text(encoding="utf-8").splitlines()]
+        tasks[task.name], ids[task.name] = task, [row["id"] for row in rows]
+        requests[task.name] = kind_of(task).requests(task, [row["inputs"] for row in rows])
+    return tasks, ids, requests
+
+
+def pool(requests: Dict[str, List[Any]]) -> Dict[type, List[tuple]]:
+    """(task, example index, choice index or None, request) slots, by request type."""
+    slots: Dict[type, List[tuple]] = {}
+    for task, items in requests.items():
+        for i, item in enumerate(items):
+            for j, request in (enumerate(item) if isinstance(item, list) else [(None, item)]):
+                slots.setdefault(type(request), []).append((task, i, j, request))
+    return slots
+
+
+def check_finite(results: List[Any]) -> None:
+    bad = sum(1 for r in results if isinstance(getattr(r, "logprob", None), float) and math.isnan(r.logprob))
+    if bad:
+        raise NonFiniteOutput(f"the model produced NaN log-likelihoods for {bad} of {len(results)} requests")
+
+
+class Writer:
+    """Writes a task's predictions (or its failure) once every request type it uses has been answered."""
+
+    def __init__(self, out: Path, tasks: Dict[str, Any], ids: Dict[str, List[str]], requests: Dict[str, list],
+                 max_output_bytes: int):
+        self.out, self.tasks, self.ids, self.max_output_bytes = out, tasks, ids, max_output_bytes
+        self.answers = {name: [[None] * len(r) if isinstance(r, list) else None for r in items]
+                        for name, items in requests.items()}
+        self.pending = {name: {type(r) for item in items for r in (item if isinstance(item, list) else [item])}
+                        for name, items in requests.items()}
+        self.failed: Dict[str, Dict[str, str]] = {}
+
+    def fill(self, request_type: type, slots: List[tuple], results: List[Any]) -> None:
+        for (task, i, j, _), result in zip(slots, results):
             if j is None:
-                answers[task][i] = result
+                self.answers[task][i] = result
             else:
-                answers[task][i][j] = result
-    return answers, errors
+                self.answers[task][i][j] = result
+        self.done(request_type)
+
+    def fail(self, request_type: type, slots: List[tuple], error: Dict[str, str]) -> None:
+        for task in {slot[0] for slot in slots}:
+            self.failed.setdefault(task, error)
+        self.done(request_type)
+
+    def done(self, request_type: type) -> None:
+        for name, types in self.pending.items():
+            if request_type in types:
+                types.discard(request_type)
+                if not types:
+                    self.flush(name)
+
+    def flush_all(self) -> None:
+        """Tasks with no requests at all (no examples) are complete from the start."""
+        for name, types in self.pending.items():
+            if not types:
+                self.flush(name)
+
+    def flush(self, name: str) -> None:
+        from harness.store import atomic_write_text
+
+        if name in self.failed:
+            atomic_write_text(self.out / f"{name}.failure.json", json.dumps(self.failed[name]))
+            return
+        try:
+            lines = self.lines(name)
+        except Exception as error:  # a bad prediction fails this task only
+            atomic_write_text(self.out / f"{name}.failure.json", json.dumps(failure(error)))
+            return
+        atomic_write_text(self.out / f"{name}.jsonl", "".join(lines))
+        truncated = sum(_truncated(a) for a in self.answers[name])
+        atomic_write_text(self.out / f"{name}.meta.json", json.dumps({"truncated": truncated}))
+
+    def lines(self, name: str) -> List[str]:
+        from tasks import kind_of
+
+        task = self.tasks[name]
+        predictions = kind_of(task).predictions(task, self.answers[name])
+        lines = []
+        for example_id, prediction in zip(self.ids[name], predictions):
+            try:
+                line = json.dumps({"id": example_id, "prediction": prediction}, ensure_ascii=False, allow_nan=False)
+            except ValueError as e:
+                raise NonFiniteOutput(f"the prediction for example {example_id!r} is not a finite number") from e
+            size = len(line.encode("utf-8"))
+            if size > self.max_output_bytes:
+                raise OutputTooLarge(f"the output for example {example_id!r} is {size} bytes; the limit is "
+                                     f"{self.max_output_bytes} bytes per example")
+            lines.append(line + "\n")
+        return lines
 
 
 def _truncated(answer: Any) -> bool:
@@ -67,64 +216,71 @@ def _truncated(answer: Any) -> bool:
     return bool(getattr(answer, "truncated", False))
 
 
-def run(job_dir: Path) -> None:
-    from omegaconf import OmegaConf
+def answer(backend: Any, writer: Writer, slots: Dict[type, List[tuple]], timings: Dict[str, Any]) -> None:
+    """One backend call per request type: the cheap scoring types first, so a job cut off by its budget has
+    finished as many tasks as it could. A type that fails fails only the tasks that use it."""
+    from harness.requests import GenerateRequest, LoglikelihoodRequest, RollingRequest
 
-    from harness.config import TaskConfig
-    from tasks import kind_of
+    methods = {LoglikelihoodRequest: backend.loglikelihood, RollingRequest: backend.rolling_loglikelihood,
+               GenerateRequest: backend.generate}
+    for request_type, method in methods.items():
+        pending = slots.get(request_type, [])
+        if not pending:
+            continue
+        started = time.monotonic()
+        try:
+            results = method([slot[3] for slot in pending])
+            check_finite(results)
+        except Exception as error:
+            traceback.print_exc()
+            writer.fail(request_type, pending, failure(error))
+        else:
+            writer.fill(request_type, pending, results)
+        timings["types"][request_type.__name__] = {"seconds": time.monotonic() - started, "requests": len(pending),
+                                                   "by_task": _count_by_task(pending)}
 
-    job = json.loads((job_dir / "job.json").read_text(encoding="utf-8"))
+
+def _count_by_task(slots: List[tuple]) -> Dict[str, int]:
+    counts: Dict[str, int] = {}
+    for slot in slots:
+        counts[slot[0]] = counts.get(slot[0], 0) + 1
+    return counts
+
+
+def run(job_dir: Path, job: Dict[str, Any], started: float) -> None:
     out = job_dir / "out"
-    out.mkdir(exist_ok=True)
-    tasks, inputs, requests = {}, {}, {}
-    for spec in job["tasks"]:
-        task = OmegaConf.merge(OmegaConf.structured(TaskConfig), spec["config"])
-        rows = [json.loads(line) for line in (job_dir / spec["inputs"]).read_text(encoding="utf-8").splitlines()]
-        tasks[task.name], inputs[task.name] = task, rows
-        requests[task.name] = kind_of(task).requests(task, [row["inputs"] for row in rows])
+    tasks, ids, requests = read_tasks(job_dir, job)
+    writer = Writer(out, tasks, ids, requests, job["limits"]["max_output_bytes"])
+    timings: Dict[str, Any] = {"types": {}}
+    loading = time.monotonic()
     try:
         backend = load_backend(job["model"], job["device"], job["batch_size"], job["progress"])
+    except PickleRefused:
+        raise
     except Exception as e:
         raise ModelLoadError(f"{type(e).__name__}: {e}") from e
-    answers, errors = answer_all(backend, requests)
-    for name, task in tasks.items():
-        if name in errors:
-            error = errors[name]
-            failure = {"status": classify_failure(error), "reason": f"{type(error).__name__}: {error}"[:2000],
-                       "log": "".join(traceback.format_exception(error))[-2000:]}
-            (out / f"{name}.failure.json").write_text(json.dumps(failure), encoding="utf-8")
-            continue
-        predictions = kind_of(task).predictions(task, answers[name])
-        lines = [json.dumps({"id": row["id"], "prediction": p}, ensure_ascii=False) for row, p in zip(inputs[name], predictions)]
-        (out / f"{name}.jsonl").write_text("".join(line + "\n" for line in lines), encoding="utf-8")
-        meta = {"truncated": sum(_truncated(a) for a in answers[name]), "model": backend.model_info()}
-        (out / f"{name}.meta.json").write_text(json.dumps(meta, sort_keys=True), encoding="utf-8")
+    timings.update(startup_s=loading - started, load_s=time.monotonic() - loading, model=backend.model_info())
+    watch_logits(backend.model)
+    writer.flush_all()
+    answer(backend, writer, pool(requests), timings)
+    from harness.store import atomic_write_text
 
-
-class ModelLoadError(Exception):
-    """The model could not be loaded (missing files, bad config, refused weights)."""
-
-
-def classify_failure(error: BaseException) -> str:
-    if isinstance(error, MemoryError) or "OutOfMemory" in type(error).__name__:
-        return "out-of-memory"
-    if isinstance(error, ModelLoadError):
-        return "load-error"
-    return "crashed"
+    atomic_write_text(out / "timings.json", json.dumps(timings, sort_keys=True))
 
 
 def main() -> int:
+    started = time.monotonic()
     job_dir = Path(sys.argv[1])
+    (job_dir / "out").mkdir(exist_ok=True)
     try:
-        run(job_dir)
+        job = json.loads((job_dir / "job.json").read_text(encoding="utf-8"))
+        apply_limits(job["limits"]["max_file_bytes"])
+        refuse_unpickling()
+        run(job_dir, job, started)
         return 0
     except BaseException as error:  # report every failure typed, then exit non-zero
-        trace = traceback.format_exc()
-        print(trace, file=sys.stderr)
-        failure = {"status": classify_failure(error), "reason": f"{type(error).__name__}: {error}"[:2000],
-                   "log": trace[-2000:]}
-        (job_dir / "out").mkdir(exist_ok=True)
-        (job_dir / "out" / "failure.json").write_text(json.dumps(failure), encoding="utf-8")
+        traceback.print_exc()
+        (job_dir / "out" / "failure.json").write_text(json.dumps(failure(error)), encoding="utf-8")
         return 1
 
 

@@ -6,7 +6,7 @@ import pytest
 # ---------------------------------------------------------------- tiny local models (HF backend tests)
 # Built once per session into tmp folders from tests/tiny_models.py: a byte-level BPE tokenizer trained on a
 # generated corpus, and randomly initialised (seeded) GPT-2 and T5 models saved as safetensors.
-from tiny_models import make_tiny_gpt2, make_tiny_t5, tiny_corpus, train_tokenizer  # noqa: E402
+from tiny_models import make_tiny_gpt2, make_tiny_t5, tiny_corpus, train_tokenizer
 
 
 @pytest.fixture(scope="session")

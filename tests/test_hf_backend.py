@@ -2,7 +2,6 @@
 against direct computations with the model."""
 from __future__ import annotations
 
-import math
 import shutil
 
 import pytest
@@ -10,7 +9,7 @@ import torch
 
 from harness.models.hf import HFCausalBackend, HFSeq2SeqBackend, rolling_windows, truncate_prompt
 from harness.requests import GenerateRequest, LoglikelihoodRequest, RollingRequest
-from tiny_models import tiny_corpus
+from tiny_models import tiny_corpus, train_tokenizer
 
 CORPUS = tiny_corpus()
 # Mixed lengths, from empty to several sentences, in no particular order.
@@ -47,6 +46,29 @@ def t5(tiny_t5_dir):
 @pytest.fixture(scope="module")
 def t5_single(tiny_t5_dir):
     return HFSeq2SeqBackend(tiny_t5_dir, device="cpu", batch_size=1)
+
+
+def with_tokenizer(model_dir: str, folder, **flags) -> str:
+    """A copy of a tiny model whose tokenizer adds special tokens (same training, so the same vocabulary)."""
+    for name in ("config.json", "generation_config.json", "model.safetensors"):
+        shutil.copy(f"{model_dir}/{name}", folder / name)
+    tokenizer = train_tokenizer(CORPUS, folder=folder, **flags)
+    assert tokenizer.get_vocab() == train_tokenizer(CORPUS).get_vocab()
+    return str(folder)
+
+
+@pytest.fixture(scope="module")
+def gpt2_bos(tiny_gpt2_dir, tmp_path_factory):
+    """Llama-like: the tokenizer puts <s> before and, to be dropped, </s> after every text."""
+    folder = with_tokenizer(tiny_gpt2_dir, tmp_path_factory.mktemp("gpt2_bos"), add_bos=True, add_eos=True)
+    return HFCausalBackend(folder, device="cpu", batch_size=16)
+
+
+@pytest.fixture(scope="module")
+def t5_bos(tiny_t5_dir, tmp_path_factory):
+    """BART-like: <s> text </s>."""
+    folder = with_tokenizer(tiny_t5_dir, tmp_path_factory.mktemp("t5_bos"), add_bos=True, add_eos=True)
+    return HFSeq2SeqBackend(folder, device="cpu", batch_size=16)
 
 
 def choice_requests():
@@ -207,14 +229,43 @@ def test_seq2seq_loglikelihood_matches_direct_computation(t5):
         assert result.is_greedy == all(logprobs[i].argmax().item() == t for i, t in enumerate(labels))
 
 
+def test_causal_keeps_the_tokenizer_prefix_and_drops_its_suffix(gpt2_bos, monkeypatch):
+    tok, bos = gpt2_bos.tokenizer, gpt2_bos.tokenizer.bos_token_id
+    cases = [(PROMPTS[0], " the red door"), ("", "The cat watched")]
+    results = gpt2_bos.loglikelihood([LoglikelihoodRequest(c, x) for c, x in cases])
+    for (context, continuation), result in zip(cases, results):
+        body = tok(context, add_special_tokens=False)["input_ids"]
+        continuation_ids = tok(context + continuation, add_special_tokens=False)["input_ids"][len(body):]
+        expected, _ = manual_causal(gpt2_bos, [bos] + body, continuation_ids)
+        assert abs(result.logprob - expected) < LOGPROB_TOLERANCE
+    seen = record_prompts(gpt2_bos, monkeypatch)
+    prompt, cut = long_prompt()
+    assert gpt2_bos.generate([GenerateRequest(prompt, 16, cut=cut)])[0].truncated
+    assert seen[0][0] == bos and len(seen[0]) == gpt2_bos.max_length - 16  # truncation keeps BOS
+
+
+def test_seq2seq_feeds_the_tokenizer_prefix_to_the_decoder_unscored(t5_bos):
+    tok, model = t5_bos.tokenizer, t5_bos.model
+    context, continuation = PROMPTS[1], " seven apples."
+    result = t5_bos.loglikelihood([LoglikelihoodRequest(context, continuation)])[0]
+    labels = tok(continuation, add_special_tokens=False)["input_ids"]
+    decoder_ids = [model.config.decoder_start_token_id, tok.bos_token_id] + labels[:-1]
+    with torch.no_grad():
+        logits = model(input_ids=torch.tensor([tok(context)["input_ids"]]),  # <s> context </s>
+                       decoder_input_ids=torch.tensor([decoder_ids])).logits[0, 1:]
+    expected = torch.log_softmax(logits, dim=-1)[range(len(labels)), labels].sum().item()
+    assert abs(result.logprob - expected) < LOGPROB_TOLERANCE
+
+
 # ---------------------------------------------------------------- generation
 
 
 def manual_greedy(backend, prompt: str, n_new: int) -> str:
     """Greedy decoding by hand, without generate(), caches or padding."""
     tok, model = backend.tokenizer, backend.model
-    prompt_ids = tok(prompt)["input_ids"] or [tok.bos_token_id]
     seq2seq = model.config.is_encoder_decoder
+    # An empty prompt: the decoder-only model starts after BOS, the encoder reads a lone EOS.
+    prompt_ids = tok(prompt)["input_ids"] or [tok.eos_token_id if seq2seq else tok.bos_token_id]
     new = []
     with torch.no_grad():
         for _ in range(n_new):

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Iterable
 
 import torch
-from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
 from transformers import (
     GPT2Config,
     GPT2LMHeadModel,
@@ -42,12 +42,19 @@ def tiny_corpus(n_sentences: int = 400, seed: int = 0) -> list[str]:
 
 
 def train_tokenizer(
-    texts: Iterable[str], vocab_size: int = 512, folder: str | Path | None = None, model_max_length: int = 128
+    texts: Iterable[str],
+    vocab_size: int = 512,
+    folder: str | Path | None = None,
+    model_max_length: int = 128,
+    add_bos: bool = False,
+    add_eos: bool = False,
 ) -> PreTrainedTokenizerFast:
-    """Byte-level BPE with <pad>/<s>/</s>/<unk>; adds no special tokens when encoding (like GPT-2).
+    """Byte-level BPE with <pad>/<s>/</s>/<unk>. By default it adds no special tokens when encoding (like
+    GPT-2); add_bos / add_eos make it put <s> before / </s> after every text (like Llama / BART).
 
     Byte-level means every string is encodable, so the unk token is never produced; it exists because some
-    code paths expect one. Saved to `folder` when given.
+    code paths expect one. Training is deterministic, so the flags change nothing but the added tokens.
+    Saved to `folder` when given.
     """
     backend = Tokenizer(models.BPE())
     backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
@@ -59,6 +66,11 @@ def train_tokenizer(
         show_progress=False,
     )
     backend.train_from_iterator(list(texts), trainer=trainer)
+    if add_bos or add_eos:
+        template = " ".join(([BOS] if add_bos else []) + ["$A"] + ([EOS] if add_eos else []))
+        backend.post_processor = processors.TemplateProcessing(
+            single=template, special_tokens=[(t, backend.token_to_id(t)) for t in (BOS, EOS)]
+        )
     tokenizer = PreTrainedTokenizerFast(
         tokenizer_object=backend,
         bos_token=BOS,

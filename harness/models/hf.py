@@ -14,9 +14,14 @@ Decisions that change numbers, in one place:
   model sees `tok(context) + those tokens`. An empty context is replaced by BOS (EOS when there is none).
 * Seq2seq log-likelihood: context -> encoder (with the tokenizer's special tokens, e.g. T5's EOS), continuation
   -> decoder labels WITHOUT an appended EOS: we score "the answer starts with this text", as the causal backend
-  does, so both kinds rank choices the same way and an EOS probability does not favour short choices.
+  does, so both kinds rank choices the same way and an EOS probability does not favour short choices. A
+  tokenizer prefix (BART's <s>) is fed to the decoder after the start token but not scored. An empty encoder
+  input becomes a lone EOS (what T5 tokenizers make of an empty text).
 * Truncation keeps the start of the `cut` span, cutting its end token-wise just enough to fit; then, if
   needed, drops tokens from the left (after the tokenizer's prefix). Results say `truncated=True`.
+* Rolling log-likelihood reads [BOS (EOS if none)] + the text's tokens in windows of `window` tokens (the start
+  token counts) starting every `stride` tokens; each token is scored once, by the first window reaching it.
+  Windows of all documents are batched together. The last window is not shifted back for more context.
 * Generation is pure greedy: only token-id settings are taken from the model's generation config (no beams,
   length or repetition rules a checkpoint may ship with), so every submission is decoded the same way.
 """
@@ -455,10 +460,11 @@ class HFCausalBackend(_HFBackend):
 
     def _fit(self, text: str, body: list[int], cut: Span, reserved: int) -> tuple[list[int], bool]:
         """prefix + body fitted into max_length - reserved tokens; an empty text becomes the start token."""
-        budget = self.max_length - reserved - len(self._prefix)
-        if budget < 1:
-            raise ValueError(f"{reserved} reserved tokens leave no room for the prompt in {self.max_length}")
-        body, truncated = truncate_prompt(self.tokenizer, text, body, cut, budget)
+        room = self.max_length - reserved
+        if room < max(1, len(self._prefix)):
+            raise ValueError(f"max_length {self.max_length} minus {reserved} reserved tokens leaves no room for "
+                             "the prompt")
+        body, truncated = truncate_prompt(self.tokenizer, text, body, cut, room - len(self._prefix))
         ids = self._prefix + body
         return (ids or [self._start_token_id()]), truncated
 
@@ -634,7 +640,11 @@ class HFSeq2SeqBackend(_HFBackend):
         ]
 
     def _score_batch(self, rows: list[tuple[tuple[int, ...], tuple[int, ...]]]) -> list[tuple[float, bool]]:
-        """rows: (encoder ids, decoder targets). Each distinct encoder input in the batch is encoded once."""
+        """rows: (encoder ids, decoder targets). Each distinct encoder input in the batch is encoded once.
+
+        The decoder reads start + prefix + targets[:-1], where prefix is what the tokenizer puts before a text
+        (BART's <s>, which its decoder always emits first); the prefix is fed but not scored.
+        """
         distinct = list(dict.fromkeys(encoder_ids for encoder_ids, _ in rows))
         slot = {encoder_ids: i for i, encoder_ids in enumerate(distinct)}
         encoder_ids, encoder_mask = _pad(distinct, self.tokenizer.pad_token_id, left=False, device=self.device)
@@ -642,8 +652,8 @@ class HFSeq2SeqBackend(_HFBackend):
         pick = torch.tensor([slot[encoder_ids] for encoder_ids, _ in rows], device=self.device)
         targets = [list(t) for _, t in rows]
         decoder_ids, decoder_mask = _pad(
-            [[self._decoder_start] + t[:-1] for t in targets], self.tokenizer.pad_token_id, left=False,
-            device=self.device,
+            [[self._decoder_start] + self._prefix + t[:-1] for t in targets], self.tokenizer.pad_token_id,
+            left=False, device=self.device,
         )
         logits = self.model(
             encoder_outputs=BaseModelOutput(last_hidden_state=hidden[pick]),
@@ -651,8 +661,8 @@ class HFSeq2SeqBackend(_HFBackend):
             decoder_input_ids=decoder_ids,
             decoder_attention_mask=decoder_mask,
             use_cache=False,
-        ).logits
-        target_ids, scored = _aligned_targets(targets, decoder_ids.shape[1], right=False, device=self.device)
+        ).logits[:, len(self._prefix):, :]
+        target_ids, scored = _aligned_targets(targets, logits.shape[1], right=False, device=self.device)
         return _sum_logprobs(logits, target_ids, scored)
 
     def rolling_loglikelihood(self, requests: Sequence[RollingRequest]) -> list[RollingLoglikelihood]:

@@ -1,0 +1,189 @@
+"""Hostile submissions, each a real attack built from the tiny test models (nothing from a hub).
+
+Every builder writes one submission folder and returns it. Attacks that would leave a trace (a pickle payload,
+shipped model code) create a marker file when they take effect, so a test can show they did not.
+"""
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import shutil
+import zipfile
+from pathlib import Path
+
+import torch
+
+MANIFEST = "team: {team}\nname: {name}\nkind: hf-causal\nmodel: model\n"
+
+
+def manifest(folder: Path, text: str) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "submission.yaml").write_text(text, encoding="utf-8")
+    return folder
+
+
+def good(root: Path, name: str, model_dir: str) -> Path:
+    shutil.copytree(model_dir, root / name / "model")
+    return manifest(root / name, MANIFEST.format(team=f"team-{name}", name=name))
+
+
+class _Touch:
+    """Unpickling this calls `open(marker, "w")`: the file appears if and only if something unpickled it."""
+
+    def __init__(self, marker: Path):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return open, (self.marker, "w")
+
+
+def pickle_payload(marker: Path) -> bytes:
+    return pickle.dumps(_Touch(marker), protocol=4)
+
+
+def pickle_entry(root: Path, name: str, model_dir: str, marker: Path, variant: str) -> Path:
+    """A working model plus a pickle: `bin` as pytorch_model.bin, `zip` as torch.save's zip layout under a
+    harmless name, `disguised` as a raw pickle with an innocent suffix."""
+    folder = good(root, name, model_dir)
+    payload = pickle_payload(marker)
+    model = folder / "model"
+    if variant == "bin":
+        (model / "pytorch_model.bin").write_bytes(payload)
+    elif variant == "zip":
+        with zipfile.ZipFile(model / "extra_state.data", "w") as archive:
+            archive.writestr("archive/data.pkl", payload)
+            archive.writestr("archive/version", "3\n")
+    elif variant == "disguised":
+        (model / "vocab_extra.dat").write_bytes(payload)
+    else:
+        raise ValueError(variant)
+    return folder
+
+
+_EVIL_MODULE = '''\
+import pathlib
+
+pathlib.Path({marker!r}).write_text("shipped model code ran")
+
+from transformers import GPT2Config, GPT2LMHeadModel
+
+
+class EvilModel(GPT2LMHeadModel):
+    config_class = GPT2Config
+'''
+
+
+def remote_code_entry(root: Path, name: str, model_dir: str, marker: Path) -> Path:
+    """A model whose config points at shipped code (auto_map) that writes a marker file when imported."""
+    folder = good(root, name, model_dir)
+    model = folder / "model"
+    config = json.loads((model / "config.json").read_text(encoding="utf-8"))
+    config["auto_map"] = {"AutoModelForCausalLM": "modeling_evil.EvilModel"}
+    (model / "config.json").write_text(json.dumps(config, indent=1), encoding="utf-8")
+    (model / "modeling_evil.py").write_text(_EVIL_MODULE.format(marker=str(marker)), encoding="utf-8")
+    return manifest(folder, MANIFEST.format(team="team-evil", name=name) + "trust_remote_code: true\n")
+
+
+def symlinked_weights_entry(root: Path, name: str, model_dir: str, target: Path) -> Path:
+    """The weights file is a link to a file outside the submission (another entry's weights)."""
+    folder = good(root, name, model_dir)
+    (folder / "model" / "model.safetensors").unlink()
+    os.symlink(target, folder / "model" / "model.safetensors")
+    return folder
+
+
+def symlinked_manifest_entry(root: Path, name: str, secret_file: Path) -> Path:
+    """submission.yaml is a link to a file of the organizer's: reading it would quote it in the error."""
+    folder = root / name
+    folder.mkdir(parents=True)
+    os.symlink(secret_file, folder / "submission.yaml")
+    return folder
+
+
+def symlinked_predictions_entry(root: Path, name: str, target: Path, task: str) -> Path:
+    """A predictions entry whose file links to another entry's stored predictions."""
+    folder = manifest(root / name, f"team: copycat\nname: {name}\nkind: predictions\n")
+    (folder / "predictions").mkdir()
+    os.symlink(target, folder / "predictions" / f"{task}.jsonl")
+    return folder
+
+
+def traversal_entry(root: Path, name: str, model: str) -> Path:
+    return manifest(root / name, f"team: t\nname: {name}\nkind: hf-causal\nmodel: {model}\n")
+
+
+def interpolation_entry(root: Path, name: str, variable: str) -> Path:
+    """A malformed manifest (an unknown key too) that would read a secret if it were composed as config."""
+    return manifest(root / name, f"team: ${{oc.env:{variable}}}\nname: {name}\nkind: hf-causal\n"
+                                 f"model: ${{oc.env:{variable}}}\nnote: ${{oc.env:{variable}}}\n")
+
+
+def _load(model_dir: str):
+    from transformers import GPT2LMHeadModel, PreTrainedTokenizerFast
+
+    return GPT2LMHeadModel.from_pretrained(model_dir), PreTrainedTokenizerFast.from_pretrained(model_dir)
+
+
+def _save(root: Path, name: str, model, tokenizer) -> Path:
+    model.save_pretrained(str(root / name / "model"), safe_serialization=True)
+    tokenizer.save_pretrained(str(root / name / "model"))
+    return manifest(root / name, MANIFEST.format(team=f"team-{name}", name=name))
+
+
+def nan_entry(root: Path, name: str, model_dir: str) -> Path:
+    """Valid safetensors whose final layer norm is NaN: every logit is NaN."""
+    model, tokenizer = _load(model_dir)
+    with torch.no_grad():
+        model.transformer.ln_f.weight.fill_(float("nan"))
+    return _save(root, name, model, tokenizer)
+
+
+def crash_entry(root: Path, name: str, model_dir: str) -> Path:
+    """A model with an 8-token embedding behind a 500-token tokenizer: loads, then fails in its forward pass."""
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    model, tokenizer = _load(model_dir)
+    config = GPT2Config(vocab_size=8, n_positions=128, n_embd=16, n_layer=1, n_head=2,
+                        bos_token_id=1, eos_token_id=2, pad_token_id=0)
+    return _save(root, name, GPT2LMHeadModel(config).eval(), tokenizer)
+
+
+HUGE_TOKEN_CHARS = 100_000
+
+
+def huge_output_entry(root: Path, name: str, model_dir: str) -> Path:
+    """A tokenizer with one 100,000-character token and a model that always predicts it: every generated
+    token is 100 KB of text."""
+    from transformers import GPT2LMHeadModel
+
+    _, tokenizer = _load(model_dir)
+    tokenizer.add_tokens(["Z" * HUGE_TOKEN_CHARS])
+    huge = len(tokenizer) - 1
+    source, _ = _load(model_dir)
+    source.resize_token_embeddings(len(tokenizer))
+    model: GPT2LMHeadModel = source
+    with torch.no_grad():
+        direction = torch.ones(model.config.n_embd)
+        model.transformer.ln_f.weight.zero_()  # the final hidden state is the bias: the same at every position
+        model.transformer.ln_f.bias.copy_(direction)
+        model.transformer.wte.weight[huge] = 100 * direction  # tied output embedding: its logit dominates
+    return _save(root, name, model, tokenizer)
+
+
+def slow_entry(root: Path, name: str, model_dir: str) -> Path:
+    """A long-context model that never emits EOS or a stop string: generation runs to max_new_tokens."""
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    _, tokenizer = _load(model_dir)
+    config = GPT2Config(vocab_size=len(tokenizer), n_positions=8192, n_embd=32, n_layer=2, n_head=2,
+                        bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+                        pad_token_id=tokenizer.pad_token_id)
+    model = GPT2LMHeadModel(config).eval()
+    letter = tokenizer.convert_tokens_to_ids("a")
+    with torch.no_grad():
+        direction = torch.ones(config.n_embd)
+        model.transformer.ln_f.weight.zero_()
+        model.transformer.ln_f.bias.copy_(direction)
+        model.transformer.wte.weight[letter] = 100 * direction  # always "a": never EOS, never a newline
+    return _save(root, name, model, tokenizer)

@@ -1,0 +1,184 @@
+"""The published page and README block: rendered from the board, self-contained, byte-stable; the README's marked
+block replaced and nothing else. The page's behaviour in a real browser is tests/test_browser.py."""
+from __future__ import annotations
+
+import base64
+import json
+import re
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+
+import board_examples as ex
+from harness import cli, plots, publish, store
+from harness.errors import ConfigError
+
+
+class _Page(HTMLParser):
+    """Collects what a browser would fetch or follow: tag attributes, inline style text, image sources."""
+
+    def __init__(self):
+        super().__init__()
+        self.attrs, self.styles, self.images, self._in_style = [], [], [], False
+
+    def handle_starttag(self, tag, attrs):
+        self.attrs += [(tag, k, v or "") for k, v in attrs]
+        self.images += [v for k, v in attrs if tag == "img" and k == "src"]
+        self._in_style = tag == "style"
+
+    def handle_endtag(self, tag):
+        self._in_style = False
+
+    def handle_data(self, data):
+        if self._in_style:
+            self.styles.append(data)
+
+
+def parse(html: str) -> _Page:
+    page = _Page()
+    page.feed(html)
+    return page
+
+
+def svg_of(data_uri: str) -> str:
+    prefix = "data:image/svg+xml;base64,"
+    assert data_uri.startswith(prefix)
+    return base64.b64decode(data_uri[len(prefix):]).decode("utf-8")
+
+
+@pytest.fixture(scope="module")
+def written(tmp_path_factory):
+    """The board written by leaderboard.write (index.html beside md/csv/json), before any bootstrap keys."""
+    out = tmp_path_factory.mktemp("board")
+    data = ex.board(out)
+    return data, (out / ex.SUITE / "index.html").read_text(encoding="utf-8")
+
+
+def test_write_renders_the_page_beside_the_other_outputs(written):
+    _, html = written
+    for name in ex.ENTRIES:
+        assert f'data-submission="{name}"' in html
+    assert "failed: timeout" in html and ex.FAILED_REASON in html
+    assert "not submitted" in html and "n/a" in html
+    assert "mean_normalized" in html and "Mean of normalised scores" in html
+    assert "f1|sig:1" in html and "c" * 12 in html  # signatures and provenance in the details
+    assert "/somewhere/" not in html  # data files by name, not by the machine's path
+    assert html.count('<span class="badge">baseline</span>') == 1
+
+
+def test_page_without_bootstrap_keys_degrades(written):
+    _, html = written
+    assert "Contest phase: not declared" in html
+    assert "the records carry no time" in html
+    assert "Rank stability needs bootstrap data" in html
+    assert 'class="ci"' not in html and "no confidence intervals" in html
+    assert re.findall(r'data-key="tier" data-sort="">—<', html) and 'id="tiers"' not in html
+
+
+def test_page_with_bootstrap_keys_shows_them(written):
+    data, _ = written
+    html = publish.render_page(ex.with_bootstrap(data), ex.records())
+    alpha = data["rows"][0]["cells"]["qa"]["primary"]
+    assert f'<span class="ci" title="confidence interval">[{alpha * 0.95:.2f}, {alpha * 1.04:.2f}]</span>' in html
+    assert 'data-key="tier" data-sort="1">1<' in html and 'id="tiers"' in html and "1000 resamples, seed 1234" in html
+    assert "demo-contest" in html and "phase <b>public</b>" in html
+    assert "<time>2025-01-31T12:00:00+00:00</time>" in html
+    images = parse(html).images
+    assert len(images) == 2  # per-task scores and rank stability
+    rank_svg = svg_of(images[1])
+    assert "80%" in rank_svg and "n=1000" in rank_svg
+
+
+def test_page_is_self_contained(written):
+    data, _ = written
+    html = publish.render_page(ex.with_bootstrap(data), ex.records())
+    page = parse(html)
+    fetched = [(tag, key, value) for tag, key, value in page.attrs if key in ("src", "srcset", "poster", "data")]
+    assert fetched and all(value.startswith("data:") for _, _, value in fetched)
+    assert not [a for a in page.attrs if a[0] == "link"]  # no external stylesheet, icon or preload
+    assert not [a for a in page.attrs if a[0] == "script" and a[1] == "src"]
+    links = [value for _, key, value in page.attrs if key == "href"]
+    assert links and all(not re.match(r"^([a-z]+:|//)", v) or v.startswith("data:") for v in links)
+    assert page.styles and not re.search(r"url\(|@import", "".join(page.styles))
+    for image in page.images:  # the SVGs reference nothing outside themselves either
+        svg = svg_of(image)
+        assert "<svg" in svg and not re.search(r"href=\"(?!#)", svg) and "<image" not in svg
+
+
+def test_page_bytes_are_deterministic(tmp_path):
+    ex.board(tmp_path / "one")
+    from harness import leaderboard
+
+    leaderboard.write(list(reversed(ex.records())), ex.SUITE, ex.TASKS, "mean_normalized", tmp_path / "two")
+    one = (tmp_path / "one" / ex.SUITE / "index.html").read_bytes()
+    assert one == (tmp_path / "two" / ex.SUITE / "index.html").read_bytes()
+    data = json.loads((tmp_path / "one" / ex.SUITE / "leaderboard.json").read_text(encoding="utf-8"))
+    boot = ex.with_bootstrap(data)
+    assert publish.render_page(boot, ex.records()) == publish.render_page(boot, ex.records()[::-1])
+
+
+def test_plots_are_stable_svg(written):
+    data, _ = written
+    svg = plots.task_scores_svg(data)
+    assert svg == plots.task_scores_svg(data)
+    assert "<dc:date>" not in svg and "bits_per_byte ↓" in svg  # no timestamp; text kept as text
+    assert plots.rank_stability_svg(data) is None
+    assert plots.task_scores_svg({"tasks": {}, "rows": []}) is None
+
+
+def test_aggregate_direction_follows_the_policy(tmp_path):
+    from harness import leaderboard
+
+    leaderboard.write(ex.records(), ex.SUITE, ex.TASKS, "mean_rank", tmp_path)
+    html = (tmp_path / ex.SUITE / "index.html").read_text(encoding="utf-8")
+    assert 'data-key="aggregate" data-type="num" data-first="asc"' in html
+
+
+# ---------------------------------------------------------------- the README block
+
+README = "# Project\n\nintro\n\n<!-- leaderboard:demo:start -->\nold board\n<!-- leaderboard:demo:end -->\n\nmore\n"
+BOARD_MD = "# Leaderboard: demo\n\n| Rank | Submission |\n|---|---|\n| 1 | a |\n"
+
+
+def test_update_readme_replaces_only_the_block(tmp_path):
+    path = tmp_path / "README.md"
+    path.write_text(README, encoding="utf-8")
+    assert publish.update_readme(path, "demo", BOARD_MD) is True
+    text = path.read_text(encoding="utf-8")
+    assert text.startswith("# Project\n\nintro\n\n<!-- leaderboard:demo:start -->\n")
+    assert text.endswith("<!-- leaderboard:demo:end -->\n\nmore\n")
+    assert "old board" not in text and "| 1 | a |" in text and "# Leaderboard" not in text
+    assert publish.update_readme(path, "demo", BOARD_MD) is False  # idempotent
+    assert path.read_text(encoding="utf-8") == text
+
+
+@pytest.mark.parametrize("content, found", [
+    ("# no markers\n", "start marker 0 time(s) and the end marker 0"),
+    ("<!-- leaderboard:demo:end -->\n<!-- leaderboard:demo:start -->\n", "end before start"),
+    (README + README, "start marker 2 time(s)"),
+    (README.replace("demo", "other"), "start marker 0 time(s)"),
+])
+def test_update_readme_names_the_missing_markers(tmp_path, content, found):
+    path = tmp_path / "README.md"
+    path.write_text(content, encoding="utf-8")
+    with pytest.raises(ConfigError) as error:
+        publish.update_readme(path, "demo", BOARD_MD)
+    message = str(error.value)
+    assert str(path) in message and "<!-- leaderboard:demo:start -->" in message and found in message
+    assert path.read_text(encoding="utf-8") == content
+
+
+def test_cli_leaderboard_readme(tmp_path, capsys):
+    results, boards, readme = tmp_path / "store", tmp_path / "boards", tmp_path / "README.md"
+    rec = ex.record("alpha", "qa")
+    rec["task"] = "demo_qa"
+    store.write_cell(results, rec, [])
+    readme.write_text(README, encoding="utf-8")
+    args = ["leaderboard", "suite=demo", f"paths.results={results}", f"paths.leaderboards={boards}"]
+    assert cli.main(args + [f"readme={readme}"]) == 0
+    assert (boards / "demo" / "index.html").is_file()
+    assert "| 1 | alpha | team-a |" in readme.read_text(encoding="utf-8")
+    assert cli.main(args + [f"readme={tmp_path / 'absent.md'}"]) == 2
+    err = capsys.readouterr().err
+    assert "absent.md" in err and "does not exist" in err and "Traceback" not in err
