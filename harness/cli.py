@@ -17,6 +17,9 @@ COMMANDS = {
     "evaluate": "evaluate one submission on one task (submission=DIR task=NAME) and print its scores",
     "leaderboard": "rebuild a suite's leaderboard from stored records only (no model is loaded)",
     "validate": "check a submission folder (DIR [suite=NAME] [--json]) the way the organizer will",
+    "submit": "enter a submission into a contest (DIR contest=NAME): validated, timed, counted against limits",
+    "select": "record a team's final choice (NAME [NAME ...] contest=NAME), for selection rule 'chosen'",
+    "reveal": "organizer: write the private board of a phase that has ended ([PHASE] contest=NAME)",
 }
 DEFAULT_SEARCHPATH = "pkg://tasks"
 
@@ -48,10 +51,15 @@ def compose(overrides: Sequence[str]) -> Any:
     GlobalHydra.instance().clear()
     try:
         with initialize_config_module("harness.conf", version_base="1.3"):
-            return hydra_compose("config", overrides=_with_default_searchpath(overrides))
+            cfg = hydra_compose("config", overrides=_with_default_searchpath(overrides))
     except (HydraException, OmegaConfBaseException, ValueError) as e:
         cause = f"\n  {e.__cause__}" if e.__cause__ and str(e.__cause__) not in str(e) else ""
         raise ConfigError(f"config error: {e}{cause}") from e
+    if cfg.contest is not None:  # checked beyond its types, and against its lock
+        from harness import contest
+
+        contest.check(cfg, overrides)
+    return cfg
 
 
 def available(group: str, overrides: Sequence[str] = ()) -> List[str]:
@@ -63,6 +71,7 @@ def available(group: str, overrides: Sequence[str] = ()) -> List[str]:
         key, _, value = item.partition("=")
         if key.lstrip("+") == "hydra.searchpath":
             roots = [p.strip().strip("'\"") for p in value.strip().strip("[]").split(",") if p.strip()]
+    roots.append("pkg://harness/conf")  # the primary config module (the contest group lives there)
     names = set()
     for root in roots:
         if root.startswith("pkg://"):
@@ -87,12 +96,16 @@ def usage(command: Optional[str] = None, overrides: Sequence[str] = ()) -> str:
               "  harness run suite=demo",
               "  harness evaluate submission=submissions/tiny-gpt2 task=demo_translation",
               "  harness leaderboard suite=demo",
-              "  harness validate submissions/tiny-gpt2 suite=demo --json", "",
+              "  harness validate submissions/tiny-gpt2 suite=demo --json",
+              "  harness submit my-entry contest=demo_contest; harness select my-entry contest=demo_contest",
+              "  harness reveal contest=demo_contest", "",
               "config groups:",
               f"  suite  (suite=NAME): {', '.join(available('suite', overrides))}",
-              f"  task   (task=NAME):  {', '.join(available('task', overrides))}", "",
+              f"  task   (task=NAME):  {', '.join(available('task', overrides))}",
+              f"  contest (contest=NAME): {', '.join(available('contest', overrides)) or '(none)'}", "",
               "main settings (override with key=value): paths.submissions, paths.results, paths.leaderboards,",
-              "  device (auto|cpu|cuda), batch_size, seed, ranking (mean_normalized|mean_rank), fail_on_error,",
+              "  device (auto|cpu|cuda), batch_size, seed, ranking (mean_normalized|mean_rank|borda|win_rate),",
+              "  missing_cells (worst|unranked), fail_on_error,",
               "  allow_remote_code, progress, readme=FILE (replace the board's marked block in FILE);",
               "  any task field: tasks.NAME.FIELD=... (suites) or task.FIELD=...;",
               "  more task folders: hydra.searchpath=[file://my_tasks]"]
@@ -111,20 +124,22 @@ def suite_tasks(cfg: Any) -> Dict[str, Any]:
     return dict(cfg.tasks)
 
 
-def _write_board(cfg: Any, tasks: Dict[str, Any]) -> Any:
-    from harness import leaderboard, store
+def _write_board(cfg: Any, tasks: Dict[str, Any]) -> None:
+    from harness import freshness
 
-    records = store.read_records(Path(cfg.paths.results))
-    if cfg.ranking not in leaderboard.POLICIES:
-        raise ConfigError(f"ranking: {cfg.ranking!r} is not valid; use one of {', '.join(leaderboard.POLICIES)}")
-    frame = leaderboard.write(records, cfg.suite.name, sorted(tasks), cfg.ranking, Path(cfg.paths.leaderboards))
+    folder = Path(cfg.paths.leaderboards) / cfg.suite.name
+    key = freshness.board_key(cfg, tasks)
+    if not freshness.is_fresh(folder, key):  # a board built from these very inputs is left as it is
+        from harness import boards
+
+        boards.write_public(cfg, tasks)  # intervals, tiers, the contest's part and entries, history
+        freshness.remember(folder, key)
     if cfg.readme:
         from harness import publish
 
         markdown = (Path(cfg.paths.leaderboards) / cfg.suite.name / "leaderboard.md").read_text(encoding="utf-8")
         if publish.update_readme(Path(cfg.readme), cfg.suite.name, markdown):
             print(f"updated the {cfg.suite.name} board in {cfg.readme}", file=sys.stderr)
-    return frame
 
 
 def cmd_run(overrides: Sequence[str]) -> int:
@@ -138,6 +153,10 @@ def cmd_run(overrides: Sequence[str]) -> int:
         raise ConfigError(f"paths.submissions: no submission folders (with submission.yaml) under "
                           f"{cfg.paths.submissions!r}")
     _check_unique_names(folders)
+    if cfg.contest is not None:  # a contest scores its baselines and accepted submissions only
+        from harness.contest import run_folders
+
+        folders = run_folders(cfg, folders)
     records = evaluate_all(cfg, tasks, folders, echo=lambda m: print(m, file=sys.stderr))
     _write_board(cfg, tasks)
     out = Path(cfg.paths.leaderboards) / cfg.suite.name
@@ -219,7 +238,75 @@ def cmd_validate(args: Sequence[str]) -> int:
     return 0 if report["accepted"] else 1
 
 
-HANDLERS = {"run": cmd_run, "evaluate": cmd_evaluate, "leaderboard": cmd_leaderboard, "validate": cmd_validate}
+def _contest_overrides(args: Sequence[str], command: str, shape: str) -> tuple:
+    """(positional arguments, overrides) of a contest command; a contest must be named."""
+    overrides = [a for a in args if "=" in a]
+    if not any(o.startswith("contest=") for o in overrides):
+        raise ConfigError(f"{command} needs a contest: harness {command} {shape} contest=NAME "
+                          f"(contests: {', '.join(available('contest', overrides)) or 'none'})")
+    return [a for a in args if "=" not in a], overrides
+
+
+def cmd_submit(args: Sequence[str]) -> int:
+    from harness import contest
+    from harness.validate import print_report
+
+    positional, overrides = _contest_overrides(args, "submit", "DIR")
+    if len(positional) != 1 or not Path(positional[0]).is_dir():
+        raise ConfigError(f"submit needs exactly one submission folder: harness submit DIR contest=NAME (got "
+                          f"{' '.join(positional) or 'none'})")
+    now = contest.utc_now()  # the harness's clock, never a time from the manifest
+    cfg = compose(overrides)
+    phase = contest.open_phase(cfg.contest, now)
+    if phase is not None and not any(o.startswith("suite=") for o in overrides):
+        cfg = compose(overrides + [f"suite={phase.suite}"])
+    if cfg.suite is None:
+        cfg = compose(overrides + [f"suite={cfg.contest.phases[0].suite}"])  # closed: refused below, and recorded
+    outcome = contest.submit(Path(positional[0]), cfg, suite_tasks(cfg), now)
+    if outcome["report"] is not None and outcome["state"] == "invalid":
+        print_report(outcome["report"], False)
+    if outcome["state"] != "accepted":
+        print(f"harness submit: {outcome['state']}: {outcome['reason']} (not counted against the team's limits)",
+              file=sys.stderr)
+        return 1
+    limits = phase.limits
+    print(f"accepted {outcome['name']} (team {outcome['team']}) in phase {outcome['phase']} at {outcome['at']}; "
+          f"{outcome['counted']} counted submission(s) in the phase (limits: {limits.per_day or 'no limit'} a day, "
+          f"{limits.total or 'no limit'} in total); it is scored by the next `harness run suite={phase.suite} "
+          f"contest={cfg.contest.name}`")
+    return 0
+
+
+def cmd_select(args: Sequence[str]) -> int:
+    from harness import contest
+
+    names, overrides = _contest_overrides(args, "select", "NAME [NAME ...]")
+    cfg = compose(overrides)
+    choice = contest.select(cfg, names, contest.utc_now())
+    print(f"team {choice['team']} chose {', '.join(choice['names'])} for phase {choice['phase']} at {choice['at']}")
+    return 0
+
+
+def cmd_reveal(args: Sequence[str]) -> int:
+    from harness import boards, contest
+
+    positional, overrides = _contest_overrides(args, "reveal", "[PHASE]")
+    cfg = compose(overrides)
+    hidden = [p for p in cfg.contest.phases if p.split == "public"]
+    if len(positional) > 1 or (not positional and len(hidden) != 1):
+        raise ConfigError(f"reveal needs the phase: harness reveal PHASE contest={cfg.contest.name} (phases with a "
+                          f"private part: {', '.join(p.name for p in hidden) or 'none'})")
+    phase = contest.phase_named(cfg.contest, positional[0]) if positional else hidden[0]
+    cfg = compose([o for o in overrides if not o.startswith("suite=")] + [f"suite={phase.suite}"])
+    selection = boards.reveal(cfg, suite_tasks(cfg), phase, contest.utc_now())
+    out = Path(cfg.paths.leaderboards) / phase.suite / "private"
+    print((out / "leaderboard.md").read_text(encoding="utf-8"))
+    print(f"wrote {out}/leaderboard.md, .csv, .json, index.html ({len(selection)} team(s) selected)", file=sys.stderr)
+    return 0
+
+
+HANDLERS = {"run": cmd_run, "evaluate": cmd_evaluate, "leaderboard": cmd_leaderboard, "validate": cmd_validate,
+            "submit": cmd_submit, "select": cmd_select, "reveal": cmd_reveal}
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

@@ -20,6 +20,7 @@ class PathsConfig:
     submissions: str = "submissions"
     results: str = "leaderboards/_store"
     leaderboards: str = "leaderboards"
+    contests: str = "${paths.leaderboards}/_contests"  # contest state: the lock and the submission ledger (no scores)
 
 
 @dataclass
@@ -85,6 +86,79 @@ class SuiteConfig:
     description: str = ""
 
 
+# ---------------------------------------------------------------- the contest group (harness/conf/contest/*.yaml)
+# Checked beyond types (times, names, choices) by harness.contest.check_contest, which names the key and the value.
+
+
+@dataclass
+class LimitsConfig:
+    per_day: Optional[int] = None  # counted submissions a team may make per UTC day; null: no limit
+    total: Optional[int] = None  # counted submissions a team may make in the phase; null: no limit
+
+
+@dataclass
+class PhaseConfig:
+    name: str = MISSING
+    start: str = MISSING  # ISO 8601 with a time zone, e.g. "2025-03-01T00:00:00Z"; the phase is open start <= t < end
+    end: str = MISSING
+    suite: str = MISSING  # the suite this phase scores; a suite belongs to at most one phase
+    split: str = "public"  # public: boards use the public part, `reveal` the private part | full: nothing hidden
+    limits: LimitsConfig = field(default_factory=LimitsConfig)
+
+
+@dataclass
+class PartitionConfig:
+    public_fraction: float = 0.5  # share of each test set on the public board
+    seed: int = MISSING  # keep it long and out of public view if the split itself should stay secret
+    stratify: bool = True  # classification: the same label proportions in both parts
+
+
+@dataclass
+class TeamConfig:
+    members: List[str] = field(default_factory=list)
+
+
+@dataclass
+class SelectionConfig:
+    rule: str = "best_public"  # best_public | last | chosen (by `harness select`)
+    max: int = 1  # submissions per team that count on the private board
+    fallback: str = "best_public"  # rule chosen: what counts for a team that chose none: best_public | last | none
+
+
+@dataclass
+class ContestRankingConfig:
+    policy: str = "mean_normalized"  # mean_normalized | mean_rank | borda | win_rate
+    missing: str = "worst"  # worst | unranked: what a failed, missing or n/a cell does to an entry
+
+
+@dataclass
+class ContestConfig:
+    name: str = MISSING
+    description: str = ""
+    phases: List[PhaseConfig] = field(default_factory=list)
+    partition: PartitionConfig = field(default_factory=PartitionConfig)
+    teams: Dict[str, TeamConfig] = field(default_factory=dict)
+    baselines: List[str] = field(default_factory=list)  # submission names: anchors, marked, never ranked
+    selection: SelectionConfig = field(default_factory=SelectionConfig)
+    ranking: ContestRankingConfig = field(default_factory=ContestRankingConfig)
+
+
+# ---------------------------------------------------------------- the executor group (harness/conf/executor/*.yaml)
+# Checked beyond types by harness.executors.check_executor, which names the key and the value.
+
+
+@dataclass
+class ExecutorConfig:
+    name: str = "local"  # local: jobs one after another in this process | ray: one Ray task per job
+    address: Optional[str] = None  # ray: null starts a local cluster; "auto", "HOST:6379", "ray://HOST:10001" join one
+    num_gpus: float = 0  # ray: GPUs each job requests (Ray sets the job's CUDA_VISIBLE_DEVICES)
+    num_cpus: float = 1  # ray: CPUs each job requests
+    max_retries: int = 2  # ray: a job whose worker or node is lost runs again at most this many times
+    cluster_cpus: Optional[int] = None  # ray, local cluster only: CPUs it offers (null: this machine's)
+    cluster_gpus: Optional[int] = None  # ray, local cluster only: GPUs it offers (null: detected; N: N logical GPUs)
+    runtime_env: Dict[str, Any] = field(default_factory=dict)  # ray: Ray's runtime_env (working_dir, env_vars, ...)
+
+
 @dataclass
 class RunConfig:
     paths: PathsConfig = field(default_factory=PathsConfig)
@@ -96,10 +170,13 @@ class RunConfig:
     batch_size: int = 8
     seed: int = 1234
     fail_on_error: bool = False
-    ranking: str = "mean_normalized"  # mean_normalized | mean_rank
+    ranking: str = "mean_normalized"  # mean_normalized | mean_rank | borda | win_rate (a contest declares its own)
+    missing_cells: str = "worst"  # worst | unranked: how failed, missing or n/a cells rank (a contest declares its own)
     allow_remote_code: List[str] = field(default_factory=list)  # submission names allowed trust_remote_code
     progress: bool = True
     readme: Optional[str] = None  # a markdown file whose <!-- leaderboard:SUITE:start/end --> block is replaced
+    contest: Optional[ContestConfig] = None  # `contest=NAME`: phases, partition, limits, teams (harness/conf/contest)
+    executor: ExecutorConfig = field(default_factory=ExecutorConfig)  # `executor=local|ray` (harness/conf/executor)
 
 
 def register_configs() -> None:

@@ -147,7 +147,8 @@ def run_job(model: Dict[str, Any], tasks: Sequence[Tuple[Any, List[Example]]], *
             (job_dir / name).write_text("".join(rows), encoding="utf-8")
             specs.append({"inputs": name, "config": child_task_config(task)})
         job = {"model": model, "device": device, "batch_size": batch_size, "progress": progress, "tasks": specs,
-               "limits": {"max_output_bytes": max_output_bytes, "max_file_bytes": max_file_bytes}}
+               "limits": {"max_output_bytes": max_output_bytes, "max_file_bytes": max_file_bytes},
+               "parent_pid": os.getpid()}  # the child dies with this process (worker.die_with_parent)
         (job_dir / "job.json").write_text(json.dumps(job), encoding="utf-8")
         (job_dir / "home").mkdir()
         launch = launch_child(child_command(job_dir), job_dir, budget, progress)
@@ -161,9 +162,12 @@ def launch_child(argv: Sequence[str], job_dir: Path, budget: float, progress: bo
     log_path = job_dir / "child.log"
     started = time.monotonic()
     with open(log_path, "wb") as log:
-        child = subprocess.Popen(list(argv), cwd=job_dir / "home", env=child_env(job_dir / "home"),
-                                 stdin=subprocess.DEVNULL, stdout=log, stderr=None if progress else log,
-                                 start_new_session=True)
+        try:
+            child = subprocess.Popen(list(argv), cwd=job_dir / "home", env=child_env(job_dir / "home"),
+                                     stdin=subprocess.DEVNULL, stdout=log, stderr=None if progress else log,
+                                     start_new_session=True)
+        except OSError as e:
+            return Launch("crashed", f"the model process could not start: {e}", "", 0.0, None)
         try:
             code, rusage, timed_out = _wait(child, started + budget)
         finally:
@@ -215,7 +219,11 @@ def exit_status(code: int, failure_file: Path) -> Tuple[str, str]:
     if code == -signal.SIGXFSZ:
         return "bad-output", "the model process tried to write a file larger than its limit (SIGXFSZ)"
     if code < 0:
-        return "crashed", f"the model process died from signal {signal.Signals(-code).name}"
+        try:
+            name = signal.Signals(-code).name
+        except ValueError:
+            name = str(-code)
+        return "crashed", f"the model process died from signal {name}"
     return "crashed", f"the model process exited with code {code}"
 
 

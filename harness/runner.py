@@ -42,6 +42,18 @@ def _sha(data: Any) -> str:
     return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode("utf-8")).hexdigest()
 
 
+def _data_content(data_cfg: Any, files: Dict[str, Optional[str]]) -> Dict[str, Any]:
+    """A data config with each local file named by its content (sha256), not its location: data checked out or
+    copied elsewhere keeps its cells' keys, and a changed line changes them."""
+    from omegaconf import OmegaConf
+
+    data = OmegaConf.to_container(data_cfg, resolve=True)
+    if data_cfg.source == "local":  # the suffix stays: with format auto it decides how the file is read
+        data["path"] = [files[data_cfg.path], Path(data_cfg.path).suffix.lower()] if data_cfg.path else None
+        data["files"] = {name: files[path] for name, path in sorted(data["files"].items())}
+    return data
+
+
 class Cell:
     """What is known about one (submission, task) cell while it is evaluated."""
 
@@ -55,11 +67,16 @@ class Cell:
         files = {name: sha256_file(p) if p.is_file() else None for name, p in data_files(task.data).items()}
         self.data_sha256 = files
         self.task_hash = config_hash(task)
-        inputs_key = {"data": OmegaConf.to_container(task.data, resolve=True), "files": sorted(files.values(), key=str),
-                      "fields": OmegaConf.to_container(task.fields, resolve=True), "model_side": child_task_config(task)}
+        inputs_key = {"data": _data_content(task.data, files), "fields": OmegaConf.to_container(task.fields, resolve=True),
+                      "model_side": child_task_config(task)}
         self.prediction_key = _sha({"submission": submission_sha, "inputs": inputs_key, "device": run_cfg.device})
         metric_side = {"metrics": list(task.metrics), "options": OmegaConf.to_container(task.metric_options, resolve=True),
                        "primary": task.primary_metric, "versions": library_versions()}
+        if run_cfg.contest is not None:  # a contest's partition decides what a record scores (harness.splits)
+            from harness.contest import contest_hash
+            from harness.splits import board_part
+
+            metric_side["contest"] = {"sha256": contest_hash(run_cfg), "part": board_part(run_cfg)}
         self.score_key = _sha({"predictions": self.prediction_key, "metrics": metric_side, "harness": __version__})
 
 
@@ -67,7 +84,8 @@ def provenance(cell: Cell, submission_sha: Optional[str], run_cfg: Any) -> Dict[
     return {"harness": __version__, "python": platform.python_version(), "libraries": library_versions(),
             "task_config_sha256": cell.task_hash, "data_sha256": cell.data_sha256,
             "submission_sha256": submission_sha,
-            "run_config_sha256": config_hash({"device": run_cfg.device, "seed": run_cfg.seed})}
+            "run_config_sha256": config_hash({"device": run_cfg.device, "seed": run_cfg.seed}),
+            "contest_sha256": None if run_cfg.contest is None else config_hash(run_cfg.contest)}
 
 
 def make_record(cell: Cell, submission: Optional[Submission], status: str, *, submission_sha: Optional[str],
@@ -92,13 +110,16 @@ def make_record(cell: Cell, submission: Optional[Submission], status: str, *, su
 
 
 class Evaluator:
-    """Evaluates submissions on a set of tasks and writes their records to the store."""
+    """Evaluates submissions on a set of tasks and hands each cell's record and predictions to `sink`: the store by
+    default; on a Ray worker, a list the driver receives and writes (harness.executors)."""
 
-    def __init__(self, run_cfg: Any, tasks: Dict[str, Any], echo: Callable[[str], None] = print):
+    def __init__(self, run_cfg: Any, tasks: Dict[str, Any], echo: Callable[[str], None] = print,
+                 sink: Optional[Callable[[Dict[str, Any], Optional[List[Dict[str, Any]]]], None]] = None):
         self.cfg = run_cfg
         self.tasks = tasks
         self.results = Path(run_cfg.paths.results)
         self.echo = echo
+        self.sink = sink or functools.partial(store.write_cell, self.results)
         self.models_loaded = 0
         self.jobs: Dict[str, Any] = {}  # submission name -> its model job's JobOutcome (timings, memory)
         self._examples: Dict[str, List[Example]] = {}
@@ -121,19 +142,24 @@ class Evaluator:
             return self._reject(submission.name, refusal)
         sub_sha = submission_sha256(folder)
         cells = {name: Cell(task, submission.name, sub_sha, self.cfg) for name, task in self.tasks.items()}
-        records: Dict[str, Dict[str, Any]] = {}
-        to_predict: List[Cell] = []
-        for name, cell in cells.items():
-            cached = store.read_record(self.results, submission.name, name)
-            if cached and cached["keys"] == {"predictions": cell.prediction_key, "scores": cell.score_key}:
-                records[name] = cached
-            elif cached and cached["keys"]["predictions"] == cell.prediction_key and cached["status"] == "ok":
-                records[name] = self._rescore(submission, sub_sha, cell)
-            else:
-                to_predict.append(cell)
-        if to_predict:
-            for record in self._predict(submission, sub_sha, to_predict):
-                records[record["task"]] = record
+        # Held while this run decides and does the submission's work: a second run at the same time waits, then
+        # finds the cells done instead of running the same model again.
+        with store.submission_lock(self.results, submission.name):
+            records: Dict[str, Dict[str, Any]] = {}
+            to_predict: List[Cell] = []
+            for name, cell in cells.items():
+                cached = store.read_record(self.results, submission.name, name)
+                if cached and not store.complete(self.results, cached):
+                    cached = None  # its predictions are not the ones it was scored from (an interrupted write)
+                if cached and cached["keys"] == {"predictions": cell.prediction_key, "scores": cell.score_key}:
+                    records[name] = cached
+                elif cached and cached["keys"]["predictions"] == cell.prediction_key and cached["status"] == "ok":
+                    records[name] = self._rescore(submission, sub_sha, cell)
+                else:
+                    to_predict.append(cell)
+            if to_predict:
+                for record in self._predict(submission, sub_sha, to_predict):
+                    records[record["task"]] = record
         return [records[name] for name in sorted(records)]
 
     def _reject(self, folder_name: str, error: SubmissionError) -> List[Dict[str, Any]]:
@@ -141,7 +167,7 @@ class Evaluator:
         for name, task in sorted(self.tasks.items()):
             cell = Cell(task, folder_name, "", self.cfg)
             record = make_record(cell, None, error.status, submission_sha=None, run_cfg=self.cfg, reason=str(error))
-            store.write_cell(self.results, record, None)
+            self.sink(record, None)
             out.append(record)
         return out
 
@@ -164,10 +190,12 @@ class Evaluator:
                          extra_counts: Dict[str, int], unknown: Optional[int] = None,
                          isolation: Optional[Dict[str, str]] = None) -> Dict[str, Any]:
         from harness.scoring import score
+        from harness.splits import public_view
 
         examples = self.examples(cell.task)
         try:
-            scored = score(cell.task, examples, predictions)
+            # in a contest the record holds the public part's scores only; the private part is scored by `reveal`
+            scored = public_view(self.cfg, cell.task, examples, score(cell.task, examples, predictions))
         except SubmissionError as e:
             return self._fail(submission, sub_sha, cell, e.status, str(e))
         if unknown is not None:
@@ -175,14 +203,16 @@ class Evaluator:
         record = make_record(cell, submission, "ok", submission_sha=sub_sha, run_cfg=self.cfg, scored=scored,
                              extra_counts=extra_counts, isolation=isolation)
         rows = [{"id": e.id, "prediction": predictions.get(e.id)} for e in examples]
-        store.write_cell(self.results, record, rows)
+        # ties the record to the exact predictions file written beside it (store.complete checks it)
+        record["provenance"]["predictions_sha256"] = store.text_sha256(store.predictions_text(rows))
+        self.sink(record, rows)
         return record
 
     def _fail(self, submission: Optional[Submission], sub_sha: str, cell: Cell, status: str, reason: str,
               log: str = "", isolation: Optional[Dict[str, str]] = None) -> Dict[str, Any]:
         record = make_record(cell, submission, status, submission_sha=sub_sha, run_cfg=self.cfg, reason=reason, log=log,
                              isolation=isolation)
-        store.write_cell(self.results, record, None)
+        self.sink(record, None)
         return record
 
     def _mark(self, submission: Submission, sub_sha: str, cell: Cell, status: str, reason: str) -> Dict[str, Any]:
@@ -258,8 +288,7 @@ class Evaluator:
 
 def evaluate_all(run_cfg: Any, tasks: Dict[str, Any], folders: Sequence[Path],
                  echo: Callable[[str], None] = print) -> List[Dict[str, Any]]:
-    evaluator = Evaluator(run_cfg, tasks, echo)
-    records: List[Dict[str, Any]] = []
-    for folder in folders:
-        records.extend(evaluator.evaluate(folder))
-    return records
+    """Every cell's record, folder by folder (tasks sorted); the jobs run through `run_cfg.executor`."""
+    from harness.executors import executor_for
+
+    return executor_for(run_cfg.executor).run(run_cfg, tasks, folders, echo)

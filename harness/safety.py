@@ -6,7 +6,7 @@ code (`*.py` files, `auto_map` in a config, `trust_remote_code`) unless the orga
 `allow_remote_code`. Symlinks that leave the submission are invalid (checked by `harness.submission`).
 
 Everything here reads names and bytes: nothing is unpickled, imported or instantiated. The runner and
-`harness validate` call the same `check_model`, so a participant sees exactly the organizer's verdict.
+`harness validate` call the same `vet`, so a participant sees exactly the organizer's verdict.
 """
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ from typing import Any, Iterator, List, Optional, Sequence
 
 from harness.errors import SubmissionError
 
+HF_KINDS = ("hf-causal", "hf-seq2seq")
 # Suffixes of the pickle-based formats torch, transformers and friends load by name.
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle", ".joblib", ".dill")
 CODE_SUFFIXES = (".py", ".pyc", ".pyx", ".so")
@@ -39,9 +40,6 @@ class Finding:
     detail: str = ""
     fix: str = ""
     status: str = "invalid"
-
-
-HF_KINDS = ("hf-causal", "hf-seq2seq")
 
 
 def model_folder(submission: Any) -> Optional[Path]:
@@ -159,11 +157,16 @@ def _safetensors(folder: Path, files: List[Path]) -> Finding:
                    "save the model with save_pretrained(dir, safe_serialization=True)")
 
 
+# What `tokenizer.save_pretrained` writes for fast, BPE, WordPiece and sentencepiece tokenizers.
+_TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.json", "vocab.txt")
+_TOKENIZER_SUFFIXES = (".model", ".spm")
+
+
 def _required(folder: Path) -> Finding:
     missing = [] if (folder / "config.json").is_file() else ["config.json"]
-    tokenizer = ("tokenizer.json", "tokenizer_config.json", "vocab.json", "spiece.model", "tokenizer.model")
-    if not any((folder / name).is_file() for name in tokenizer):
-        missing.append("tokenizer files (" + " / ".join(tokenizer) + ")")
+    if not any((folder / name).is_file() for name in _TOKENIZER_FILES) and not any(
+            p.suffix in _TOKENIZER_SUFFIXES for p in folder.iterdir() if p.is_file()):
+        missing.append("tokenizer files (" + " / ".join(_TOKENIZER_FILES) + " / *.model)")
     return Finding("config.json and tokenizer present", not missing, "missing: " + ", ".join(missing) if missing else
                    "", "save both into the model folder: model.save_pretrained(dir) and tokenizer.save_pretrained(dir)")
 

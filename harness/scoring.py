@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Mapping, Sequence
+from typing import Any, Dict, List, Mapping, Optional, Sequence
 
 from harness.data import Example
 from harness.errors import ConfigError, SubmissionError
@@ -16,6 +16,9 @@ class Scored:
     signatures: Dict[str, str]
     counts: Dict[str, int]
     predictions: List[Any] = field(default_factory=list)  # one per example, in example order (missing filled)
+    # metric name -> (the Metric, its per-item statistics in example order): part scores and bootstrap resample
+    # these (harness.splits, harness.significance); kept in memory only, never stored beside the public record
+    stats: Dict[str, Any] = field(default_factory=dict)
 
 
 def metric_options(task: Any, name: str) -> Dict[str, Any]:
@@ -28,7 +31,9 @@ def metric_options(task: Any, name: str) -> Dict[str, Any]:
     return options
 
 
-def score(task: Any, examples: Sequence[Example], predictions: Mapping[str, Any]) -> Scored:
+def score(task: Any, examples: Sequence[Example], predictions: Mapping[str, Any],
+          only: Optional[Sequence[str]] = None) -> Scored:
+    """Every metric of the task (or the metrics named in `only`) on these predictions."""
     from harness.metrics import build_metric
     from tasks import kind_of
 
@@ -40,12 +45,14 @@ def score(task: Any, examples: Sequence[Example], predictions: Mapping[str, Any]
     metric_preds, targets = kind.metric_inputs(task, examples, ordered)
     scored = Scored({}, {}, {}, {"examples": len(examples), "missing": missing,
                                  "unknown": sum(1 for i in predictions if i not in known)}, ordered)
-    for name in task.metrics:
+    for name in task.metrics if only is None else [m for m in task.metrics if m in only]:
         try:
             metric = build_metric(name, metric_options(task, name))
         except ValueError as e:
             raise ConfigError(f"task {task.name}: metrics: {e}") from e
-        values = metric.aggregate(metric.item_stats(metric_preds, targets))
+        stats = metric.item_stats(metric_preds, targets)
+        scored.stats[name] = (metric, stats)
+        values = metric.aggregate(stats)
         for info in metric.scores:
             if info.name not in values:
                 continue

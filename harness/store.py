@@ -2,21 +2,30 @@
 
 Layout: `<results>/<submission>/<task>.json` (the record) and `<task>.predictions.jsonl`. Every file is written to
 a temporary name and renamed into place, predictions before the record, so a reader (or a run killed at any
-moment) never sees a partial file, and a record exists only once its predictions do.
+moment) never sees a partial file, and a record exists only once its predictions do. A record of an ok cell carries
+the sha256 of its predictions file (`provenance.predictions_sha256`), so a record whose predictions were replaced
+after it was written (a run killed between the two renames) is never taken for a complete cell. Writers of one
+submission's cells hold its lock file (`<submission>/.lock`, filelock), so two runs at once leave matching pairs.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tempfile
 from pathlib import Path
 from typing import Any, Dict, Iterable, List, Optional
 
+LOCK_NAME = ".lock"
+_UMASK = os.umask(0o022)  # read once (there is no way to read it without setting it), then put back
+os.umask(_UMASK)
+
 
 def atomic_write_text(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp makes 0600; a board or record is as readable as any new file
         with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
             f.write(text)
             f.flush()
@@ -40,15 +49,51 @@ def predictions_path(results: Path, submission: str, task: str) -> Path:
     return Path(results) / submission / f"{task}.predictions.jsonl"
 
 
+def predictions_text(rows: Iterable[Dict[str, Any]]) -> str:
+    """The predictions file's exact text: one canonical JSON line per example."""
+    return "".join(json.dumps(row, sort_keys=True, ensure_ascii=False) + "\n" for row in rows)
+
+
+def text_sha256(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def submission_lock(results: Path, submission: str) -> Any:
+    """The lock a writer of this submission's cells holds. One object per path (`is_singleton`), so a thread that
+    holds it may take it again (the runner holds it around a job, the store around each write)."""
+    from filelock import FileLock
+
+    folder = Path(results) / submission
+    folder.mkdir(parents=True, exist_ok=True)
+    return FileLock(str((folder / LOCK_NAME).resolve()), is_singleton=True)
+
+
 def write_cell(results: Path, record: Dict[str, Any], rows: Optional[Iterable[Dict[str, Any]]]) -> None:
     submission, task = record["submission"], record["task"]
     pred_path = predictions_path(results, submission, task)
-    if rows is not None:
-        text = "".join(json.dumps(row, sort_keys=True, ensure_ascii=False) + "\n" for row in rows)
-        atomic_write_text(pred_path, text)
-    else:
-        pred_path.unlink(missing_ok=True)
-    atomic_write_text(record_path(results, submission, task), dumps(record))
+    with submission_lock(results, submission):  # the pair is written by one run at a time
+        if rows is not None:
+            atomic_write_text(pred_path, predictions_text(rows))
+        else:
+            pred_path.unlink(missing_ok=True)
+        atomic_write_text(record_path(results, submission, task), dumps(record))
+
+
+def complete(results: Path, record: Dict[str, Any]) -> bool:
+    """Whether a stored record is a finished cell: an ok record's predictions file is the one it was scored from
+    (records written before the hash was kept are trusted when their file exists)."""
+    if record.get("status") != "ok":
+        return True
+    path = predictions_path(results, record["submission"], record["task"])
+    expected = record.get("provenance", {}).get("predictions_sha256")
+    try:
+        if expected is None:
+            return path.is_file()
+        from harness.data import sha256_file
+
+        return sha256_file(path) == expected
+    except FileNotFoundError:
+        return False
 
 
 def read_record(results: Path, submission: str, task: str) -> Optional[Dict[str, Any]]:

@@ -6,6 +6,7 @@ in it is instantiated.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import hashlib
 import os
 import re
@@ -45,11 +46,6 @@ class Submission:
     def name(self) -> str:
         return self.manifest.name
 
-    def model_location(self) -> str:
-        """A local model folder (absolute) or a hub id."""
-        local = self.folder / self.manifest.model
-        return str(local.resolve()) if local.exists() else self.manifest.model
-
 
 _FIELDS = {f.name: f for f in dataclasses.fields(Manifest)}
 _TYPES = {"team": str, "name": str, "kind": str, "model": str, "baseline": str, "dtype": str,
@@ -87,7 +83,9 @@ def _check_fields(path: Path, data: Dict[str, Any]) -> Manifest:
     errors: List[str] = []
     for key in data:
         if key not in _FIELDS:
-            errors.append(f"unknown field {key!r} (valid fields: {', '.join(_FIELDS)})")
+            close = difflib.get_close_matches(str(key), _FIELDS, n=1)
+            errors.append(f"unknown field {key!r}" + (f" (did you mean {close[0]!r}?)" if close else "")
+                          + f" (valid fields: {', '.join(_FIELDS)})")
     for key in ("team", "name", "kind"):
         if key not in data:
             errors.append(f"field {key!r} is required")

@@ -17,12 +17,15 @@ from typing import Any, Dict, List, Optional
 from harness.errors import SubmissionError
 
 SAMPLE_EXAMPLES = 3
+MANIFEST_CHECK = "submission.yaml, paths and links are valid"
 _SHOWN_CHARS = 300  # of a prompt or prediction in the text report (the --json report has them whole)
 ACCEPTED_STATUSES = ("ok", "n/a", "not-submitted")
 FIXES = {
     "invalid": "fix the field or file named above; see the README's 'Add a submission'",
     "load-error": "check that the folder loads with this transformers version: AutoTokenizer.from_pretrained(dir) "
-                  "and AutoModelForCausalLM / AutoModelForSeq2SeqLM.from_pretrained(dir, use_safetensors=True)",
+                  "and {auto_class}.from_pretrained(dir, use_safetensors=True) (the class `kind: {kind}` uses; "
+                  "decoder-only models such as GPT-2 or Llama are hf-causal, encoder-decoders such as T5 hf-seq2seq)",
+    "refused": "ship safetensors weights only and no code (the model process refuses to unpickle anything)",
     "timeout": "make the model faster or smaller; its budget is the sum of the tasks' budget_s",
     "out-of-memory": "use a smaller model or a smaller dtype (`dtype: bfloat16` in submission.yaml)",
     "crashed": "read the log excerpt; try the model on the prompts shown with transformers directly",
@@ -44,10 +47,10 @@ def validate(folder: Path, cfg: Any, tasks: Dict[str, Any], n_examples: int = SA
     try:
         submission = load_submission(folder)
     except SubmissionError as e:
-        checks.append(_check("submission.yaml is valid", False, str(e), FIXES["invalid"]))
+        checks.append(_check(MANIFEST_CHECK, False, str(e), FIXES["invalid"]))
         return report
     manifest = submission.manifest
-    checks.append(_check("submission.yaml is valid", True, f"{manifest.kind} entry {manifest.name!r}"))
+    checks.append(_check(MANIFEST_CHECK, True, f"{manifest.kind} entry {manifest.name!r}"))
     findings = safety.vet(submission, cfg.allow_remote_code)
     checks.extend(_check(f.check, f.ok, f.detail, f.fix) for f in findings)
     if safety.verdict(findings) is None:  # the organizer runs nothing of a rejected entry; neither do we
@@ -65,9 +68,10 @@ def _sample_run(submission: Any, cfg: Any, tasks: Dict[str, Any], n_examples: in
         run_cfg = copy.deepcopy(cfg)
         run_cfg.paths.results = tmp
         evaluator = Evaluator(run_cfg, sample, echo=lambda message: None)
-        for record in evaluator.evaluate(submission.folder):
+        records = evaluator.evaluate(submission.folder)
+        for record in records:
             report["tasks"][record["task"]] = _task_report(record, evaluator, sample[record["task"]], Path(tmp))
-            report["checks"].append(_record_check(record))
+        report["checks"].extend(_record_checks(records, submission.manifest.kind))
         job = evaluator.jobs.get(submission.name)
     if job is not None:
         report["run"] = _run_report(job, report["tasks"], tasks)
@@ -79,11 +83,26 @@ def _first(task: Any, n: int) -> Any:
     return task
 
 
-def _record_check(record: Dict[str, Any]) -> Dict[str, Any]:
-    status = record["status"]
-    ok = status in ACCEPTED_STATUSES
-    detail = status + (f": {record['reason']}" if record["reason"] else "")
-    return _check(f"task {record['task']} runs and its output is valid", ok, detail, FIXES.get(status, ""))
+def _record_checks(records: List[Dict[str, Any]], kind: str) -> List[Dict[str, Any]]:
+    """One check per task, except that tasks failing for one reason (a model that did not load) share a line."""
+    auto_class = "AutoModelForSeq2SeqLM" if kind == "hf-seq2seq" else "AutoModelForCausalLM"
+    groups: Dict[tuple, List[str]] = {}
+    for record in records:
+        key = (record["status"], record["reason"]) if record["status"] not in ACCEPTED_STATUSES else (record["task"],)
+        groups.setdefault(key, []).append(record["task"])
+    checks = []
+    for key, names in groups.items():
+        if len(key) == 1:  # accepted: status and reason of the one task
+            record = next(r for r in records if r["task"] == key[0])
+            detail = record["status"] + (f": {record['reason']}" if record["reason"] else "")
+            checks.append(_check(f"task {key[0]} runs and its output is valid", True, detail))
+            continue
+        status, reason = key
+        fix = FIXES.get(status, "").format(auto_class=auto_class, kind=kind)
+        what = f"task {names[0]} runs" if len(names) == 1 else f"tasks {', '.join(names)} run"
+        checks.append(_check(f"{what} and {'its' if len(names) == 1 else 'their'} output is valid", False,
+                             f"{status}: {reason}", fix))
+    return checks
 
 
 def _task_report(record: Dict[str, Any], evaluator: Any, task: Any, store_dir: Path) -> Dict[str, Any]:
@@ -92,7 +111,7 @@ def _task_report(record: Dict[str, Any], evaluator: Any, task: Any, store_dir: P
     examples = evaluator.examples(task)
     out: Dict[str, Any] = {"status": record["status"], "reason": record["reason"], "log": record["log"],
                            "examples": len(examples), "scores": record["scores"], "counts": record["counts"]}
-    if record["submission_kind"] in ("hf-causal", "hf-seq2seq"):
+    if record["submission_kind"] in ("hf-causal", "hf-seq2seq") and record["status"] != "n/a":
         out["prompts"] = {e.id: p for e, p in zip(examples, rendered_prompts(task, [e.inputs for e in examples]))}
     if record["status"] == "ok":
         rows = store.read_predictions(store_dir, record["submission"], record["task"])
@@ -155,8 +174,9 @@ def print_report(report: Dict[str, Any], as_json: bool) -> None:
         print(f"  [{'ok' if check['ok'] else 'FAIL'}] {check['check']}" + (f": {check['detail']}" if check["detail"] else ""))
         if check["fix"]:
             print(f"         fix: {check['fix']}")
+    shown_logs: set = set()
     for name, task in sorted(report["tasks"].items()):
-        _print_task(name, task)
+        _print_task(name, task, shown_logs)
     if report["run"]:
         _print_run(report["run"])
     print("accepted: the organizer's checks pass" if report["accepted"] else "rejected: fix the FAIL lines above")
@@ -168,11 +188,12 @@ def _short(value: Any) -> str:
     return json.dumps(value[:_SHOWN_CHARS] + ("…" if len(value) > _SHOWN_CHARS else ""), ensure_ascii=False)
 
 
-def _print_task(name: str, task: Dict[str, Any]) -> None:
+def _print_task(name: str, task: Dict[str, Any], shown_logs: set) -> None:
     scores = ", ".join(f"{k} {v:.2f}" for k, v in sorted(task["scores"].items()))
     print(f"task {name}: {task['status']}" + (f" ({scores}, on {task['examples']} examples with local references)"
                                                if scores else ""))
-    if task["log"]:
+    if task["log"] and task["log"] not in shown_logs:  # a job's failure is every task's: show its log once
+        shown_logs.add(task["log"])
         print("  log excerpt:\n    " + "\n    ".join(task["log"].strip().splitlines()[-8:]))
     for example_id, prompt in list(task.get("prompts", {}).items()):
         print(f"  [{example_id}] prompt: {_short(prompt)}")
@@ -184,8 +205,11 @@ def _print_run(run: Dict[str, Any]) -> None:
     def seconds(value: Optional[float]) -> str:
         return "?" if value is None else f"{value:.1f} s"
 
-    speed = f"{run['examples_per_s']:.1f} examples/s" if run["examples_per_s"] else "?"
     memory = f"{run['peak_rss_mib']:.0f} MiB" if run["peak_rss_mib"] else "?"
+    if run["load_s"] is None:
+        print(f"model process: {seconds(run['wall_s'])} wall; the model did not load; peak memory {memory}")
+        return
+    speed = f"{run['examples_per_s']:.1f} examples/s" if run["examples_per_s"] else "?"
     print(f"model process: {seconds(run['wall_s'])} wall (start {seconds(run['startup_s'])}, model load "
           f"{seconds(run['load_s'])}, inference {seconds(run['inference_s'])} for {run['examples']} examples: {speed}); "
           f"peak memory {memory}")

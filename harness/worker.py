@@ -12,6 +12,7 @@ from __future__ import annotations
 import errno
 import json
 import math
+import os
 import resource
 import sys
 import time
@@ -64,7 +65,7 @@ def failure(error: BaseException) -> Dict[str, str]:
 
 def apply_limits(max_file_bytes: int) -> None:
     """No core dumps; no file written by this process (outputs, logs, caches) larger than `max_file_bytes`.
-    Soft and hard limits are both set, so code in this process cannot raise them again (without root)."""
+    Soft and hard limits are both set: a process without CAP_SYS_RESOURCE (not root) cannot raise them again."""
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
     _, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
     limit = max_file_bytes if hard == resource.RLIM_INFINITY else min(max_file_bytes, hard)
@@ -268,12 +269,27 @@ def run(job_dir: Path, job: Dict[str, Any], started: float) -> None:
     atomic_write_text(out / "timings.json", json.dumps(timings, sort_keys=True))
 
 
+def die_with_parent(parent_pid: Any) -> None:
+    """Linux: end this process when the harness that started it dies (even by kill -9), so an interrupted run
+    leaves no model job behind. Set here, after `unshare` may have changed credentials (which clears it)."""
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+    import signal
+
+    pr_set_pdeathsig = 1
+    ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL, 0, 0, 0)
+    if parent_pid is not None and os.getppid() != parent_pid:
+        os._exit(1)  # the harness died before the line above ran
+
+
 def main() -> int:
     started = time.monotonic()
     job_dir = Path(sys.argv[1])
     (job_dir / "out").mkdir(exist_ok=True)
     try:
         job = json.loads((job_dir / "job.json").read_text(encoding="utf-8"))
+        die_with_parent(job.get("parent_pid"))
         apply_limits(job["limits"]["max_file_bytes"])
         refuse_unpickling()
         run(job_dir, job, started)
@@ -285,4 +301,7 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    code = main()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)  # skip interpreter teardown (about a second with torch loaded): every output is on disk

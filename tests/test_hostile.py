@@ -38,7 +38,7 @@ FILE_SECRET = "ORGANIZER-FILE-SECRET-5b1e"
 CANARY_QA = "CANARY-REFERENCE-qa-91d4e2"
 CANARY_TRAIN = "CANARY-TRAIN-cls-4c8a17"
 CANARY_UNMAPPED = "CANARY-UNMAPPED-qa-0b6f33"
-MODEL_ENTRIES = ("good", "nan", "crash", "huge")
+MODEL_ENTRIES = ("good", "nan", "huge")  # the crashing model runs in a slow test of its own
 SUITE = """# harness run suite=hostile hydra.searchpath=[file://conf]
 defaults:
   - /task@_global_.tasks.demo_qa: demo_qa
@@ -79,11 +79,10 @@ def build_entries(subs: Path, work: Path, model_dir: str) -> None:
     builders.symlinked_manifest_entry(subs, "link-manifest", work / "organizer_secret.txt")
     builders.symlinked_predictions_entry(subs, "link-predictions", work / "store" / "good" / "demo_qa.predictions.jsonl",
                                          "demo_qa")
-    builders.traversal_entry(subs, "traversal-up", "../good/model")
-    builders.traversal_entry(subs, "traversal-absolute", str(subs / "good" / "model"))
+    builders.model_entry(subs, "traversal-up", "../good/model")
+    builders.model_entry(subs, "traversal-absolute", str(subs / "good" / "model"))
     builders.interpolation_entry(subs, "interpolation", "HARNESS_TEST_SECRET")
     builders.nan_entry(subs, "nan", model_dir)
-    builders.crash_entry(subs, "crash", model_dir)
     builders.huge_output_entry(subs, "huge", model_dir)
 
 
@@ -193,11 +192,21 @@ def test_nan_logits_fail_every_task_as_bad_output(hostile):
         assert not (hostile.work / "store" / "nan" / f"{task}.predictions.jsonl").exists()
 
 
-def test_a_crashing_model_fails_as_crashed_with_a_log_excerpt(hostile):
+@pytest.mark.slow
+def test_a_crashing_model_fails_as_crashed_with_a_log_excerpt(tmp_path, tiny_gpt2_dir):
+    builders.crash_entry(tmp_path, "crash", tiny_gpt2_dir)
+    shutil.copytree(ROOT / "submissions" / "baseline-lead-1", tmp_path / "baseline-lead-1")
+    cfg = compose(["suite=demo", f"paths.results={tmp_path / 'store'}", "progress=false",
+                   "tasks.demo_qa.generation.max_new_tokens=4"] + [f"tasks.{t}.data.limit=2" for t in TASKS]
+                  + ["tasks.demo_summarization.data.limit=2"])
+    tasks = {t: cfg.tasks[t] for t in TASKS + ("demo_summarization",)}
+    records = evaluate_all(cfg, tasks, [tmp_path / "baseline-lead-1", tmp_path / "crash"], echo=lambda m: None)
+    by = {(r["submission"], r["task"]): r for r in records}
     for task in TASKS:
-        record = hostile.records[("crash", task)]
+        record = by[("crash", task)]
         assert record["status"] == "crashed" and "IndexError" in record["reason"]
         assert "modeling_gpt2.py" in record["log"] and len(record["log"]) <= isolation.LOG_EXCERPT_CHARS
+    assert by[("baseline-lead-1", "demo_summarization")]["status"] == "ok"
 
 
 def test_a_huge_output_fails_only_the_generation_task(hostile):
@@ -446,3 +455,48 @@ def test_shipped_code_runs_only_where_the_organizer_allows_it(tmp_path, tiny_gpt
                             echo=lambda m: None)
     assert record["status"] == "ok", record["reason"]
     assert marker.exists()  # the control: the code is real, and the refusal is what kept it from running
+
+
+# ---------------------------------------------------------------- hub ids: checked in the local cache, loaded from it
+
+
+def _hub_cache(cache: Path, repo: str, model_dir: str, extra: dict) -> Path:
+    """The layout huggingface_hub writes: snapshot files are links into blobs/."""
+    base = cache / f"models--{repo.replace('/', '--')}"
+    snapshot = base / "snapshots" / ("0" * 40)
+    (base / "blobs").mkdir(parents=True)
+    snapshot.mkdir(parents=True)
+    (base / "refs").mkdir()
+    (base / "refs" / "main").write_text("0" * 40)
+    files = {p.name: p.read_bytes() for p in Path(model_dir).iterdir()} | extra
+    for i, (name, data) in enumerate(sorted(files.items())):
+        (base / "blobs" / f"blob{i}").write_bytes(data)
+        os.symlink(f"../../blobs/blob{i}", snapshot / name)
+    return snapshot
+
+
+@pytest.mark.parametrize("extra, status", [({}, None), ({"pytorch_model.bin": b"\x80\x04payload"}, "refused")])
+def test_a_hub_model_is_checked_in_the_local_cache(tmp_path, tiny_gpt2_dir, monkeypatch, extra, status):
+    import huggingface_hub.constants
+
+    from harness import safety
+    from harness.submission import load_submission
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    snapshot = _hub_cache(tmp_path / "hub", "org/tiny", tiny_gpt2_dir, extra)
+    entry = load_submission(builders.model_entry(tmp_path / "subs", "from-hub", "org/tiny"))
+    refusal = safety.verdict(safety.vet(entry, []))
+    assert (refusal.status if refusal else None) == status
+    assert safety.model_folder(entry) == snapshot  # the child is given exactly the files that were checked
+
+
+def test_a_hub_model_missing_from_the_cache_is_a_load_error(tmp_path, monkeypatch):
+    import huggingface_hub.constants
+
+    from harness import safety
+    from harness.submission import load_submission
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    entry = load_submission(builders.model_entry(tmp_path / "subs", "from-hub", "org/absent"))
+    refusal = safety.verdict(safety.vet(entry, []))
+    assert refusal.status == "load-error" and "hub cache" in str(refusal)

@@ -109,7 +109,8 @@ def symlinked_predictions_entry(root: Path, name: str, target: Path, task: str) 
     return folder
 
 
-def traversal_entry(root: Path, name: str, model: str) -> Path:
+def model_entry(root: Path, name: str, model: str) -> Path:
+    """An hf-causal entry whose `model:` is whatever is given: a path that leaves the folder, a hub id."""
     return manifest(root / name, f"team: t\nname: {name}\nkind: hf-causal\nmodel: {model}\n")
 
 
@@ -161,7 +162,7 @@ def huge_output_entry(root: Path, name: str, model_dir: str) -> Path:
     tokenizer.add_tokens(["Z" * HUGE_TOKEN_CHARS])
     huge = len(tokenizer) - 1
     source, _ = _load(model_dir)
-    source.resize_token_embeddings(len(tokenizer))
+    source.resize_token_embeddings(len(tokenizer), mean_resizing=False)
     model: GPT2LMHeadModel = source
     with torch.no_grad():
         direction = torch.ones(model.config.n_embd)

@@ -1,0 +1,89 @@
+"""Whether a suite's board is already what its inputs would produce, so a no-op run rebuilds nothing.
+
+Rebuilding a board rescores every stored cell from its predictions and the task's references to bootstrap its
+intervals: that loads the data (through `datasets`) and every metric library, seconds of work for files that come
+out byte-identical when nothing changed. So after a board is written, `<board>/.inputs.json` keeps the sha256 of
+everything it was built from and of every file written:
+
+* the bytes of each stored record of the suite's tasks and of its predictions file,
+* the sha256 of each task's local data files (the references),
+* the composed config, except the settings that only steer model runs (batch size, device, progress, executor),
+* the harness's own source files and templates, and the library versions records carry.
+
+A board whose inputs hash to the kept key and whose files still hash to the kept values is left alone. Contest
+boards are always rebuilt (their entries also depend on the ledger and the clock), as are hub datasets (no local
+file to hash).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any, Dict, Optional
+
+from harness.store import atomic_write_text, dumps
+
+KEY_FILE = ".inputs.json"
+_RUN_ONLY = ("batch_size", "device", "progress", "executor", "fail_on_error", "readme", "submission", "task")
+
+
+def _sha_bytes(path: Path) -> Optional[str]:
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    except FileNotFoundError:
+        return None
+
+
+def _code_sha() -> str:
+    """The harness's source and templates: a changed renderer or ranking rule rebuilds the board."""
+    root = Path(__file__).resolve().parent
+    digest = hashlib.sha256()
+    for path in sorted([*root.rglob("*.py"), *(root / "templates").glob("*")]):
+        digest.update(path.relative_to(root).as_posix().encode("utf-8") + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
+def board_key(cfg: Any, tasks: Dict[str, Any]) -> Optional[str]:
+    """The sha256 of everything the suite's board is built from, or None where it cannot be told cheaply."""
+    from omegaconf import OmegaConf
+
+    from harness import __version__
+    from harness.data import data_files, sha256_file
+    from harness.runner import library_versions
+
+    if cfg.contest is not None or any(task.data.source != "local" for task in tasks.values()):
+        return None
+    config = OmegaConf.to_container(cfg, resolve=True)
+    for key in _RUN_ONLY:
+        config.pop(key, None)
+    data = {name: {p: sha256_file(path) if path.is_file() else None for p, path in data_files(task.data).items()}
+            for name, task in sorted(tasks.items())}
+    results = Path(cfg.paths.results)
+    cells = {}
+    for record in sorted(results.glob("*/*.json")):
+        if record.stem in tasks:
+            predictions = record.with_name(f"{record.stem}.predictions.jsonl")
+            cells[record.relative_to(results).as_posix()] = [_sha_bytes(record), _sha_bytes(predictions)]
+    inputs = {"harness": __version__, "code": _code_sha(), "libraries": library_versions(), "config": config,
+              "data": data, "cells": cells}
+    return hashlib.sha256(json.dumps(inputs, sort_keys=True, default=str).encode("utf-8")).hexdigest()
+
+
+def _outputs(folder: Path) -> Dict[str, Optional[str]]:
+    return {p.name: _sha_bytes(p) for p in sorted(folder.iterdir()) if p.is_file() and not p.name.startswith(".")}
+
+
+def is_fresh(folder: Path, key: Optional[str]) -> bool:
+    """The board in `folder` was built from inputs hashing to `key` and its files are as they were written."""
+    if key is None:
+        return False
+    try:
+        kept = json.loads((folder / KEY_FILE).read_text(encoding="utf-8"))
+        return kept["key"] == key and bool(kept["outputs"]) and _outputs(folder) == kept["outputs"]
+    except (FileNotFoundError, NotADirectoryError, ValueError, KeyError, TypeError):
+        return False
+
+
+def remember(folder: Path, key: Optional[str]) -> None:
+    if key is not None:
+        atomic_write_text(folder / KEY_FILE, dumps({"key": key, "outputs": _outputs(folder)}))

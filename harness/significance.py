@@ -1,0 +1,86 @@
+"""Uncertainty of a board: bootstrap confidence intervals, the paired bootstrap test, significance tiers.
+
+The convention is sacrebleu's (`sacrebleu/significance.py`), so that its own paired bootstrap reproduces these
+numbers exactly on the same systems: 1,000 resamples of the items drawn with numpy's `default_rng(12345)`, the same
+draws for every entry; each resample's score recomputed from the resampled per-item statistics (so corpus metrics
+such as BLEU are recomputed, not averaged); the 95% interval read off the sorted resampled scores at positions
+n // 40 and n - n // 40 - 1; and the p-value of a difference from the centred resampled absolute differences.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable, Dict, List, Sequence, Tuple
+
+import numpy as np
+
+RESAMPLES = 1000
+SEED = 12345
+ALPHA = 0.05  # entries whose difference has p >= ALPHA are not significantly different
+
+
+def draws(n_items: int, resamples: int = RESAMPLES, seed: int = SEED) -> np.ndarray:
+    """Item indices of every resample, shape (resamples, n_items): sacrebleu's `rng.choice` call, same seed."""
+    return np.random.default_rng(seed).choice(n_items, size=(resamples, n_items), replace=True)
+
+
+def resample_scores(metric: Any, stats: np.ndarray, score_name: str, idxs: np.ndarray) -> np.ndarray:
+    """The score `score_name` of `metric` on every resample of the rows of `stats`."""
+    from harness.metrics.sacrebleu_metrics import _SacrebleuMetric
+
+    if isinstance(metric, _SacrebleuMetric):
+        # sacrebleu resamples float32 statistics and sums each resample with `.sum(0)`; doing the same here (one
+        # resample at a time, to bound memory) gives its numbers bit for bit
+        stats32 = np.asarray(stats, dtype="float32")
+        compute = metric.sacrebleu_metric._compute_score_from_stats
+        return np.array([compute(stats32[row].sum(0)).score for row in idxs])
+    stats = np.asarray(stats)
+    return np.array([metric.aggregate(stats[row])[score_name] for row in idxs], dtype=np.float64)
+
+
+def confidence_interval(samples: np.ndarray) -> Tuple[float, float]:
+    """The 95% percentile interval of the resampled scores (sacrebleu's `estimate_ci` order statistics; its
+    reported half-width is (high - low) / 2)."""
+    ordered = np.sort(np.asarray(samples))
+    n = len(ordered)
+    lower = n // 40
+    return float(ordered[lower]), float(ordered[n - lower - 1])
+
+
+def paired_p_value(real_a: float, real_b: float, samples_a: np.ndarray, samples_b: np.ndarray) -> float:
+    """sacrebleu's paired bootstrap p-value: how often the centred resampled |difference| exceeds the real one."""
+    diff = abs(real_a - real_b)
+    sample_diffs = np.abs(np.asarray(samples_b) - np.asarray(samples_a))
+    centred = sample_diffs - sample_diffs.mean()
+    return (np.sum(centred > diff).item() + 1) / (len(centred) + 1)
+
+
+def tiers(n_entries: int, p_value: Callable[[int, int], float], alpha: float = ALPHA) -> List[int]:
+    """Tier of each entry in board order, 1 first, built top down (WMT-style clusters): an entry joins the tier of
+    the entries directly above it unless it is significantly different (p < alpha) from one of them, and then
+    starts the next tier. `p_value(i, j)` compares entries i < j. Unlike a chain of neighbour tests, a tier never
+    spans two entries that differ significantly."""
+    out: List[int] = []
+    members: List[int] = []
+    for j in range(n_entries):
+        if not out:
+            out.append(1)
+        elif any(p_value(i, j) < alpha for i in members):
+            out.append(out[-1] + 1)
+            members = []
+        else:
+            out.append(out[-1])
+        members.append(j)
+    return out
+
+
+def rank_distribution(names: Sequence[str], aggregates: np.ndarray, higher_is_better: bool) -> Dict[str, Dict[str, float]]:
+    """Share of resamples in which each entry took each rank. `aggregates` has shape (resamples, entries); ties
+    share the better rank, as on the board."""
+    values = np.round(aggregates if higher_is_better else -aggregates, 9)
+    values = np.where(np.isnan(values), -np.inf, values)  # an entry without an aggregate never ranks first
+    # competition rank: 1 + the number of entries strictly better in that resample
+    ranks = 1 + (values[:, None, :] > values[:, :, None]).sum(axis=2)
+    out: Dict[str, Dict[str, float]] = {}
+    for column, name in enumerate(names):
+        counts = np.bincount(ranks[:, column], minlength=len(names) + 1)
+        out[name] = {str(rank): float(count) / len(values) for rank, count in enumerate(counts) if count}
+    return out

@@ -1,0 +1,156 @@
+"""Fast start: a second `harness run` with nothing changed, and a board rebuild, load no model and import neither
+torch, transformers nor datasets; the board is not rebuilt when its inputs did not change, and is when they did."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from harness.cli import main
+from harness.data import _load_uniform_jsonl
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+HEAVY = ("torch", "transformers", "datasets")
+TASKS = ("demo_translation", "demo_summarization", "demo_qa", "demo_classification", "demo_language_modeling")
+BOARD_FILES = ("leaderboard.md", "leaderboard.csv", "leaderboard.json", "index.html")
+
+# Runs the CLI in a fresh interpreter and reports which heavy modules it imported.
+PROBE = """
+import json, sys
+from harness.cli import main
+code = main(sys.argv[1:])
+print(json.dumps({"code": code, "heavy": sorted(m for m in %r if m in sys.modules)}), file=sys.stderr)
+""" % (HEAVY,)
+
+
+def cli_in_fresh_process(args, cwd: Path) -> tuple:
+    """(exit code, heavy modules imported, stderr, seconds) of `harness ARGS` in a new interpreter."""
+    started = time.perf_counter()
+    done = subprocess.run([sys.executable, "-c", PROBE, *args], cwd=cwd, capture_output=True, text=True,
+                          env=dict(os.environ, PYTHONDONTWRITEBYTECODE="1"), timeout=300)
+    seconds = time.perf_counter() - started
+    report = json.loads(done.stderr.strip().splitlines()[-1])
+    return report["code"], report["heavy"], done.stderr, seconds
+
+
+@pytest.fixture(scope="module")
+def demo_store(tmp_path_factory, tiny_gpt2_dir):
+    """A demo run with a model entry, a baseline and a predictions entry, done once."""
+    work = tmp_path_factory.mktemp("fast_start")
+    subs = work / "submissions"
+    shutil.copytree(tiny_gpt2_dir, subs / "gpt2" / "model")
+    (subs / "gpt2" / "submission.yaml").write_text("team: t\nname: gpt2\nkind: hf-causal\nmodel: model\n",
+                                                   encoding="utf-8")
+    for name in ("baseline-lead-1", "rules-predictions"):
+        shutil.copytree(ROOT / "submissions" / name, subs / name)
+    args = ["suite=demo", f"paths.submissions={subs}", f"paths.results={work / 'store'}",
+            f"paths.leaderboards={work / 'boards'}", "progress=false", "batch_size=8"]
+    args += [f"tasks.{t}.data.limit=6" for t in TASKS]
+    args += [f"tasks.{t}.generation.max_new_tokens=4" for t in TASKS if t not in ("demo_classification",
+                                                                                  "demo_language_modeling")]
+    assert main(["run"] + args) == 0
+    return work, args
+
+
+def board_state(work: Path) -> dict:
+    folder = work / "boards" / "demo"
+    return {name: ((folder / name).read_bytes(), (folder / name).stat().st_mtime_ns) for name in BOARD_FILES}
+
+
+def test_noop_run_imports_no_heavy_library_and_loads_no_model(demo_store):
+    work, args = demo_store
+    before = board_state(work)
+    code, heavy, stderr, seconds = cli_in_fresh_process(["run"] + args, work)
+    assert code == 0, stderr
+    assert heavy == [], f"a no-op run imported {heavy}"
+    assert "running" not in stderr, "a no-op run started a model"
+    assert board_state(work) == before, "an unchanged board is not rewritten"
+    print(f"no-op `harness run suite=demo` in a fresh interpreter: {seconds:.2f} s")
+
+
+def test_noop_board_rebuild_imports_no_heavy_library(demo_store):
+    work, args = demo_store
+    board_args = [a for a in args if a.startswith(("suite", "paths", "tasks"))]
+    code, heavy, stderr, _ = cli_in_fresh_process(["leaderboard"] + board_args, work)
+    assert (code, heavy) == (0, []), stderr
+
+
+def test_changed_board_setting_rebuilds_without_a_model_library(demo_store, tmp_path):
+    """A board rebuilt for real (another ranking rule) rescores every cell from stored predictions and references:
+    still no torch, transformers or datasets."""
+    work, args = demo_store
+    boards = tmp_path / "boards"
+    shutil.copytree(work / "boards", boards)
+    board_args = [a for a in args if a.startswith(("suite", "paths.results", "tasks"))]
+    board_args += [f"paths.leaderboards={boards}", "ranking=mean_rank"]
+    code, heavy, stderr, _ = cli_in_fresh_process(["leaderboard"] + board_args, work)
+    assert (code, heavy) == (0, []), stderr
+    markdown = (boards / "demo" / "leaderboard.md").read_text(encoding="utf-8")
+    assert "Mean rank" in markdown
+    assert markdown != (work / "boards" / "demo" / "leaderboard.md").read_text(encoding="utf-8")
+
+
+def test_board_is_rebuilt_when_a_record_or_a_board_file_changes(demo_store, tmp_path):
+    work, args = demo_store
+    copy = tmp_path / "work"
+    shutil.copytree(work, copy)
+    args = [a.replace(str(work), str(copy)) for a in args]
+    board_md = copy / "boards" / "demo" / "leaderboard.md"
+    original = board_md.read_text(encoding="utf-8")
+    board_md.write_text("edited by hand\n", encoding="utf-8")
+    assert main(["leaderboard"] + [a for a in args if not a.startswith("paths.submissions")]) == 0
+    assert board_md.read_text(encoding="utf-8") == original, "a hand-edited board file is rewritten"
+    for record_path in (copy / "store" / "baseline-lead-1").glob("*.json"):
+        record = json.loads(record_path.read_text(encoding="utf-8"))
+        record["team"] = "renamed-team"
+        record_path.write_text(json.dumps(record), encoding="utf-8")
+    assert main(["leaderboard"] + [a for a in args if not a.startswith("paths.submissions")]) == 0
+    assert "renamed-team" in (copy / "boards" / "demo" / "leaderboard.json").read_text(encoding="utf-8")
+
+
+# ---------------------------------------------------------------- JSON Lines without `datasets`
+
+
+def _jsonl_files():
+    files = sorted((ROOT / "tasks" / "data").rglob("*.jsonl"))
+    if SHARED_DATA.is_dir():
+        files += sorted(SHARED_DATA.rglob("*.jsonl"))
+    return files
+
+
+def _with_datasets(path: Path) -> list:
+    import datasets
+
+    datasets.disable_progress_bars()
+    return datasets.load_dataset("json", data_files=str(path), split="train").to_list()
+
+
+def _canonical(rows: list) -> str:
+    return json.dumps(rows, sort_keys=True)  # tells 1 from 1.0, unlike ==
+
+
+@pytest.mark.parametrize("path", _jsonl_files(), ids=lambda p: p.name)
+def test_plain_jsonl_rows_equal_what_datasets_reads(path):
+    plain = _load_uniform_jsonl(path)
+    assert plain is not None, f"{path.name}: the shipped data should take the fast path"
+    assert _canonical(plain) == _canonical(_with_datasets(path))
+
+
+@pytest.mark.parametrize("lines", [
+    ['{"id": 1, "x": 1}', '{"id": 2, "x": 2.5}'],  # Arrow makes x a float column: 1 -> 1.0
+    ['{"id": 1, "x": "a"}', '{"id": 2}'],  # Arrow fills the missing key with null
+    ['{"id": 1, "x": [1, 2.5]}'],  # a mixed list
+    ['{"id": 1, "x": {"a": 1}}', '{"id": 2, "x": {"b": 1}}'],  # struct fields unified
+    ['{"id": 1}', '', '{"id": 2}'],  # an empty line
+])
+def test_jsonl_that_arrow_would_convert_goes_through_datasets(tmp_path, lines):
+    path = tmp_path / "rows.jsonl"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    assert _load_uniform_jsonl(path) is None

@@ -1,0 +1,147 @@
+"""`harness validate`: accepts every shipped example entry, rejects every hostile one with its reason and a fix,
+and reports prompts, predictions, speed, memory and an estimate for a model entry."""
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from harness.cli import compose, main
+from harness.submission import discover
+from harness.validate import MANIFEST_CHECK, print_report, validate
+from hostile import builders
+
+ROOT = Path(__file__).resolve().parents[1]
+SHIPPED = discover(ROOT / "submissions")
+GENERATION_TASKS = ("demo_translation", "demo_summarization", "demo_qa")
+CHEAP = [f"tasks.{t}.generation.max_new_tokens=4" for t in GENERATION_TASKS]
+
+
+@pytest.mark.parametrize("folder", SHIPPED, ids=[p.name for p in SHIPPED])
+def test_every_shipped_submission_is_accepted(folder):
+    cfg = compose(["suite=demo", "progress=false"] + CHEAP)
+    report = validate(folder, cfg, dict(cfg.tasks))
+    failed = [c for c in report["checks"] if not c["ok"]]
+    assert report["accepted"], failed
+    assert report["tasks"], "the organizer's run produced no cell"
+
+
+@pytest.fixture(scope="module")
+def model_report(tmp_path_factory, tiny_gpt2_dir):
+    root = tmp_path_factory.mktemp("validate")
+    folder = builders.good(root, "mine", tiny_gpt2_dir)
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        code = main(["validate", str(folder), "suite=demo", "--json", "progress=false"] + CHEAP)
+    return code, json.loads(out.getvalue())
+
+
+def test_a_model_entry_is_accepted_with_prompts_predictions_speed_and_memory(model_report):
+    code, report = model_report
+    assert code == 0 and report["accepted"]
+    assert all(c["ok"] for c in report["checks"])
+    for name in ("demo_qa", "demo_classification", "demo_language_modeling"):
+        task = report["tasks"][name]
+        assert task["status"] == "ok" and task["examples"] == 3
+        assert len(task["prompts"]) == 3 and set(task["predictions"]) == set(task["prompts"])
+    assert report["tasks"]["demo_qa"]["prompts"]["qa-0001"].startswith("Answer with a span from the passage.")
+    run = report["run"]
+    assert run["examples"] == 15 and run["examples_per_s"] > 0
+    assert 50 < run["peak_rss_mib"] < 16_000  # the child's own peak (torch alone is well over 50 MiB)
+    full = sum(len((ROOT / "tasks" / "data" / "demo" / f).read_text(encoding="utf-8").splitlines())
+               for f in ("translation_test.jsonl", "summarization_test.jsonl", "qa_test.jsonl",
+                         "classification_test.jsonl", "lm_test.jsonl"))
+    assert run["full_examples"] == full
+    assert run["load_s"] < run["estimate_s"] and run["budget_s"] == 5 * 1800
+
+
+def test_the_text_report_shows_checks_prompts_predictions_and_the_estimate(model_report, capsys):
+    _, report = model_report
+    print_report(report, as_json=False)
+    text = capsys.readouterr().out
+    for words in ("[ok] no pickle-based files", "[qa-0001] prompt:", "[qa-0001] prediction:", "peak memory",
+                  "estimated full run on this machine", "network isolation:", "accepted"):
+        assert words in text
+
+
+def _hostile(kind: str, root: Path, model_dir: str) -> Path:
+    marker = root / "marker"
+    if kind.startswith("pickle-"):
+        return builders.pickle_entry(root, kind, model_dir, marker, kind.removeprefix("pickle-"))
+    if kind == "remote-code":
+        return builders.remote_code_entry(root, kind, model_dir, marker)
+    if kind == "link-weights":
+        (root / "elsewhere").mkdir()
+        shutil.copy(Path(model_dir) / "model.safetensors", root / "elsewhere" / "model.safetensors")
+        return builders.symlinked_weights_entry(root, kind, model_dir, root / "elsewhere" / "model.safetensors")
+    if kind == "traversal":
+        return builders.model_entry(root, kind, "../../somewhere/model")
+    if kind == "interpolation":
+        return builders.interpolation_entry(root, kind, "HARNESS_TEST_SECRET")
+    if kind == "no-weights":
+        folder = builders.good(root, kind, model_dir)
+        (folder / "model" / "model.safetensors").unlink()
+        return folder
+    raise ValueError(kind)
+
+
+STATIC = {  # hostile entry -> (the failed check, words of its detail)
+    "pickle-bin": ("no pickle-based files", "pytorch_model.bin"),
+    "pickle-zip": ("no pickle-based files", "zip holding a pickle"),
+    "pickle-disguised": ("no pickle-based files", "pickle protocol"),
+    "remote-code": ("no model code shipped", "modeling_evil.py"),
+    "link-weights": (MANIFEST_CHECK, "symlinks that leave the submission folder"),
+    "traversal": (MANIFEST_CHECK, "leaves the submission folder"),
+    "interpolation": (MANIFEST_CHECK, "interpolation is not allowed"),
+    "no-weights": ("weights are valid safetensors", "no *.safetensors file"),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(STATIC))
+def test_a_hostile_entry_is_rejected_with_its_reason_and_a_fix(tmp_path, tiny_gpt2_dir, capsys, monkeypatch, kind):
+    monkeypatch.setenv("HARNESS_TEST_SECRET", "s3cr3t-value-never-shown")
+    folder = _hostile(kind, tmp_path, tiny_gpt2_dir)
+    assert main(["validate", str(folder), "suite=demo"]) == 1
+    out = capsys.readouterr().out
+    check, words = STATIC[kind]
+    failed = [line for line in out.splitlines() if line.startswith("  [FAIL]")]
+    assert failed and check in failed[0] and words in out
+    assert "fix:" in out and out.rstrip().endswith("rejected: fix the FAIL lines above")
+    assert "model process:" not in out  # nothing of a rejected entry ran
+    assert not (tmp_path / "marker").exists() and "s3cr3t-value-never-shown" not in out
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind, status, words", [
+    ("nan", "bad-output", "NaN"),
+    ("crash", "crashed", "IndexError"),
+    ("huge", "bad-output", "bytes per example"),
+])
+def test_a_hostile_model_is_rejected_by_its_sample_run(tmp_path, tiny_gpt2_dir, capsys, kind, status, words):
+    build = {"nan": builders.nan_entry, "crash": builders.crash_entry, "huge": builders.huge_output_entry}[kind]
+    folder = build(tmp_path, kind, tiny_gpt2_dir)
+    assert main(["validate", str(folder), "suite=demo", "progress=false"] + CHEAP) == 1
+    out = capsys.readouterr().out
+    failed = [line for line in out.splitlines() if line.startswith("  [FAIL]")]
+    assert any(f": {status}: " in line and words in line for line in failed), out
+    assert "fix:" in out and "rejected" in out
+
+
+def test_a_broken_predictions_file_is_named_with_its_line(tmp_path, capsys):
+    folder = tmp_path / "preds"
+    shutil.copytree(ROOT / "submissions" / "rules-predictions", folder)
+    target = sorted((folder / "predictions").glob("*.jsonl"))[0]
+    lines = target.read_text(encoding="utf-8").splitlines()
+    lines[1] = '{"id": "x", "prediction": "y", "oops": 1}'
+    target.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    assert main(["validate", str(folder), "suite=demo"]) == 1
+    out = capsys.readouterr().out
+    assert f"{target.name}:2" in out and "[FAIL]" in out
+
+
+def test_validate_needs_one_folder():
+    assert main(["validate"]) == 2
