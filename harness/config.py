@@ -55,8 +55,31 @@ class FieldsConfig:
 
 @dataclass
 class GenerationConfig:
+    # Decoding is always greedy. A submission may raise max_new_tokens up to the run's generation_caps; it never
+    # sets stop strings or sampling.
     max_new_tokens: int = 64
     stop: List[str] = field(default_factory=lambda: ["\n"])
+
+
+@dataclass
+class FewShotConfig:
+    """Solved examples shown before each query; never from the scored split (harness.prompting checks)."""
+
+    num_fewshot: int = 0
+    source: str = "train"  # train: sampled from the task's `train` data | fixed: the first num_fewshot of `fixed`
+    seed: int = 1234  # with the example id, decides an example's shots: the same example always gets the same
+    fixed: List[Dict[str, Any]] = field(default_factory=list)  # each: the input fields and `target` (the answer)
+    separator: str = "\n\n"  # between blocks of a plain-text prompt (system, instruction, shots, query)
+    target_delimiter: str = " "  # between a shot's prompt and its answer
+
+
+@dataclass
+class TruncationConfig:
+    """What is cut when a prompt is too long for the model (after dropping shots, last first); always counted."""
+
+    field: Optional[str] = None  # the input field cut; null: the kind's default (qa: context, translation: source,
+    # summarization: document, classification: text)
+    side: str = "right"  # right: cut the field's end | left: cut its start
 
 
 @dataclass
@@ -67,8 +90,13 @@ class TaskConfig:
     data: DataConfig = field(default_factory=DataConfig)
     train: Optional[DataConfig] = None  # for baselines that learn (majority class, unigram LM); never scored
     fields: FieldsConfig = field(default_factory=FieldsConfig)
-    prompt: str = "{{ text }}"  # jinja2 over the input fields
-    truncate_field: Optional[str] = None  # the input field cut (from its end) when the prompt is too long
+    prompt: str = "{{ text }}"  # jinja2 over the input fields: the query's (user turn's) text
+    instruction: str = ""  # said once before the shots (plain) / at the start of the first user turn (chat)
+    system_prompt: str = ""  # a system turn for chat entries; the first block of a plain-text prompt
+    target_prefix: str = ""  # the answer follows it (for chat entries: after the assistant header)
+    fewshot: FewShotConfig = field(default_factory=FewShotConfig)
+    truncation: TruncationConfig = field(default_factory=TruncationConfig)
+    truncate_field: Optional[str] = None  # older spelling of truncation.field (cut from the end); still read
     labels: Dict[str, str] = field(default_factory=dict)  # classification: dataset label value -> verbaliser
     classify_by: str = "loglikelihood"  # loglikelihood | generate
     generation: GenerationConfig = field(default_factory=GenerationConfig)
@@ -160,6 +188,13 @@ class ExecutorConfig:
 
 
 @dataclass
+class GenerationCapsConfig:
+    """How far a submission's manifest may raise a task's generation settings; null: not at all."""
+
+    max_new_tokens: Optional[int] = None  # largest `max_new_tokens` a submission.yaml may ask for
+
+
+@dataclass
 class RunConfig:
     paths: PathsConfig = field(default_factory=PathsConfig)
     suite: Optional[SuiteConfig] = None
@@ -177,6 +212,7 @@ class RunConfig:
     readme: Optional[str] = None  # a markdown file whose <!-- leaderboard:SUITE:start/end --> block is replaced
     contest: Optional[ContestConfig] = None  # `contest=NAME`: phases, partition, limits, teams (harness/conf/contest)
     executor: ExecutorConfig = field(default_factory=ExecutorConfig)  # `executor=local|ray` (harness/conf/executor)
+    generation_caps: GenerationCapsConfig = field(default_factory=GenerationCapsConfig)
 
 
 def register_configs() -> None:

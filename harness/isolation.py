@@ -47,7 +47,8 @@ CHILD_STATUSES = ("load-error", "timeout", "out-of-memory", "crashed", "bad-outp
 @dataclass
 class JobOutcome:
     predictions: Dict[str, Dict[str, Any]] = field(default_factory=dict)  # task -> id -> prediction
-    meta: Dict[str, Dict[str, Any]] = field(default_factory=dict)  # task -> {truncated}
+    meta: Dict[str, Dict[str, Any]] = field(default_factory=dict)  # task -> {truncated, dropped_shots}
+    prompts: Dict[str, Dict[str, str]] = field(default_factory=dict)  # task -> id -> rendered prompt (echo_prompts)
     failures: Dict[str, Tuple[str, str, str]] = field(default_factory=dict)  # task -> (status, reason, log excerpt)
     isolation: Dict[str, str] = field(default_factory=dict)  # what was enforced, for the records
     wall_s: float = 0.0
@@ -135,7 +136,11 @@ def child_command(job_dir: Path) -> List[str]:
 
 
 def run_job(model: Dict[str, Any], tasks: Sequence[Tuple[Any, List[Example]]], *, device: str, batch_size: Any,
-            progress: bool, max_output_bytes: int = MAX_OUTPUT_BYTES) -> JobOutcome:
+            progress: bool, max_output_bytes: int = MAX_OUTPUT_BYTES,
+            shots: Optional[Dict[str, Optional[List[list]]]] = None, echo_prompts: int = 0) -> JobOutcome:
+    """Run one model on the tasks' examples in a child process. `shots` (task -> per-example few-shot examples,
+    train data only) go with the inputs; `echo_prompts` asks the child for the rendered prompts of each task's
+    first N examples (`harness validate`)."""
     budget = sum(float(task.budget_s) for task, _ in tasks)
     max_file_bytes = file_cap(tasks, max_output_bytes)
     with tempfile.TemporaryDirectory(prefix="harness-job-") as tmp:
@@ -143,10 +148,13 @@ def run_job(model: Dict[str, Any], tasks: Sequence[Tuple[Any, List[Example]]], *
         specs = []
         for task, examples in tasks:
             name = f"inputs-{len(specs)}.jsonl"
-            rows = (json.dumps({"id": e.id, "inputs": e.inputs}, ensure_ascii=False) + "\n" for e in examples)
+            task_shots = (shots or {}).get(task.name)
+            rows = (json.dumps({"id": e.id, "inputs": e.inputs, **({"shots": task_shots[i]} if task_shots else {})},
+                               ensure_ascii=False) + "\n" for i, e in enumerate(examples))
             (job_dir / name).write_text("".join(rows), encoding="utf-8")
-            specs.append({"inputs": name, "config": child_task_config(task)})
+            specs.append({"inputs": name, "config": child_task_config(task), "shots": bool(task_shots)})
         job = {"model": model, "device": device, "batch_size": batch_size, "progress": progress, "tasks": specs,
+               "echo_prompts": echo_prompts,
                "limits": {"max_output_bytes": max_output_bytes, "max_file_bytes": max_file_bytes},
                "parent_pid": os.getpid()}  # the child dies with this process (worker.die_with_parent)
         (job_dir / "job.json").write_text(json.dumps(job), encoding="utf-8")
@@ -266,6 +274,7 @@ def collect(job_dir: Path, tasks: Sequence[Tuple[Any, List[Example]]], launch: L
                 outcome.predictions[name] = read_outputs(out / f"{name}.jsonl", task, [e.id for e in examples],
                                                          max_output_bytes)
                 outcome.meta[name] = read_meta(out / f"{name}.meta.json", name)
+                outcome.prompts[name] = read_prompts(out / f"{name}.prompts.json", [e.id for e in examples])
             except SubmissionError as e:
                 outcome.predictions.pop(name, None)
                 outcome.failures[name] = (e.status, str(e), launch.log)
@@ -349,8 +358,16 @@ def _parse_line(name: str, number: int, line: bytes, max_output_bytes: int) -> D
 
 
 def read_meta(path: Path, name: str) -> Dict[str, Any]:
-    data = _read_small_json(path)
-    truncated = (data or {}).get("truncated")
-    if isinstance(truncated, bool) or not isinstance(truncated, int) or truncated < 0:
-        raise _bad(name, "metadata is malformed (expected {\"truncated\": <count>})")
-    return {"truncated": truncated}
+    data = _read_small_json(path) or {}
+    counts = {"truncated": data.get("truncated"), "dropped_shots": data.get("dropped_shots", 0)}
+    for value in counts.values():
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise _bad(name, "metadata is malformed (expected {\"truncated\": <count>, \"dropped_shots\": <count>})")
+    return counts
+
+
+def read_prompts(path: Path, ids: List[str]) -> Dict[str, str]:
+    """Rendered prompts the child wrote for `harness validate` (text to show, nothing scored): known ids only."""
+    data = _read_small_json(path) or {}
+    known = set(ids)
+    return {k: v[:LOG_EXCERPT_CHARS * 4] for k, v in data.items() if k in known and isinstance(v, str)}

@@ -6,7 +6,62 @@ into predictions. A backend never sees references.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional, Protocol, Sequence, Tuple
+from typing import Dict, List, Optional, Protocol, Sequence, Tuple
+
+Span = Optional[Tuple[int, int]]
+SIDES = ("right", "left")  # which end of the cut span loses tokens first
+
+
+@dataclass(frozen=True)
+class PromptParts:
+    """A prompt as its parts, so a backend can lay it out as plain text or as chat turns, and drop shots.
+
+    `user` is the query's rendered template (instruction, input fields, and often a trailing cue such as
+    "Answer:"); `prefix` is the target prefix the answer follows (after the chat template's assistant header for
+    chat entries). Shots are (user text, answer) pairs from the task's train pool or a fixed list, oldest first.
+    """
+
+    user: str
+    shots: Tuple[Tuple[str, str], ...] = ()
+    system: str = ""
+    instruction: str = ""  # said once: before the first shot (plain) / at the start of the first user turn (chat)
+    prefix: str = ""
+    cut: Span = None  # span of `user` that may be cut
+    separator: str = "\n\n"  # between blocks (system, instruction, each shot, the query) in plain text
+    target_delimiter: str = " "  # between a shot's cue and its answer
+
+    def shot_answer(self, answer: str) -> str:
+        """A shot's assistant turn: the answer after the same target prefix the query ends with."""
+        return self.prefix + self.target_delimiter + answer if self.prefix else answer
+
+    def plain(self, n_shots: Optional[int] = None) -> Tuple[str, Span]:
+        """The text a non-chat model reads, keeping the first `n_shots` shots (all by default), and where the cut
+        span lies in it. Without system, instruction and shots it is `user + prefix`: the text of a plain prompt."""
+        shots = self.shots if n_shots is None else self.shots[:n_shots]
+        blocks = [b for b in (self.system, self.instruction) if b]
+        blocks += [user + self.prefix + self.target_delimiter + answer for user, answer in shots]
+        head = "".join(block + self.separator for block in blocks)
+        cut = None if self.cut is None else (len(head) + self.cut[0], len(head) + self.cut[1])
+        return head + self.user + self.prefix, cut
+
+    def messages(self, n_shots: Optional[int] = None) -> List[Dict[str, str]]:
+        """Chat turns for `apply_chat_template`: system, then each shot as a user/assistant pair, then the query."""
+        shots = self.shots if n_shots is None else self.shots[:n_shots]
+        turns: List[Dict[str, str]] = [{"role": "system", "content": self.system}] if self.system else []
+        for user, answer in shots:
+            turns += [{"role": "user", "content": user}, {"role": "assistant", "content": self.shot_answer(answer)}]
+        turns.append({"role": "user", "content": self.user})
+        if self.instruction:
+            first = next(t for t in turns if t["role"] == "user")
+            first["content"] = self.instruction + self.separator + first["content"]
+        return turns
+
+
+def _check_request(text: str, cut: Span, side: str, parts: Optional[PromptParts], what: str) -> None:
+    if side not in SIDES:
+        raise ValueError(f"side must be one of {', '.join(SIDES)}, got {side!r}")
+    if parts is not None and parts.plain() != (text, cut):
+        raise ValueError(f"{what} must be the plain text of its parts (use {what}=parts.plain()[0], cut=...[1])")
 
 
 @dataclass(frozen=True)
@@ -14,16 +69,30 @@ class GenerateRequest:
     prompt: str
     max_new_tokens: int
     stop: Tuple[str, ...] = ()
-    # Character span [start, end) of the prompt that may be cut (from its end) when prompt + generation exceed
-    # the model's window; None means the prompt is never cut (the left end is dropped as a last resort).
-    cut: Optional[Tuple[int, int]] = None
+    # Character span [start, end) of the prompt that may be cut when prompt + generation exceed the model's
+    # window (from its end with side "right", its start with "left"); None means the prompt is never cut (the
+    # left end is dropped as a last resort).
+    cut: Span = None
+    side: str = "right"
+    # The prompt's parts; None: `prompt` is all there is. With parts, `prompt`/`cut` are `parts.plain()` (what a
+    # non-chat model reads with every shot); a backend drops shots (last first) before cutting the span, and lays
+    # the parts out through the tokenizer's chat template for chat entries.
+    parts: Optional[PromptParts] = None
+
+    def __post_init__(self) -> None:
+        _check_request(self.prompt, self.cut, self.side, self.parts, "prompt")
 
 
 @dataclass(frozen=True)
 class LoglikelihoodRequest:
     context: str
     continuation: str
-    cut: Optional[Tuple[int, int]] = None  # span of `context` that may be cut, as for GenerateRequest
+    cut: Span = None  # span of `context` that may be cut, as for GenerateRequest
+    side: str = "right"
+    parts: Optional[PromptParts] = None  # as for GenerateRequest; the continuation is scored after them
+
+    def __post_init__(self) -> None:
+        _check_request(self.context, self.cut, self.side, self.parts, "context")
 
 
 @dataclass(frozen=True)
@@ -37,6 +106,7 @@ class RollingRequest:
 class Generation:
     text: str
     truncated: bool = False
+    dropped_shots: int = 0  # few-shot examples left out so the prompt fits
 
 
 @dataclass(frozen=True)
@@ -44,6 +114,7 @@ class Loglikelihood:
     logprob: float  # sum of log-probabilities of the continuation's tokens
     is_greedy: bool  # every continuation token was the argmax
     truncated: bool = False
+    dropped_shots: int = 0
 
 
 @dataclass(frozen=True)

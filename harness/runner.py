@@ -61,6 +61,7 @@ class Cell:
         from omegaconf import OmegaConf
 
         from harness.isolation import child_task_config
+        from harness.prompting import fewshot_pool_config
 
         self.task = task
         self.submission = submission_name
@@ -69,6 +70,10 @@ class Cell:
         self.task_hash = config_hash(task)
         inputs_key = {"data": _data_content(task.data, files), "fields": OmegaConf.to_container(task.fields, resolve=True),
                       "model_side": child_task_config(task)}
+        pool = fewshot_pool_config(task)  # checks the few-shot settings (a ConfigError names the task and key)
+        if pool is not None:  # the shots are part of what the model is asked: their data is part of the key
+            pool_files = {name: sha256_file(p) if p.is_file() else None for name, p in data_files(pool).items()}
+            inputs_key["fewshot_pool"] = _data_content(pool, pool_files)
         self.prediction_key = _sha({"submission": submission_sha, "inputs": inputs_key, "device": run_cfg.device})
         metric_side = {"metrics": list(task.metrics), "options": OmegaConf.to_container(task.metric_options, resolve=True),
                        "primary": task.primary_metric, "versions": library_versions()}
@@ -88,6 +93,14 @@ def provenance(cell: Cell, submission_sha: Optional[str], run_cfg: Any) -> Dict[
             "contest_sha256": None if run_cfg.contest is None else config_hash(run_cfg.contest)}
 
 
+def _prompt_provenance(task: Any, submission: Optional[Submission]) -> Dict[str, Any]:
+    """The whole prompt config (task side and what the submission declared) and its sha256."""
+    from harness.prompting import prompt_config
+
+    config = prompt_config(task, submission.manifest if submission else None)
+    return {"prompt_config": config, "prompt_config_sha256": config_hash(config)}
+
+
 def make_record(cell: Cell, submission: Optional[Submission], status: str, *, submission_sha: Optional[str],
                 run_cfg: Any, scored: Any = None, reason: str = "", log: str = "", extra_counts=None,
                 isolation: Optional[Dict[str, str]] = None) -> Dict[str, Any]:
@@ -98,7 +111,7 @@ def make_record(cell: Cell, submission: Optional[Submission], status: str, *, su
         "status": status, "reason": reason, "log": log, "primary_metric": cell.task.primary_metric,
         "primary": None, "scores": {}, "higher_is_better": {}, "signatures": {}, "counts": {},
         "keys": {"predictions": cell.prediction_key, "scores": cell.score_key},
-        "provenance": provenance(cell, submission_sha, run_cfg),
+        "provenance": {**provenance(cell, submission_sha, run_cfg), **_prompt_provenance(cell.task, submission)},
     }
     if scored is not None:
         record.update(scores=scored.scores, higher_is_better=scored.higher_is_better, signatures=scored.signatures,
@@ -114,7 +127,8 @@ class Evaluator:
     default; on a Ray worker, a list the driver receives and writes (harness.executors)."""
 
     def __init__(self, run_cfg: Any, tasks: Dict[str, Any], echo: Callable[[str], None] = print,
-                 sink: Optional[Callable[[Dict[str, Any], Optional[List[Dict[str, Any]]]], None]] = None):
+                 sink: Optional[Callable[[Dict[str, Any], Optional[List[Dict[str, Any]]]], None]] = None,
+                 echo_prompts: int = 0):
         self.cfg = run_cfg
         self.tasks = tasks
         self.results = Path(run_cfg.paths.results)
@@ -123,6 +137,7 @@ class Evaluator:
         self.models_loaded = 0
         self.jobs: Dict[str, Any] = {}  # submission name -> its model job's JobOutcome (timings, memory)
         self._examples: Dict[str, List[Example]] = {}
+        self.echo_prompts = echo_prompts  # ask model jobs for the rendered prompts of N examples (harness validate)
 
     def examples(self, task: Any) -> List[Example]:
         if task.name not in self._examples:
@@ -140,6 +155,12 @@ class Evaluator:
         refusal = safety.verdict(safety.vet(submission, self.cfg.allow_remote_code))  # before anything loads it
         if refusal is not None:
             return self._reject(submission.name, refusal)
+        from harness.prompting import check_generation_request
+
+        try:  # a raised token budget only up to the organizer's cap
+            check_generation_request(submission.manifest, str(folder / "submission.yaml"), self.cfg.generation_caps)
+        except SubmissionError as e:
+            return self._reject(submission.name, e)
         sub_sha = submission_sha256(folder)
         cells = {name: Cell(task, submission.name, sub_sha, self.cfg) for name, task in self.tasks.items()}
         # Held while this run decides and does the submission's work: a second run at the same time waits, then
@@ -174,9 +195,11 @@ class Evaluator:
     def _rescore(self, submission: Submission, sub_sha: str, cell: Cell) -> Dict[str, Any]:
         rows = store.read_predictions(self.results, submission.name, cell.task.name)
         cached = store.read_record(self.results, submission.name, cell.task.name) or {}
-        extra = {k: v for k, v in cached.get("counts", {}).items() if k == "truncated"}
+        extra = {k: v for k, v in cached.get("counts", {}).items() if k in ("truncated", "dropped_shots")}
+        hashes = {r["id"]: r["prompt_sha256"] for r in rows if r.get("prompt_sha256")}
         return self._score_and_store(submission, sub_sha, cell, {r["id"]: r["prediction"] for r in rows if r["id"] is not None},
-                                     extra, unknown=cached.get("counts", {}).get("unknown", 0))
+                                     extra, unknown=cached.get("counts", {}).get("unknown", 0),
+                                     prompt_hashes=hashes or None)
 
     def _predict(self, submission: Submission, sub_sha: str, cells: List[Cell]) -> List[Dict[str, Any]]:
         kind = submission.manifest.kind
@@ -188,7 +211,8 @@ class Evaluator:
 
     def _score_and_store(self, submission: Submission, sub_sha: str, cell: Cell, predictions: Dict[str, Any],
                          extra_counts: Dict[str, int], unknown: Optional[int] = None,
-                         isolation: Optional[Dict[str, str]] = None) -> Dict[str, Any]:
+                         isolation: Optional[Dict[str, str]] = None,
+                         prompt_hashes: Optional[Dict[str, str]] = None) -> Dict[str, Any]:
         from harness.scoring import score
         from harness.splits import public_view
 
@@ -203,6 +227,9 @@ class Evaluator:
         record = make_record(cell, submission, "ok", submission_sha=sub_sha, run_cfg=self.cfg, scored=scored,
                              extra_counts=extra_counts, isolation=isolation)
         rows = [{"id": e.id, "prediction": predictions.get(e.id)} for e in examples]
+        if prompt_hashes:  # model entries: the sha256 of what each example asked the model (harness.prompting)
+            for row in rows:
+                row["prompt_sha256"] = prompt_hashes.get(row["id"])
         # ties the record to the exact predictions file written beside it (store.complete checks it)
         record["provenance"]["predictions_sha256"] = store.text_sha256(store.predictions_text(rows))
         self.sink(record, rows)
@@ -267,11 +294,14 @@ class Evaluator:
         manifest = submission.manifest
         trust = manifest.trust_remote_code and manifest.name in self.cfg.allow_remote_code
         model = {"kind": manifest.kind, "location": str(model_folder(submission)), "dtype": manifest.dtype,
-                 "trust_remote_code": trust}
+                 "trust_remote_code": trust, "chat_template": manifest.chat_template, "reasoning": manifest.reasoning}
+        prepared = {cell.task.name: self.prepare(cell.task, examples, manifest) for cell, examples in runnable}
         self.echo(f"running {manifest.name} on {', '.join(c.task.name for c, _ in runnable)}")
         self.models_loaded += 1
-        outcome = run_job(model, [(c.task, ex) for c, ex in runnable], device=self.cfg.device,
-                          batch_size=self.cfg.batch_size, progress=self.cfg.progress)
+        outcome = run_job(model, [(prepared[c.task.name][0], ex) for c, ex in runnable], device=self.cfg.device,
+                          batch_size=self.cfg.batch_size, progress=self.cfg.progress,
+                          shots={name: shots for name, (_, shots, _) in prepared.items()},
+                          echo_prompts=self.echo_prompts)
         self.jobs[manifest.name] = outcome
         for cell, _ in runnable:
             name = cell.task.name
@@ -281,9 +311,23 @@ class Evaluator:
             else:
                 meta = outcome.meta[name]
                 records.append(self._score_and_store(submission, sub_sha, cell, outcome.predictions[name],
-                                                     {"truncated": int(meta.get("truncated", 0))},
-                                                     isolation=outcome.isolation))
+                                                     {"truncated": int(meta.get("truncated", 0)),
+                                                      "dropped_shots": int(meta.get("dropped_shots", 0))},
+                                                     isolation=outcome.isolation, prompt_hashes=prepared[name][2]))
         return records
+
+    def prepare(self, task: Any, examples: List[Example], manifest: Any) -> tuple:
+        """(the task as this entry runs it, each example's shots, each example's prompt sha256), in the parent:
+        shots come from the train pool (never the scored split); the hashes are of the requests the child will
+        build from the same inputs and shots."""
+        from harness.prompting import prompt_sha256, select_shots, task_for_submission
+        from tasks import kind_of
+
+        task = task_for_submission(task, manifest)
+        shots = select_shots(task, [e.id for e in examples], lambda: load_examples(task, task.train, "train"))
+        requests = kind_of(task).requests(task, [e.inputs for e in examples], shots)
+        hashes = {e.id: prompt_sha256(r, manifest.chat_template) for e, r in zip(examples, requests)}
+        return task, shots, hashes
 
 
 def evaluate_all(run_cfg: Any, tasks: Dict[str, Any], folders: Sequence[Path],

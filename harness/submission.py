@@ -34,7 +34,10 @@ class Manifest:
     baseline: Optional[str] = None  # baseline kind: a built-in baseline's name
     dtype: str = "auto"
     trust_remote_code: bool = False  # honoured only where the organizer allows it for this entry
-    chat_template: bool = False
+    chat_template: bool = False  # hf kinds: prompts go through the tokenizer's chat template (shots as turns)
+    # hf kinds: {start: "<think>", end: "</think>"}: the block is removed from generated text before scoring
+    reasoning: Optional[Dict[str, str]] = None
+    max_new_tokens: Optional[int] = None  # hf kinds: raise every task's token budget to this, up to the run's cap
 
 
 @dataclass(frozen=True)
@@ -49,7 +52,8 @@ class Submission:
 
 _FIELDS = {f.name: f for f in dataclasses.fields(Manifest)}
 _TYPES = {"team": str, "name": str, "kind": str, "model": str, "baseline": str, "dtype": str,
-          "trust_remote_code": bool, "chat_template": bool}
+          "trust_remote_code": bool, "chat_template": bool, "reasoning": dict, "max_new_tokens": int}
+_HF_ONLY = ("chat_template", "reasoning", "max_new_tokens")
 
 
 def load_submission(folder: str | os.PathLike) -> Submission:
@@ -110,7 +114,34 @@ def _check_fields(path: Path, data: Dict[str, Any]) -> Manifest:
         raise SubmissionError(f"{path}: field 'kind': {manifest.kind!r} is not valid; use one of {', '.join(KINDS)}")
     if manifest.dtype not in DTYPES:
         raise SubmissionError(f"{path}: field 'dtype': {manifest.dtype!r} is not valid; use one of {', '.join(DTYPES)}")
+    _check_prompting_fields(path, manifest, data)
     return manifest
+
+
+def _check_prompting_fields(path: Path, manifest: Manifest, data: Dict[str, Any]) -> None:
+    """chat_template, reasoning and max_new_tokens: for model entries only, each well-formed."""
+    if manifest.kind not in ("hf-causal", "hf-seq2seq"):
+        given = [key for key in _HF_ONLY if key in data and data[key] not in (None, False)]
+        if given:
+            raise SubmissionError(f"{path}: field {given[0]!r} is only for kinds hf-causal and hf-seq2seq, "
+                                  f"not {manifest.kind!r}")
+    if manifest.max_new_tokens is not None and manifest.max_new_tokens < 1:
+        raise SubmissionError(f"{path}: field 'max_new_tokens': {manifest.max_new_tokens} must be a positive integer")
+    reasoning = manifest.reasoning
+    if reasoning is None:
+        return
+    example = 'e.g. `reasoning: {start: "<think>", end: "</think>"}`'
+    if set(reasoning) != {"start", "end"}:
+        raise SubmissionError(f"{path}: field 'reasoning': expected exactly the keys 'start' and 'end', got "
+                              f"{', '.join(map(repr, reasoning)) or 'none'} ({example})")
+    for key in ("start", "end"):
+        value = reasoning[key]
+        if not isinstance(value, str) or not value.strip():
+            raise SubmissionError(f"{path}: field 'reasoning.{key}': expected a non-empty text marker, got "
+                                  f"{value!r} ({example})")
+    if reasoning["start"] == reasoning["end"]:
+        raise SubmissionError(f"{path}: field 'reasoning': start and end are the same marker {reasoning['start']!r}; "
+                              f"the block's end must differ from its start")
 
 
 def _check_kind(path: Path, folder: Path, manifest: Manifest) -> None:

@@ -67,7 +67,8 @@ def _sample_run(submission: Any, cfg: Any, tasks: Dict[str, Any], n_examples: in
     with tempfile.TemporaryDirectory(prefix="harness-validate-") as tmp:
         run_cfg = copy.deepcopy(cfg)
         run_cfg.paths.results = tmp
-        evaluator = Evaluator(run_cfg, sample, echo=lambda message: None)
+        # the child reports the exact text each sampled example gives the model (chat template, shots, cuts)
+        evaluator = Evaluator(run_cfg, sample, echo=lambda message: None, echo_prompts=n_examples)
         records = evaluator.evaluate(submission.folder)
         for record in records:
             report["tasks"][record["task"]] = _task_report(record, evaluator, sample[record["task"]], Path(tmp))
@@ -112,19 +113,33 @@ def _task_report(record: Dict[str, Any], evaluator: Any, task: Any, store_dir: P
     out: Dict[str, Any] = {"status": record["status"], "reason": record["reason"], "log": record["log"],
                            "examples": len(examples), "scores": record["scores"], "counts": record["counts"]}
     if record["submission_kind"] in ("hf-causal", "hf-seq2seq") and record["status"] != "n/a":
-        out["prompts"] = {e.id: p for e, p in zip(examples, rendered_prompts(task, [e.inputs for e in examples]))}
+        job = evaluator.jobs.get(record["submission"])
+        from_model = job.prompts.get(record["task"], {}) if job is not None else {}
+        if from_model:  # as the model's process laid them out, special tokens included
+            out["prompts"] = {e.id: from_model[e.id] for e in examples if e.id in from_model}
+        else:  # the model did not load: the prompts as plain text, before any chat template
+            shots = _shots(task, examples)
+            out["prompts"] = {e.id: p for e, p in zip(examples, rendered_prompts(task, [e.inputs for e in examples],
+                                                                                 shots))}
     if record["status"] == "ok":
         rows = store.read_predictions(store_dir, record["submission"], record["task"])
         out["predictions"] = {row["id"]: row["prediction"] for row in rows}
     return out
 
 
-def rendered_prompts(task: Any, inputs: List[Dict[str, Any]]) -> List[str]:
-    """What the model is asked, per example, as the task kind builds its requests."""
+def _shots(task: Any, examples: List[Any]) -> Any:
+    from harness.data import load_examples
+    from harness.prompting import select_shots
+
+    return select_shots(task, [e.id for e in examples], lambda: load_examples(task, task.train, "train"))
+
+
+def rendered_prompts(task: Any, inputs: List[Dict[str, Any]], shots: Any = None) -> List[str]:
+    """What the model is asked, per example, as the task kind builds its requests (plain text, with shots)."""
     from tasks import kind_of
 
     shown = []
-    for request in kind_of(task).requests(task, inputs):
+    for request in kind_of(task).requests(task, inputs, shots):
         if isinstance(request, list):  # classification by log-likelihood: one context, a continuation per label
             shown.append(request[0].context + "  [scored continuations: " +
                          " | ".join(repr(r.continuation) for r in request) + "]")

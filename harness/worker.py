@@ -103,12 +103,16 @@ def load_backend(model: Dict[str, Any], device: str, batch_size: Any, progress: 
     from harness.models.hf import HFCausalBackend, HFSeq2SeqBackend
 
     backend_class = HFCausalBackend if model["kind"] == "hf-causal" else HFSeq2SeqBackend
+    reasoning = model.get("reasoning")
     return backend_class(model["location"], device=device, dtype=model["dtype"], batch_size=batch_size,
-                         trust_remote_code=model["trust_remote_code"], progress=progress)
+                         trust_remote_code=model["trust_remote_code"], progress=progress,
+                         chat_template=bool(model.get("chat_template", False)),
+                         reasoning=(reasoning["start"], reasoning["end"]) if reasoning else None)
 
 
 def read_tasks(job_dir: Path, job: Dict[str, Any]) -> Tuple[Dict[str, Any], Dict[str, List[str]], Dict[str, list]]:
-    """Task configs, example ids and requests, from the job's config and input files."""
+    """Task configs, example ids and requests, from the job's config and input files (with each example's
+    few-shot examples, drawn by the parent from train data)."""
     from omegaconf import OmegaConf
 
     from harness.config import TaskConfig
@@ -119,7 +123,8 @@ def read_tasks(job_dir: Path, job: Dict[str, Any]) -> Tuple[Dict[str, Any], Dict
         task = OmegaConf.merge(OmegaConf.structured(TaskConfig), spec["config"])
         rows = [json.loads(line) for line in (job_dir / spec["inputs"]).read_text(encoding="utf-8").splitlines()]
         tasks[task.name], ids[task.name] = task, [row["id"] for row in rows]
-        requests[task.name] = kind_of(task).requests(task, [row["inputs"] for row in rows])
+        shots = [[(shot[0], shot[1]) for shot in row["shots"]] for row in rows] if spec.get("shots") else None
+        requests[task.name] = kind_of(task).requests(task, [row["inputs"] for row in rows], shots)
     return tasks, ids, requests
 
 
@@ -190,7 +195,9 @@ class Writer:
             return
         atomic_write_text(self.out / f"{name}.jsonl", "".join(lines))
         truncated = sum(_truncated(a) for a in self.answers[name])
-        atomic_write_text(self.out / f"{name}.meta.json", json.dumps({"truncated": truncated}))
+        dropped = sum(_dropped_shots(a) for a in self.answers[name])
+        atomic_write_text(self.out / f"{name}.meta.json", json.dumps({"truncated": truncated,
+                                                                      "dropped_shots": dropped}))
 
     def lines(self, name: str) -> List[str]:
         from tasks import kind_of
@@ -215,6 +222,29 @@ def _truncated(answer: Any) -> bool:
     if isinstance(answer, list):
         return any(getattr(a, "truncated", False) for a in answer)
     return bool(getattr(answer, "truncated", False))
+
+
+def _dropped_shots(answer: Any) -> int:
+    """Shots an example lost to fit (its choices share one context: the most any of them lost)."""
+    if isinstance(answer, list):
+        return max((int(getattr(a, "dropped_shots", 0)) for a in answer), default=0)
+    return int(getattr(answer, "dropped_shots", 0))
+
+
+def write_rendered_prompts(backend: Any, out: Path, ids: Dict[str, List[str]], requests: Dict[str, list],
+                           n: int) -> None:
+    """`harness validate`: the exact text the model is given for each task's first `n` examples."""
+    from harness.store import atomic_write_text
+
+    for name, items in requests.items():
+        shown = {}
+        for example_id, item in list(zip(ids[name], items))[:n]:
+            first = item[0] if isinstance(item, list) else item
+            text = backend.rendered_prompt(first)
+            if isinstance(item, list):
+                text += "  [scored continuations: " + " | ".join(repr(r.continuation) for r in item) + "]"
+            shown[example_id] = text[:LOG_CHARS * 4]
+        atomic_write_text(out / f"{name}.prompts.json", json.dumps(shown, ensure_ascii=False))
 
 
 def answer(backend: Any, writer: Writer, slots: Dict[type, List[tuple]], timings: Dict[str, Any]) -> None:
@@ -262,6 +292,8 @@ def run(job_dir: Path, job: Dict[str, Any], started: float) -> None:
         raise ModelLoadError(f"{type(e).__name__}: {e}") from e
     timings.update(startup_s=loading - started, load_s=time.monotonic() - loading, model=backend.model_info())
     watch_logits(backend.model)
+    if job.get("echo_prompts"):
+        write_rendered_prompts(backend, out, ids, requests, int(job["echo_prompts"]))
     writer.flush_all()
     answer(backend, writer, pool(requests), timings)
     from harness.store import atomic_write_text

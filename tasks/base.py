@@ -16,6 +16,9 @@ _SENTINEL = "\x00CUT\x00"
 _JINJA = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True, autoescape=False)
 
 
+Shot = Tuple[Mapping[str, Any], str]  # a few-shot example: its input fields and its answer text
+
+
 class TaskKind(Protocol):
     name: str
     input_fields: Tuple[str, ...]  # logical fields the model sees
@@ -23,8 +26,10 @@ class TaskKind(Protocol):
 
     def make_example(self, task: Any, example_id: str, fields: Mapping[str, Any], where: str) -> Example: ...
 
-    def requests(self, task: Any, inputs: Sequence[Mapping[str, Any]]) -> List[Any]:
-        """One request per example, or (classification) a list of requests per example."""
+    def requests(self, task: Any, inputs: Sequence[Mapping[str, Any]],
+                 shots: Optional[Sequence[Sequence[Shot]]] = None) -> List[Any]:
+        """One request per example, or (classification) a list of requests per example. `shots[i]` are example
+        i's few-shot examples (harness.prompting.select_shots); None: no shots."""
 
     def predictions(self, task: Any, answers: Sequence[Any]) -> List[Any]:
         """Answers (in the shape `requests` produced) -> one prediction per example."""
@@ -58,6 +63,43 @@ def render_prompt(task: Any, inputs: Mapping[str, Any],
     return text.replace(_SENTINEL, ""), (start, end)
 
 
+def truncation_rule(task: Any, kind: Any) -> Tuple[Optional[str], str]:
+    """(field cut, side) from `truncation` (or the older `truncate_field`), checked against the kind's fields."""
+    from harness.requests import SIDES
+
+    legacy, field = task.truncate_field, task.truncation.field
+    if legacy and field and legacy != field:
+        raise ConfigError(f"task {task.name}: truncate_field {legacy!r} and truncation.field {field!r} disagree; "
+                          f"set truncation.field only")
+    field = field or legacy or kind.default_truncate_field
+    if field is not None and field not in kind.input_fields:
+        raise ConfigError(f"task {task.name}: truncation.field {field!r} is not an input field of a {kind.name} "
+                          f"task; use one of {', '.join(kind.input_fields) or '(none)'}")
+    if task.truncation.side not in SIDES:
+        raise ConfigError(f"task {task.name}: truncation.side {task.truncation.side!r} is not valid; use one of "
+                          f"{', '.join(SIDES)}")
+    return field, task.truncation.side
+
+
+def prompt_parts(task: Any, item: Mapping[str, Any], cut_field: Optional[str],
+                 shots: Optional[Sequence[Shot]] = None) -> Any:
+    """The query's prompt as parts (system, instruction, shots, user text, target prefix, cut span)."""
+    from harness.requests import PromptParts
+
+    user, cut = render_prompt(task, item, cut_field)
+    shot_turns = tuple((render_prompt(task, inputs)[0], str(answer)) for inputs, answer in (shots or ()))
+    return PromptParts(user=user, shots=shot_turns, system=task.system_prompt, instruction=task.instruction,
+                       prefix=task.target_prefix, cut=cut, separator=task.fewshot.separator,
+                       target_delimiter=task.fewshot.target_delimiter)
+
+
+def generate_request(task: Any, parts: Any, side: str) -> Any:
+    from harness.requests import GenerateRequest
+
+    text, cut = parts.plain()
+    return GenerateRequest(text, task.generation.max_new_tokens, tuple(task.generation.stop), cut, side, parts)
+
+
 def _render(task: Any, template: jinja2.Template, inputs: Mapping[str, Any]) -> str:
     try:
         return template.render(**inputs)
@@ -87,14 +129,11 @@ class GenerationKind:
     input_fields: Tuple[str, ...] = ()
     default_truncate_field: Optional[str] = None
 
-    def requests(self, task: Any, inputs: Sequence[Mapping[str, Any]]) -> List[Any]:
-        from harness.requests import GenerateRequest
-
-        out = []
-        for item in inputs:
-            prompt, cut = render_prompt(task, item, task.truncate_field or self.default_truncate_field)
-            out.append(GenerateRequest(prompt, task.generation.max_new_tokens, tuple(task.generation.stop), cut))
-        return out
+    def requests(self, task: Any, inputs: Sequence[Mapping[str, Any]],
+                 shots: Optional[Sequence[Sequence[Shot]]] = None) -> List[Any]:
+        field, side = truncation_rule(task, self)
+        return [generate_request(task, prompt_parts(task, item, field, shots[i] if shots else None), side)
+                for i, item in enumerate(inputs)]
 
     def predictions(self, task: Any, answers: Sequence[Any]) -> List[Any]:
         return [answer.text.strip() for answer in answers]

@@ -5,7 +5,7 @@ from typing import Any, List, Mapping, Optional, Sequence, Tuple
 
 from harness.data import Example
 from harness.errors import ConfigError
-from tasks.base import mapped_inputs, render_prompt, require_fields
+from tasks.base import Shot, generate_request, mapped_inputs, prompt_parts, require_fields, truncation_rule
 
 
 class Classification:
@@ -26,17 +26,20 @@ class Classification:
                               f"labels ({', '.join(map(repr, task.labels))})")
         return Example(example_id, mapped_inputs(fields, self.input_fields), task.labels[raw])
 
-    def requests(self, task: Any, inputs: Sequence[Mapping[str, Any]]) -> List[Any]:
-        from harness.requests import GenerateRequest, LoglikelihoodRequest
+    def requests(self, task: Any, inputs: Sequence[Mapping[str, Any]],
+                 shots: Optional[Sequence[Sequence[Shot]]] = None) -> List[Any]:
+        from harness.requests import LoglikelihoodRequest
 
-        cut_field = task.truncate_field or self.default_truncate_field
+        cut_field, side = truncation_rule(task, self)
         out: List[Any] = []
-        for item in inputs:
-            prompt, cut = render_prompt(task, item, cut_field)
+        for i, item in enumerate(inputs):
+            parts = prompt_parts(task, item, cut_field, shots[i] if shots else None)
             if task.classify_by == "generate":
-                out.append(GenerateRequest(prompt, task.generation.max_new_tokens, tuple(task.generation.stop), cut))
-            else:  # one request per label, sharing the context
-                out.append([LoglikelihoodRequest(prompt, " " + label, cut) for label in self.label_names(task)])
+                out.append(generate_request(task, parts, side))
+            else:  # one request per label, sharing the context; the label follows as a shot's answer would
+                context, cut = parts.plain()
+                out.append([LoglikelihoodRequest(context, task.fewshot.target_delimiter + label, cut, side, parts)
+                            for label in self.label_names(task)])
         return out
 
     def predictions(self, task: Any, answers: Sequence[Any]) -> List[Any]:

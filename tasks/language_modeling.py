@@ -18,7 +18,8 @@ class LanguageModeling:
         require_fields(self.name, fields, ["text"], where)
         return Example(example_id, {"text": fields["text"]}, fields["text"])
 
-    def requests(self, task: Any, inputs: Sequence[Mapping[str, Any]]) -> List[Any]:
+    def requests(self, task: Any, inputs: Sequence[Mapping[str, Any]], shots: Any = None) -> List[Any]:
+        """Whole documents, no prompt: few-shot settings do not apply (harness.prompting rejects them)."""
         from harness.requests import RollingRequest
 
         return [RollingRequest(item["text"], task.window, task.stride) for item in inputs]

@@ -65,12 +65,14 @@ def test_records_carry_scores_signatures_counts_and_provenance(demo_run):
     assert record["higher_is_better"] == {"bleu": True, "chrf": True, "ter": False}
     assert record["signatures"]["bleu"].startswith("nrefs:1")
     assert record["counts"]["examples"] == 12 and record["counts"]["missing"] == 0
-    assert "truncated" in record["counts"]
+    assert "truncated" in record["counts"] and record["counts"]["dropped_shots"] == 0
     prov = record["provenance"]
+    assert len(prov["prompt_config_sha256"]) == 64 and prov["prompt_config"]["chat_template"] is False
     assert prov["libraries"]["sacrebleu"] and len(prov["submission_sha256"]) == 64
     assert all(len(sha) == 64 for sha in prov["data_sha256"].values())
     rows = (work / "store" / "gpt2" / "demo_translation.predictions.jsonl").read_text(encoding="utf-8").splitlines()
-    assert len(rows) == 12 and set(json.loads(rows[0])) == {"id", "prediction"}
+    assert len(rows) == 12 and set(json.loads(rows[0])) == {"id", "prediction", "prompt_sha256"}
+    assert len({json.loads(row)["prompt_sha256"] for row in rows}) == 12  # one prompt per example
 
 
 def test_second_run_reuses_every_cell_and_rebuild_is_identical(demo_run, capsys):

@@ -17,8 +17,17 @@ Decisions that change numbers, in one place:
   does, so both kinds rank choices the same way and an EOS probability does not favour short choices. A
   tokenizer prefix (BART's <s>) is fed to the decoder after the start token but not scored. An empty encoder
   input becomes a lone EOS (what T5 tokenizers make of an empty text).
-* Truncation keeps the start of the `cut` span, cutting its end token-wise just enough to fit; then, if
-  needed, drops tokens from the left (after the tokenizer's prefix). Results say `truncated=True`.
+* Prompts with parts (`harness.requests.PromptParts`) are laid out as plain text (`parts.plain()`) or, for an
+  entry that declares `chat_template: true`, through `tokenizer.apply_chat_template(turns,
+  add_generation_prompt=True)` with the target prefix appended; shots are user/assistant turns. BOS exactly once:
+  where the rendered chat text starts with the BOS token, that token is taken off the text and stands for the
+  tokenizer's own prefix. Chat contexts keep their trailing whitespace (it is the template's).
+* Too long: shots are dropped first (the last one first; results count them in `dropped_shots`), then the `cut`
+  span loses tokens from its end (side "right") or start ("left"), just enough to fit; then, if needed, tokens
+  are dropped from the left (after the prefix). Results say `truncated=True`.
+* A declared reasoning block (`reasoning=(start, end)`) is removed from generated text before stop strings
+  apply (they are looked for only after the block) and before the text is returned; a block that never closes
+  leaves an empty answer.
 * Rolling log-likelihood reads [BOS (EOS if none)] + the text's tokens in windows of `window` tokens (the start
   token counts) starting every `stride` tokens; each token is scored once, by the first window reaching it.
   Windows of all documents are batched together. The last window is not shifted back for more context.
@@ -45,11 +54,13 @@ from transformers import (
 )
 from transformers.modeling_outputs import BaseModelOutput
 
+from harness.prompting import strip_reasoning
 from harness.requests import (
     GenerateRequest,
     Generation,
     Loglikelihood,
     LoglikelihoodRequest,
+    PromptParts,
     RollingLoglikelihood,
     RollingRequest,
 )
@@ -125,13 +136,13 @@ def special_affixes(tokenizer: PreTrainedTokenizerBase) -> tuple[list[int], list
 
 
 def truncate_prompt(
-    tokenizer: PreTrainedTokenizerBase, text: str, ids: list[int], cut: Span, budget: int
+    tokenizer: PreTrainedTokenizerBase, text: str, ids: list[int], cut: Span, budget: int, side: str = "right"
 ) -> tuple[list[int], bool]:
     """Fit `ids` (the special-token-free encoding of `text`) into `budget` tokens.
 
-    First the END of the `cut` character span loses tokens (only tokens lying wholly inside the span), so the
-    span's beginning and everything outside it (instruction, question) survive; if that is not enough, tokens
-    are dropped from the left. Returns (ids, truncated).
+    First the `cut` character span loses tokens (only tokens lying wholly inside the span) from its END (side
+    "right": the span's beginning survives) or its START ("left"), so everything outside it (instruction,
+    question) survives; if that is not enough, tokens are dropped from the left. Returns (ids, truncated).
     """
     if budget < 0:
         raise ValueError(f"negative token budget {budget}")
@@ -146,7 +157,8 @@ def truncate_prompt(
             raise ValueError("ids do not match the tokenizer's encoding of the text")
         start, end = cut
         inside = [i for i, (s, e) in enumerate(encoding["offset_mapping"]) if s >= start and e <= end and e > s]
-        dropped = set(inside[len(inside) - min(excess, len(inside)):])
+        n_cut = min(excess, len(inside))
+        dropped = set(inside[:n_cut] if side == "left" else inside[len(inside) - n_cut:])
         ids = [token for i, token in enumerate(ids) if i not in dropped]
         excess -= len(dropped)
     if excess > 0:
@@ -223,8 +235,10 @@ class _StopStrings(StoppingCriteria):
     hit a stop string or EOS rather than running to max_new_tokens.
     """
 
-    def __init__(self, tokenizer, stops: Sequence[Sequence[str]], new_from: int, eos_ids: set[int]):
+    def __init__(self, tokenizer, stops: Sequence[Sequence[str]], new_from: int, eos_ids: set[int],
+                 visible: Callable[[str], str] = lambda text: text):
         self.tokenizer, self.stops, self.new_from, self.eos_ids = tokenizer, stops, new_from, eos_ids
+        self.visible = visible  # the answer part of the text so far (a reasoning block removed)
         self.finished = [False] * len(stops)
 
     def __call__(self, input_ids: torch.LongTensor, scores, **kwargs) -> torch.BoolTensor:
@@ -235,7 +249,7 @@ class _StopStrings(StoppingCriteria):
             if self.eos_ids.intersection(new_tokens[row]):
                 self.finished[row] = True  # already frozen by generate(); spares decoding it again
                 continue
-            text = self.tokenizer.decode(new_tokens[row], skip_special_tokens=True)
+            text = self.visible(self.tokenizer.decode(new_tokens[row], skip_special_tokens=True))
             self.finished[row] = any(stop in text for stop in stops)
         return torch.tensor(self.finished, dtype=torch.bool, device=input_ids.device)
 
@@ -251,6 +265,36 @@ def _validate_generate(request: GenerateRequest) -> None:
 def _validate_span(cut: Span, text: str) -> None:
     if cut is not None and not 0 <= cut[0] <= cut[1] <= len(text):
         raise ValueError(f"cut span {cut} is not inside a text of {len(text)} characters")
+
+
+def _parts_of(text: str, cut: Span, parts: Optional[PromptParts]) -> PromptParts:
+    """A request's prompt parts; a bare text is one user turn (so a chat entry still gets its template)."""
+    return parts if parts is not None else PromptParts(user=text, cut=cut)
+
+
+def _locate(chat: str, user: str, cut: Span) -> Span:
+    """The cut span (relative to the query's user text) inside the rendered chat text, or None where the template
+    changed the text beyond recognition (then only the last-resort left cut applies, still counted)."""
+    if cut is None:
+        return None
+    at = chat.rfind(user)
+    if at < 0:
+        stripped = user.strip()
+        at = chat.rfind(stripped) - (len(user) - len(user.lstrip())) if stripped else -1
+        if at < 0 or not stripped:
+            logger.warning("the chat template changed the prompt's text; its cut span is not used")
+            return None
+    start, end = max(cut[0] + at, 0), max(cut[1] + at, 0)
+    return (min(start, len(chat)), min(end, len(chat)))
+
+
+class _Prompt:
+    """A laid-out prompt: its text (special-token-free), the cut span in it, the ids put before its tokens."""
+
+    __slots__ = ("text", "cut", "prefix", "body", "n_shots")
+
+    def __init__(self, text: str, cut: Span, prefix: list[int], n_shots: int, body: Optional[list[int]] = None):
+        self.text, self.cut, self.prefix, self.n_shots, self.body = text, cut, prefix, n_shots, body
 
 
 # ---------------------------------------------------------------- backends
@@ -272,8 +316,12 @@ class _HFBackend:
         trust_remote_code: bool = False,
         max_length: int | None = None,
         progress: bool = False,
+        chat_template: bool = False,
+        reasoning: Optional[Tuple[str, str]] = None,
     ):
         self.model_path = model_path
+        self.chat_template = chat_template
+        self.reasoning = tuple(reasoning) if reasoning else None
         self.device = resolve_device(device)
         self.dtype = resolve_dtype(dtype, self.device)
         self.batch_size, self._auto_batch = parse_batch_size(batch_size)
@@ -287,6 +335,9 @@ class _HFBackend:
         self._ensure_pad_token()
         self.max_length = self._resolve_max_length(max_length)
         self._prefix, self._suffix = special_affixes(self.tokenizer)
+        if chat_template and not getattr(self.tokenizer, "chat_template", None):
+            raise ValueError(f"{model_path}: the submission declares chat_template: true, but the tokenizer has no "
+                             "chat template (tokenizer_config.json `chat_template`, or chat_template.jinja)")
         self._eos_ids = self._collect_eos_ids()
         self._inspect_model()
 
@@ -337,6 +388,7 @@ class _HFBackend:
             "dtype": str(self.dtype).removeprefix("torch."),
             "device": str(self.device),
             "max_length": self.max_length,
+            "chat_template": self.chat_template,
             "n_parameters": sum(p.numel() for p in self.model.parameters()),
         }
 
@@ -369,12 +421,72 @@ class _HFBackend:
             forced_bos_token_id=shipped.forced_bos_token_id,  # BART/mBART need it to start well-formed outputs
         )
 
+    def _visible(self, text: str) -> str:
+        """The answer part of generated text: without the declared reasoning block, if any."""
+        return strip_reasoning(text, *self.reasoning) if self.reasoning else text
+
     def _finish_text(self, new_tokens: list[int], stops: Sequence[str]) -> str:
         for i, token in enumerate(new_tokens):
             if token in self._eos_ids:
                 new_tokens = new_tokens[:i]  # what follows EOS is padding
                 break
-        return cut_at_stop(self.tokenizer.decode(new_tokens, skip_special_tokens=True), stops)
+        return cut_at_stop(self._visible(self.tokenizer.decode(new_tokens, skip_special_tokens=True)), stops)
+
+    def _stop_criteria(self, stops: list[Sequence[str]], new_from: int) -> StoppingCriteriaList:
+        return StoppingCriteriaList([_StopStrings(self.tokenizer, stops, new_from, self._eos_ids, self._visible)])
+
+    # -- prompts: laid out as plain text or chat turns; shots dropped, then a span cut, to fit
+
+    def _layout(self, parts: PromptParts, n_shots: int, rstrip: bool = False) -> _Prompt:
+        """The parts with their first `n_shots` shots, as the text this model reads. `rstrip` (causal scoring of
+        a plain prompt) takes trailing whitespace off; the caller moves it to the continuation."""
+        if not self.chat_template:
+            text, cut = parts.plain(n_shots)
+            if rstrip:
+                text = text.rstrip()
+                cut = _clip_span(cut, len(text))
+            return _Prompt(text, cut, self._prefix, n_shots)
+        chat = self.tokenizer.apply_chat_template(parts.messages(n_shots), tokenize=False, add_generation_prompt=True)
+        text, cut = chat + parts.prefix, _locate(chat, parts.user, parts.cut)
+        bos = self.tokenizer.bos_token
+        if bos and text.startswith(bos):  # the template wrote BOS: it replaces the tokenizer's prefix, never doubles it
+            shift = len(bos)
+            cut = None if cut is None else (max(cut[0] - shift, 0), max(cut[1] - shift, 0))
+            return _Prompt(text[shift:], cut, [self.tokenizer.bos_token_id], n_shots)
+        return _Prompt(text, cut, self._prefix, n_shots)
+
+    def _layouts(self, parts: Sequence[PromptParts], rstrip: bool = False) -> list[_Prompt]:
+        """Every prompt with all its shots, encoded in one tokenizer call."""
+        prompts = [self._layout(p, len(p.shots), rstrip) for p in parts]
+        for prompt, body in zip(prompts, self._encode([p.text for p in prompts])):
+            prompt.body = body
+        return prompts
+
+    def _fit_prompt(self, parts: PromptParts, prompt: _Prompt, side: str, reserved: int,
+                    rstrip: bool = False) -> tuple[list[int], bool, int]:
+        """(ids, truncated, shots dropped): shots go first (the last one first), then the cut span is cut."""
+        while prompt.n_shots > 0 and len(prompt.body) > self._budget(reserved, prompt.prefix):
+            prompt = self._layout(parts, prompt.n_shots - 1, rstrip)
+            prompt.body = self._encode([prompt.text])[0]
+        ids, truncated = self._fit(prompt.text, prompt.body, prompt.cut, side, reserved, prompt.prefix)
+        return ids, truncated, len(parts.shots) - prompt.n_shots
+
+    def rendered_prompt(self, request: GenerateRequest | LoglikelihoodRequest | RollingRequest) -> str:
+        """The exact text this model is given for a request (special tokens included, after layout, dropped shots
+        and truncation), for `harness validate` to show."""
+        if isinstance(request, RollingRequest):
+            return request.text
+        is_generate = isinstance(request, GenerateRequest)
+        text, cut = (request.prompt, request.cut) if is_generate else (request.context, request.cut)
+        parts = _parts_of(text, cut, request.parts)
+        prompt = self._layouts([parts])[0]
+        reserved = request.max_new_tokens if is_generate else 0
+        ids, _, _ = self._fit_prompt(parts, prompt, request.side, reserved)
+        return self.tokenizer.decode(ids, skip_special_tokens=False)
+
+    def _budget(self, reserved: int, prefix: list[int]) -> int:
+        """Tokens the prompt's text may take."""
+        raise NotImplementedError
 
     def _run_batches(
         self,
@@ -420,8 +532,9 @@ class _HFBackend:
     def generate(self, requests: Sequence[GenerateRequest]) -> list[Generation]:
         for request in requests:
             _validate_generate(request)
-        bodies = self._encode([r.prompt for r in requests])
-        prompts = [self._fit(r.prompt, body, r.cut, r.max_new_tokens) for r, body in zip(requests, bodies)]
+        parts = [_parts_of(r.prompt, r.cut, r.parts) for r in requests]
+        prompts = [self._fit_prompt(p, laid, r.side, r.max_new_tokens)
+                   for r, p, laid in zip(requests, parts, self._layouts(parts))]
 
         def run(batch: list[int]) -> list[str]:
             # A batch shares max_new_tokens (group_key): each prompt was fitted for its own, and a longer one
@@ -437,9 +550,11 @@ class _HFBackend:
             desc="generate",
             group_key=lambda i: requests[i].max_new_tokens,
         )
-        return [Generation(text=text, truncated=truncated) for text, (_, truncated) in zip(texts, prompts)]
+        return [Generation(text=text, truncated=truncated, dropped_shots=dropped)
+                for text, (_, truncated, dropped) in zip(texts, prompts)]
 
-    def _fit(self, text: str, body: list[int], cut: Span, reserved: int) -> tuple[list[int], bool]:
+    def _fit(self, text: str, body: list[int], cut: Span, side: str, reserved: int,
+             prefix: list[int]) -> tuple[list[int], bool]:
         raise NotImplementedError
 
     def _generate_batch(self, prompts: list[list[int]], stops: list[Sequence[str]], max_new: int) -> list[str]:
@@ -458,25 +573,28 @@ class HFCausalBackend(_HFBackend):
         # logits_to_keep lets the model run its vocabulary projection on the scored positions only.
         self._takes_logits_to_keep = "logits_to_keep" in parameters
 
-    def _fit(self, text: str, body: list[int], cut: Span, reserved: int) -> tuple[list[int], bool]:
+    def _budget(self, reserved: int, prefix: list[int]) -> int:
+        return self.max_length - reserved - len(prefix)
+
+    def _fit(self, text: str, body: list[int], cut: Span, side: str, reserved: int,
+             prefix: list[int]) -> tuple[list[int], bool]:
         """prefix + body fitted into max_length - reserved tokens; an empty text becomes the start token."""
         room = self.max_length - reserved
-        if room < max(1, len(self._prefix)):
+        if room < max(1, len(prefix)):
             raise ValueError(f"max_length {self.max_length} minus {reserved} reserved tokens leaves no room for "
                              "the prompt")
-        body, truncated = truncate_prompt(self.tokenizer, text, body, cut, room - len(self._prefix))
-        ids = self._prefix + body
+        body, truncated = truncate_prompt(self.tokenizer, text, body, cut, room - len(prefix), side)
+        ids = prefix + body
         return (ids or [self._start_token_id()]), truncated
 
     def _generate_batch(self, prompts: list[list[int]], stops: list[Sequence[str]], max_new: int) -> list[str]:
         ids, mask = _pad(prompts, self.tokenizer.pad_token_id, left=True, device=self.device)
-        criteria = _StopStrings(self.tokenizer, stops, new_from=ids.shape[1], eos_ids=self._eos_ids)
         # generate() derives position ids from the attention mask, which left padding needs.
         output = self.model.generate(
             input_ids=ids,
             attention_mask=mask,
             generation_config=self._greedy_config(max_new),
-            stopping_criteria=StoppingCriteriaList([criteria]),
+            stopping_criteria=self._stop_criteria(stops, new_from=ids.shape[1]),
         )
         new_tokens = output[:, ids.shape[1]:].tolist()
         return [self._finish_text(row, row_stops) for row, row_stops in zip(new_tokens, stops)]
@@ -512,13 +630,20 @@ class HFCausalBackend(_HFBackend):
     def loglikelihood(self, requests: Sequence[LoglikelihoodRequest]) -> list[Loglikelihood]:
         for request in requests:
             _validate_span(request.cut, request.context)
-        pairs = [_move_trailing_whitespace(r.context, r.continuation) for r in requests]
-        contexts = list(dict.fromkeys(context for context, _ in pairs))  # shared contexts are encoded once
-        context_ids = dict(zip(contexts, self._encode(contexts)))
+        # Shared contexts are laid out and encoded once. A plain context's trailing whitespace moves to the
+        # continuation (see the module doc); a chat context's is the template's own and stays.
+        keys = list(dict.fromkeys(_context_key(r) for r in requests))
+        key_parts = {key: _parts_of(key[0], key[1], key[3]) for key in keys}
+        rstrip = not self.chat_template
+        laid = dict(zip(keys, self._layouts([key_parts[key] for key in keys], rstrip)))
+        pairs = [(laid[_context_key(r)].text, (_trailing_whitespace(r.context) if rstrip else "") + r.continuation)
+                 for r in requests]
         wholes = self._encode([context + continuation for context, continuation in pairs])
-        rows, truncated = [], []
+        rows, truncated, dropped = [], [], []
+        fitted: dict = {}
         for request, (context, continuation_text), whole in zip(requests, pairs, wholes):
-            continuation = tuple(whole[len(context_ids[context]):])
+            key = _context_key(request)
+            continuation = tuple(whole[len(laid[key].body):])
             if continuation_text and not continuation:
                 # The whole text encoded to no more tokens than the context (a merge across the boundary):
                 # score the continuation's own tokens rather than nothing.
@@ -528,15 +653,18 @@ class HFCausalBackend(_HFBackend):
             if len(continuation) > self.max_length:
                 raise ValueError(f"continuation of {len(continuation)} tokens exceeds max_length {self.max_length}")
             # The model reads context + continuation[:-1]: the context may use max_length + 1 - len(continuation).
-            cut = _clip_span(request.cut, len(context))  # the context may have lost trailing whitespace
-            ids, was_cut = self._fit(context, context_ids[context], cut, max(len(continuation) - 1, 0))
+            reserved = max(len(continuation) - 1, 0)
+            if (key, reserved) not in fitted:
+                fitted[key, reserved] = self._fit_prompt(key_parts[key], laid[key], request.side, reserved, rstrip)
+            ids, was_cut, n_dropped = fitted[key, reserved]
             rows.append((tuple(ids) + continuation[:-1], continuation))
             truncated.append(was_cut)
+            dropped.append(n_dropped)
         scored = [i for i, (_, continuation) in enumerate(rows) if continuation]
         scores = dict(zip(scored, self._score_rows([rows[i] for i in scored], desc="loglikelihood")))
         return [
-            Loglikelihood(*scores.get(i, (0.0, True)), truncated=truncated[i])  # empty continuation: log 1
-            for i in range(len(requests))
+            Loglikelihood(*scores.get(i, (0.0, True)), truncated=truncated[i], dropped_shots=dropped[i])
+            for i in range(len(requests))  # an empty continuation scores log 1
         ]
 
     @torch.inference_mode()
@@ -562,10 +690,13 @@ def _clip_span(cut: Span, length: int) -> Span:
     return None if cut is None else (min(cut[0], length), min(cut[1], length))
 
 
-def _move_trailing_whitespace(context: str, continuation: str) -> tuple[str, str]:
+def _trailing_whitespace(context: str) -> str:
     """'Answer: ' + 'Paris' -> 'Answer:' + ' Paris': BPE vocabularies attach spaces to the following word."""
-    stripped = context.rstrip()
-    return stripped, context[len(stripped):] + continuation
+    return context[len(context.rstrip()):]
+
+
+def _context_key(request: LoglikelihoodRequest) -> tuple:
+    return (request.context, request.cut, request.side, request.parts)
 
 
 class HFSeq2SeqBackend(_HFBackend):
@@ -581,13 +712,17 @@ class HFSeq2SeqBackend(_HFBackend):
         if self._decoder_start is None:
             raise ValueError(f"{self.model_path}: the model config has no decoder_start_token_id")
 
-    def _fit(self, text: str, body: list[int], cut: Span, reserved: int) -> tuple[list[int], bool]:
-        """Encoder input: prefix + body + suffix within max_length (`reserved` is for the decoder: ignored)."""
-        budget = self.max_length - len(self._prefix) - len(self._suffix)
+    def _budget(self, reserved: int, prefix: list[int]) -> int:
+        return self.max_length - len(prefix) - len(self._suffix)  # `reserved` is for the decoder: ignored
+
+    def _fit(self, text: str, body: list[int], cut: Span, side: str, reserved: int,
+             prefix: list[int]) -> tuple[list[int], bool]:
+        """Encoder input: prefix + body + suffix within max_length."""
+        budget = self._budget(reserved, prefix)
         if budget < 1:
             raise ValueError(f"the tokenizer's special tokens fill max_length {self.max_length}")
-        body, truncated = truncate_prompt(self.tokenizer, text, body, cut, budget)
-        ids = self._prefix + body + self._suffix
+        body, truncated = truncate_prompt(self.tokenizer, text, body, cut, budget, side)
+        ids = prefix + body + self._suffix
         # An encoder needs at least one token; EOS is what T5-style tokenizers make of an empty text.
         return (ids or [self._start_token_id_for_encoder()]), truncated
 
@@ -599,12 +734,11 @@ class HFSeq2SeqBackend(_HFBackend):
     def _generate_batch(self, prompts: list[list[int]], stops: list[Sequence[str]], max_new: int) -> list[str]:
         ids, mask = _pad(prompts, self.tokenizer.pad_token_id, left=False, device=self.device)
         # The decoder output starts with decoder_start_token_id; new text begins after it.
-        criteria = _StopStrings(self.tokenizer, stops, new_from=1, eos_ids=self._eos_ids)
         output = self.model.generate(
             input_ids=ids,
             attention_mask=mask,
             generation_config=self._greedy_config(max_new),
-            stopping_criteria=StoppingCriteriaList([criteria]),
+            stopping_criteria=self._stop_criteria(stops, new_from=1),
         )
         new_tokens = output[:, 1:].tolist()
         return [self._finish_text(row, row_stops) for row, row_stops in zip(new_tokens, stops)]
@@ -613,12 +747,13 @@ class HFSeq2SeqBackend(_HFBackend):
     def loglikelihood(self, requests: Sequence[LoglikelihoodRequest]) -> list[Loglikelihood]:
         for request in requests:
             _validate_span(request.cut, request.context)
-        keys = list(dict.fromkeys((r.context, r.cut) for r in requests))  # shared contexts are encoded once
-        bodies = self._encode([context for context, _ in keys])
-        encoder_inputs = {key: self._fit(key[0], body, key[1], 0) for key, body in zip(keys, bodies)}
+        keys = list(dict.fromkeys(_context_key(r) for r in requests))  # shared contexts are encoded once
+        key_parts = [_parts_of(key[0], key[1], key[3]) for key in keys]
+        encoder_inputs = {key: self._fit_prompt(parts, laid, key[2], 0)
+                          for key, parts, laid in zip(keys, key_parts, self._layouts(key_parts))}
         continuations = self._encode([r.continuation for r in requests])  # no EOS appended: see module doc
         rows = [
-            (tuple(encoder_inputs[(r.context, r.cut)][0]), tuple(continuation))
+            (tuple(encoder_inputs[_context_key(r)][0]), tuple(continuation))
             for r, continuation in zip(requests, continuations)
         ]
         scored = [i for i, (_, continuation) in enumerate(rows) if continuation]
@@ -634,7 +769,8 @@ class HFSeq2SeqBackend(_HFBackend):
         return [
             Loglikelihood(
                 *(by_row[row] if row[1] else (0.0, True)),  # empty continuation: log 1
-                truncated=encoder_inputs[(r.context, r.cut)][1],
+                truncated=encoder_inputs[_context_key(r)][1],
+                dropped_shots=encoder_inputs[_context_key(r)][2],
             )
             for r, row in zip(requests, rows)
         ]
