@@ -89,7 +89,9 @@ class Planner(Evaluator):
     def take_deferred(self) -> Optional[Deferred]:
         return self.deferred.pop() if self.deferred else None
 
-    def fail(self, deferred: Deferred, cells: List[Cell], status: str, reason: str, log: str = "") -> List[Dict[str, Any]]:
+    def fail(self, deferred: Deferred, cells: List[Cell], status: str, reason: str,
+             log: str = "") -> List[Dict[str, Any]]:
+        """Failure records (through the store sink) for cells whose Ray job did not bring them back."""
         return [self._fail(deferred.submission, deferred.sub_sha, cell, status, reason[:REASON_CHARS], log[-LOG_CHARS:])
                 for cell in cells]
 

@@ -878,6 +878,20 @@ MINOR = {"negative": (["the box was a bit dented", "the manual is confusing", "d
 U_FILM = ["runs for about two hours", "is based on a novel", "was filmed in Spain", "is in English with subtitles",
           "is an average film", "is showing at the local cinema", "has a cast of mostly new actors",
           "came out last spring"]
+# Phrases that only test reviews use (with probability HELD_OUT_P), so a model has to generalise a little.
+HELD_OUT = {
+    ("positive", False): ["is a delight to use every day", "works like a charm", "is great quality for the money",
+                          "keeps getting better the more I use it"],
+    ("negative", False): ["gave up after ten days", "smells of plastic and leaks", "is a complete letdown",
+                          "cracked the first time I dropped it"],
+    ("neutral", False): ["was shipped from a warehouse in Spain", "has a plain white design", "uses two AA batteries",
+                         "is the same model my sister has"],
+    ("positive", True): ["is funny, warm and clever", "kept me smiling for days", "deserves every award it gets"],
+    ("negative", True): ["drags on with no real ending", "is loud, silly and empty", "put me to sleep twice"],
+    ("neutral", True): ["was directed by a first-time director", "is rated for ages twelve and up",
+                        "has a runtime of ninety minutes"],
+}
+HELD_OUT_P = 0.4
 P_OPEN = ["Honestly,", "Five stars:", "Wow,", "Highly recommended:", "", "", ""]
 N_OPEN = ["Sadly,", "One star:", "Avoid it:", "Unfortunately,", "", "", ""]
 U_OPEN = ["For the record,", "Just so you know,", "Note:", "", "", "", ""]
@@ -887,7 +901,7 @@ U_TAIL = ["That is all I can say so far.", "I have no strong opinion yet.", "It 
           "Nothing special to report.", "We will see how it holds up."]
 
 
-def review(rng: random.Random, label: str) -> str:
+def review(rng: random.Random, label: str, test: bool) -> str:
     film = rng.random() < 0.4
     subj = rng.choice(FILMS if film else PRODUCTS)
     pools = {"positive": (P_FILM if film else P_PROD, P_OPEN, P_TAIL),
@@ -895,6 +909,8 @@ def review(rng: random.Random, label: str) -> str:
              "neutral": (U_FILM if film else U_PROD, U_OPEN, U_TAIL)}
     phrases, opens, tails = pools[label]
     ph = rng.choice(phrases)
+    if test and rng.random() < HELD_OUT_P:
+        ph = rng.choice(HELD_OUT[(label, film)])
     r = rng.random()
     plural = subj.startswith("these") or subj == "the headphones"
     if r < 0.12 and label != "neutral":
@@ -931,7 +947,7 @@ def make_classification(rng: random.Random, n_test: int, n_train: int) -> tuple[
         out = []
         for lab in labels(n):
             while True:
-                t = review(rng, lab)
+                t = review(rng, lab, test=prefix == "cls")
                 if t not in seen:
                     break
             seen.add(t)
@@ -1079,7 +1095,7 @@ that tiny models (see `scripts/train_demo_models.py`) can learn something in a m
 | `translation_test.jsonl` / `translation_train.jsonl` | {tr_test} / {tr_train} | `id`, `de`, `en` | German sentences from a small grammar (cases, gender, verb second) and their English translations |
 | `summarization_test.jsonl` / `summarization_train.jsonl` | {sum_test} / {sum_train} | `id`, `document`, `summary` | short news items (sport, company results, town festivals, openings, weather) of 4-7 sentences; the summary is one sentence combining key facts |
 | `qa_test.jsonl` / `qa_train.jsonl` | {qa_test} / {qa_train} | `id`, `context`, `question`, `answers` | extractive questions; every answer is a substring of the context, some questions accept two or three spans |
-| `classification_test.jsonl` / `classification_train.jsonl` | {cls_test} / {cls_train} | `id`, `text`, `label` | short product and film reviews labelled `positive` / `negative` / `neutral`; not balanced ({cls_dist} in test) |
+| `classification_test.jsonl` / `classification_train.jsonl` | {cls_test} / {cls_train} | `id`, `text`, `label` | short product and film reviews labelled `positive` / `negative` / `neutral`; not balanced ({cls_dist} in test); some test phrasings never occur in train |
 | `lm_test.jsonl` / `lm_train.jsonl` | {lm_test} / {lm_train} | `id`, `text` | paragraphs of 2-5 sentences (weather reports, recipes, small stories, notices); some contain non-ASCII characters (é, ü, °, —) |
 
 No test example appears in its train file. The train files are for the demo models and for baselines that

@@ -308,7 +308,7 @@ def test_a_job_over_its_budget_is_killed_and_the_run_goes_on(tmp_path, tiny_gpt2
 def test_a_generation_that_outlives_its_budget_times_out(tmp_path, tiny_gpt2_dir):
     builders.slow_entry(tmp_path, "endless", tiny_gpt2_dir)
     cfg = compose(["suite=demo", f"paths.results={tmp_path / 'store'}", "progress=false", "tasks.demo_qa.budget_s=12",
-                   "tasks.demo_qa.data.limit=1", "tasks.demo_qa.generation.max_new_tokens=6000"])
+                   "tasks.demo_qa.data.limit=1", "tasks.demo_qa.generation.max_new_tokens=60000"])
     [record] = evaluate_all(cfg, {"demo_qa": cfg.tasks.demo_qa}, [tmp_path / "endless"], echo=lambda m: None)
     assert record["status"] == "timeout" and "budget of 12 s" in record["reason"]
 

@@ -32,7 +32,8 @@ defaults:
 name: ray_pair
 """
 TASKS = ("demo_classification", "demo_qa")
-CHEAP = ["tasks.demo_qa.data.limit=6", "tasks.demo_classification.data.limit=6", "tasks.demo_qa.generation.max_new_tokens=6"]
+CHEAP = ["tasks.demo_qa.data.limit=6", "tasks.demo_classification.data.limit=6",
+         "tasks.demo_qa.generation.max_new_tokens=6"]
 # The model's child gets the thread count Ray gives a 1-CPU job, in both executors, so float sums agree bit for bit.
 ONE_THREAD = {"OMP_NUM_THREADS": "1"}
 
@@ -240,7 +241,7 @@ def test_cli_run_starts_its_own_local_cluster_and_stores_what_local_stores(tmp_p
             "executor.cluster_cpus=2", "executor.cluster_gpus=2"]
     done = subprocess.run(argv, capture_output=True, text=True, timeout=300, env={**os.environ, **ONE_THREAD})
     assert done.returncode == 0, done.stderr[-3000:]
-    assert "Started a local Ray instance" in done.stderr and "dispatching gpt2 on" in done.stderr
+    assert "dispatching gpt2 on demo_qa, demo_classification to Ray (1 GPU, 1 CPU)" in done.stderr
     for name in ("gpt2", "rules-predictions"):
         assert _files(tmp_path / "store" / name) == _files(local_run / "store" / name)
 

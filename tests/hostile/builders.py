@@ -173,11 +173,15 @@ def huge_output_entry(root: Path, name: str, model_dir: str) -> Path:
 
 
 def slow_entry(root: Path, name: str, model_dir: str) -> Path:
-    """A long-context model that never emits EOS or a stop string: generation runs to max_new_tokens."""
+    """A long-context model that never emits EOS or a stop string: generation runs to max_new_tokens.
+
+    The window is long enough that, even on a fast machine, decoding to the end takes far longer than any test
+    budget: each step costs at least generate()'s per-token overhead, so tens of thousands of steps cannot finish
+    in seconds."""
     from transformers import GPT2Config, GPT2LMHeadModel
 
     _, tokenizer = _load(model_dir)
-    config = GPT2Config(vocab_size=len(tokenizer), n_positions=8192, n_embd=32, n_layer=2, n_head=2,
+    config = GPT2Config(vocab_size=len(tokenizer), n_positions=65536, n_embd=32, n_layer=2, n_head=2,
                         bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
                         pad_token_id=tokenizer.pad_token_id)
     model = GPT2LMHeadModel(config).eval()
