@@ -7,6 +7,7 @@ import pytest
 
 from harness.cli import available, compose
 from harness.data import load_examples
+from harness.prompting import select_shots
 from harness.requests import (GenerateRequest, Generation, Loglikelihood, LoglikelihoodRequest, RollingLoglikelihood,
                               RollingRequest)
 from harness.scoring import score
@@ -51,8 +52,13 @@ def test_task_contract(name):
     assert len(examples) >= 40, "a shipped task has at least 40 examples"
     assert len({e.id for e in examples}) == len(examples)
     assert all(isinstance(e.id, str) for e in examples)
-    requests = kind.requests(task, [e.inputs for e in examples])
+    shots = select_shots(task, [e.id for e in examples], lambda: load_examples(task, task.train, "train"))
+    requests = kind.requests(task, [e.inputs for e in examples], shots)
     assert len(requests) == len(examples)
+    if shots:  # every shot is in the prompt, before the query
+        first = requests[0][0] if isinstance(requests[0], list) else requests[0]
+        assert len(first.parts.shots) == task.fewshot.num_fewshot and first.parts.plain()[0].endswith(
+            first.parts.user + first.parts.prefix)
     backend = EchoBackend()
     predictions = kind.predictions(task, [answer(backend, r) for r in requests])
     for prediction in predictions:
