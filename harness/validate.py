@@ -3,7 +3,8 @@
 The same functions the organizer's run calls decide: the manifest check (`harness.submission`), the model folder
 checks (`harness.safety`), then the runner's `Evaluator` on the first examples of each task, with the model in
 the same isolated child process and its outputs read as strictly. On top it reports what a participant needs to
-fix or plan: each check with how to fix it, the rendered prompts and the predictions for the sample, measured
+fix or plan: each check with how to fix it, the prompts exactly as the model's process renders them (chat template,
+shots, truncation applied) and the predictions for the sample, measured
 speed and peak memory, and an estimate of the full run's time on this machine.
 """
 from __future__ import annotations
@@ -210,6 +211,9 @@ def _print_task(name: str, task: Dict[str, Any], shown_logs: set) -> None:
     if task["log"] and task["log"] not in shown_logs:  # a job's failure is every task's: show its log once
         shown_logs.add(task["log"])
         print("  log excerpt:\n    " + "\n    ".join(task["log"].strip().splitlines()[-8:]))
+    cut = {k: task["counts"].get(k, 0) for k in ("truncated", "dropped_shots")}
+    if any(cut.values()):  # never silent: prompts too long for the model's window
+        print(f"  too long for the model: {cut['truncated']} example(s) cut, {cut['dropped_shots']} shot(s) dropped")
     for example_id, prompt in list(task.get("prompts", {}).items()):
         print(f"  [{example_id}] prompt: {_short(prompt)}")
         if example_id in task.get("predictions", {}):

@@ -1,10 +1,12 @@
 """The inference child: `python -m harness.worker JOB_DIR`.
 
-It reads `JOB_DIR/job.json` and the task *inputs* (never references), loads the model once, answers the pooled
-requests of all tasks one request type at a time, and writes per task `out/<task>.jsonl` (id, prediction) and
-`<task>.meta.json` as soon as the task's answers are complete, so a job cut off by its budget keeps its finished
-tasks. A failure is typed: `out/failure.json` for the whole job (the model did not load), `out/<task>.failure.json`
-for the tasks of a request type that failed. The parent checks everything written here again; this process
+It reads `JOB_DIR/job.json` and the task *inputs* (never references; few-shot examples, which are train data,
+come with them), loads the model once, answers the pooled requests of all tasks one request type at a time, and
+writes per task `out/<task>.jsonl` (id, prediction) and `<task>.meta.json` (truncated examples, dropped shots) as
+soon as the task's answers are complete, so a job cut off by its budget keeps its finished tasks. For `harness
+validate` it also writes `<task>.prompts.json`, the exact text the model is given for the first examples. A
+failure is typed: `out/failure.json` for the whole job (the model did not load), `out/<task>.failure.json` for the
+tasks of a request type that failed. The parent checks everything written here again; this process
 holds submitted weights and is not trusted.
 """
 from __future__ import annotations
@@ -238,12 +240,16 @@ def write_rendered_prompts(backend: Any, out: Path, ids: Dict[str, List[str]], r
 
     for name, items in requests.items():
         shown = {}
-        for example_id, item in list(zip(ids[name], items))[:n]:
-            first = item[0] if isinstance(item, list) else item
-            text = backend.rendered_prompt(first)
-            if isinstance(item, list):
-                text += "  [scored continuations: " + " | ".join(repr(r.continuation) for r in item) + "]"
-            shown[example_id] = text[:LOG_CHARS * 4]
+        try:
+            for example_id, item in list(zip(ids[name], items))[:n]:
+                first = item[0] if isinstance(item, list) else item
+                text = backend.rendered_prompt(first)
+                if isinstance(item, list):
+                    text += "  [scored continuations: " + " | ".join(repr(r.continuation) for r in item) + "]"
+                shown[example_id] = text[:LOG_CHARS * 4]
+        except Exception:  # showing prompts never fails the job; answering the same requests reports the error
+            traceback.print_exc()
+            continue
         atomic_write_text(out / f"{name}.prompts.json", json.dumps(shown, ensure_ascii=False))
 
 

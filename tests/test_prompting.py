@@ -18,7 +18,7 @@ from harness.prompting import prompt_config_sha256, select_shots, strip_reasonin
 from harness.requests import GenerateRequest, LoglikelihoodRequest, PromptParts
 from harness.runner import Cell, Evaluator
 from harness.submission import load_submission
-from harness.validate import validate
+from harness.validate import print_report, validate
 from tiny_models import tiny_corpus, train_tokenizer
 
 CORPUS = tiny_corpus()
@@ -331,7 +331,7 @@ def test_prompt_hashes_stay_when_nothing_the_model_reads_changes(override):
     assert hashes(base, chat_template=True) != hashes(base)
 
 
-def test_validate_shows_the_final_chat_prompt_and_records_dropped_shots(tmp_path, chat_dir):
+def test_validate_shows_the_final_chat_prompt_and_records_dropped_shots(tmp_path, chat_dir, capsys):
     folder = hf_entry(tmp_path, chat_dir, "chat_template: true\nreasoning: {start: '<think>', end: '</think>'}\n")
     cfg = compose(["suite=demo", "progress=false"])
     tasks = {name: compose([f"task={name}", "task.generation.max_new_tokens=4"]).task
@@ -343,6 +343,9 @@ def test_validate_shows_the_final_chat_prompt_and_records_dropped_shots(tmp_path
     assert prompt.startswith("<s>[U]Answer with a span from the passage.\n\nPassage: ")
     assert prompt.count("<s>") == 1 and prompt.endswith("\n[A]\nAnswer:")
     assert qa["counts"]["dropped_shots"] > 0, "two demo shots do not fit the tiny model's 128 tokens"
+    print_report(report, as_json=False)
+    text = capsys.readouterr().out
+    assert "shot(s) dropped" in text and '[qa-0001] prompt: "<s>[U]Answer with a span' in text
     classification = report["tasks"]["demo_classification"]["prompts"]
     assert all(p.startswith("<s>[U]Review: ") and "\nSentiment:\n[A]  [scored continuations: "
                in p for p in classification.values())
