@@ -1,0 +1,252 @@
+"""Throughput of the harness against a bare transformers loop over the same model and data, in the same run.
+
+    python benchmarks/throughput.py                       # the shipped tiny GPT-2, demo data, CPU
+    python benchmarks/throughput.py --model DIR --device cuda --batch-size 32 --repeat 8
+
+Prints, for each workload, examples/s and tokens/s of
+  - bare:    a plain loop, batches in dataset order, `model.generate` (greedy) or one forward per batch;
+  - harness: the harness's backend answering the task's own requests (longest-first batching, order restored,
+             stop handling, log-softmax over scored positions only), in this process;
+  - job:     the whole isolated job as `harness run` starts it (fresh child interpreter, model load included);
+and the ratio harness / bare (the target is >= 0.9). Then the no-op rerun: a second `harness run suite=demo` over
+a complete store, its wall time and whether it imported torch (i.e. could have loaded a model). With `lm_eval`
+installed it also times lm-evaluation-harness's HFLM on the same generation and perplexity requests.
+
+Generation runs without stop strings in both loops so they produce the same number of tokens (EOS still ends a
+row in both). Ratios are what to read: the machine is shared, so absolute numbers move between runs.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from harness.cli import compose  # noqa: E402
+from harness.data import load_examples  # noqa: E402
+from tasks import KINDS  # noqa: E402
+
+
+def task_examples(cfg, name: str, repeat: int):
+    task = cfg.tasks[name]
+    examples = load_examples(task)
+    return task, [dataclasses.replace(e, id=f"{e.id}-{k}") for k in range(repeat) for e in examples]
+
+
+def timed(fn, rounds: int = 1):
+    """(result, best wall time over `rounds` calls): the minimum is the least disturbed by other load."""
+    best = float("inf")
+    for _ in range(rounds):
+        started = time.perf_counter()
+        out = fn()
+        best = min(best, time.perf_counter() - started)
+    return out, best
+
+
+# ---------------------------------------------------------------- bare loops
+
+
+def bare_generate(model, tokenizer, prompts, max_new, batch_size, device):
+    tokenizer.padding_side = "left"
+    new_tokens = 0
+    texts = []
+    for i in range(0, len(prompts), batch_size):
+        enc = tokenizer(prompts[i:i + batch_size], return_tensors="pt", padding=True).to(device)
+        with torch.inference_mode():
+            out = model.generate(**enc, max_new_tokens=max_new, do_sample=False,
+                                 pad_token_id=tokenizer.pad_token_id)
+        for row in out[:, enc["input_ids"].shape[1]:].tolist():
+            if tokenizer.eos_token_id in row:
+                row = row[:row.index(tokenizer.eos_token_id)]
+            new_tokens += len(row)
+            texts.append(tokenizer.decode(row, skip_special_tokens=True))
+    return texts, new_tokens
+
+
+def bare_loglikelihood(model, tokenizer, pairs, batch_size, device):
+    """One forward per batch of context+continuation; sums the continuation's log-probs."""
+    tokenizer.padding_side = "right"
+    scored = 0
+    out = []
+    for i in range(0, len(pairs), batch_size):
+        batch = pairs[i:i + batch_size]
+        ids = [tokenizer(c + x, add_special_tokens=False)["input_ids"] for c, x in batch]
+        n_cont = [len(tokenizer(x, add_special_tokens=False)["input_ids"]) for _, x in batch]
+        width = max(map(len, ids))
+        inp = torch.full((len(ids), width), tokenizer.pad_token_id, dtype=torch.long)
+        mask = torch.zeros_like(inp)
+        for r, row in enumerate(ids):
+            inp[r, :len(row)] = torch.tensor(row)
+            mask[r, :len(row)] = 1
+        with torch.inference_mode():
+            logp = torch.log_softmax(model(input_ids=inp.to(device), attention_mask=mask.to(device)).logits.float(), -1)
+        for r, row in enumerate(ids):
+            span = range(len(row) - n_cont[r], len(row))
+            out.append(sum(float(logp[r, t - 1, row[t]]) for t in span))
+            scored += len(row)
+    return out, scored
+
+
+# ---------------------------------------------------------------- the harness
+
+
+def harness_backend(model_dir, device, batch_size):
+    from harness.models.hf import HFCausalBackend
+
+    return HFCausalBackend(model_dir, device=device, dtype="auto", batch_size=batch_size)
+
+
+def flat_requests(task, examples):
+    reqs = KINDS[task.kind].requests(task, [e.inputs for e in examples])
+    return [r for item in reqs for r in (item if isinstance(item, list) else [item])]
+
+
+def line(label, n, tokens, seconds, base=None):
+    ratio = f"   {(base / seconds):.2f}x bare" if base else ""
+    print(f"  {label:<8} {n / seconds:9.1f} examples/s {tokens / seconds:10.1f} tokens/s {seconds:8.2f} s{ratio}")
+
+
+def bench_generation(cfg, args, backend, model, tokenizer):
+    task, examples = task_examples(cfg, "demo_summarization", args.repeat)
+    requests = flat_requests(task, examples)
+    requests = [dataclasses.replace(r, stop=(), max_new_tokens=args.new_tokens) for r in requests]
+    prompts = [r.prompt for r in requests]
+    print(f"generation: {len(requests)} prompts of demo_summarization, {args.new_tokens} new tokens, "
+          f"batch {args.batch_size}")
+    bare_generate(model, tokenizer, prompts[:args.batch_size], 4, args.batch_size, args.device)  # warm-up
+    (bare_texts, n_new), t_bare = timed(lambda: bare_generate(model, tokenizer, prompts, args.new_tokens,
+                                                             args.batch_size, args.device), args.rounds)
+    answers, t_harness = timed(lambda: backend.generate(requests), args.rounds)
+    n_harness = sum(len(tokenizer(a.text, add_special_tokens=False)["input_ids"]) for a in answers)
+    same = sum(a.text == b for a, b in zip(answers, bare_texts))
+    line("bare", len(prompts), n_new, t_bare)
+    line("harness", len(prompts), n_new, t_harness, t_bare)
+    print(f"  identical outputs: {same}/{len(prompts)} (harness re-tokenised {n_harness} new tokens)")
+    return t_bare / t_harness
+
+
+def bench_loglikelihood(cfg, args, backend, model, tokenizer):
+    task, examples = task_examples(cfg, "demo_classification", args.repeat)
+    requests = flat_requests(task, examples)
+    pairs = [(r.context, r.continuation) for r in requests]
+    print(f"log-likelihood: {len(requests)} (context, label) pairs of demo_classification, batch {args.batch_size}")
+    (bare, tokens), t_bare = timed(lambda: bare_loglikelihood(model, tokenizer, pairs, args.batch_size, args.device),
+                                   args.rounds)
+    answers, t_harness = timed(lambda: backend.loglikelihood(requests), args.rounds)
+    worst = max(abs(a.logprob - b) for a, b in zip(answers, bare))
+    line("bare", len(pairs), tokens, t_bare)
+    line("harness", len(pairs), tokens, t_harness, t_bare)
+    print(f"  largest |harness - bare| log-likelihood: {worst:.2e}")
+    return t_bare / t_harness
+
+
+def bench_job(cfg, args):
+    """The isolated path `harness run` takes: child interpreter, model load, pooled requests, strict reading."""
+    from harness.isolation import run_job
+
+    job = []
+    for name in ("demo_summarization", "demo_classification", "demo_language_modeling"):
+        task, examples = task_examples(cfg, name, args.repeat)
+        job.append((task, examples))
+    model = {"kind": "hf-causal", "location": args.model, "dtype": "auto", "trust_remote_code": False}
+    outcome, seconds = timed(lambda: run_job(model, job, device=args.device, batch_size=args.batch_size,
+                                             progress=False))
+    n = sum(len(e) for _, e in job)
+    print(f"isolated job (summarization + classification + language modeling, {n} examples): {seconds:.2f} s, "
+          f"{n / seconds:.1f} examples/s incl. child start and model load; failures: {outcome.failures or 'none'}; "
+          f"child peak RSS {outcome.peak_rss_bytes / 2**20:.0f} MiB")
+
+
+def bench_noop_rerun():
+    """A second `harness run suite=demo` over a complete store: wall time, and whether torch was imported."""
+    probe = ("import json, sys, time; t = time.perf_counter(); from harness.cli import main; code = main(sys.argv[1:]);"
+             "print(json.dumps({'code': code, 'torch': 'torch' in sys.modules, 's': time.perf_counter() - t}),"
+             " file=sys.stderr)")
+    with tempfile.TemporaryDirectory() as tmp:
+        store = Path(tmp) / "store"
+        if (ROOT / "leaderboards" / "_store").is_dir():
+            shutil.copytree(ROOT / "leaderboards" / "_store", store)
+        argv = [sys.executable, "-c", probe, "run", "suite=demo", f"paths.results={store}",
+                f"paths.leaderboards={Path(tmp) / 'boards'}", "progress=false"]
+        runs = []
+        for attempt in ("first", "second"):
+            started = time.perf_counter()
+            done = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True)
+            wall = time.perf_counter() - started
+            report = json.loads(done.stderr.strip().splitlines()[-1])
+            runs.append((attempt, wall, report))
+        for attempt, wall, report in runs:
+            print(f"  {attempt} run: exit {report['code']}, {wall:.2f} s wall (process start included), "
+                  f"imported torch: {report['torch']}")
+
+
+def bench_lm_eval(cfg, args):
+    try:
+        from lm_eval.api.instance import Instance
+        from lm_eval.models.huggingface import HFLM
+    except ImportError:
+        print("lm_eval: not installed (pip install lm_eval) - skipped")
+        return
+    from harness.models.hf import HFCausalBackend
+
+    task, examples = task_examples(cfg, "demo_summarization", args.repeat)
+    prompts = [r.prompt for r in flat_requests(task, examples)]
+    lm = HFLM(pretrained=args.model, device=args.device, batch_size=args.batch_size)
+    gen = [Instance("generate_until", None, (p, {"until": [], "max_gen_toks": args.new_tokens, "do_sample": False}),
+                    i) for i, p in enumerate(prompts)]
+    _, t_lm = timed(lambda: lm.generate_until(gen))
+    backend = HFCausalBackend(args.model, device=args.device, batch_size=args.batch_size)
+    requests = [dataclasses.replace(r, stop=(), max_new_tokens=args.new_tokens)
+                for r in flat_requests(task, examples)]
+    _, t_h = timed(lambda: backend.generate(requests))
+    print(f"lm_eval generate_until: {len(prompts) / t_lm:.1f} examples/s; harness {len(prompts) / t_h:.1f} "
+          f"({t_lm / t_h:.2f}x lm_eval)")
+    lm_task, lm_examples = task_examples(cfg, "demo_language_modeling", args.repeat)
+    texts = [e.inputs["text"] for e in lm_examples]
+    roll = [Instance("loglikelihood_rolling", None, (t,), i) for i, t in enumerate(texts)]
+    _, t_lm = timed(lambda: lm.loglikelihood_rolling(roll, disable_tqdm=True))
+    _, t_h = timed(lambda: backend.rolling_loglikelihood(flat_requests(lm_task, lm_examples)))
+    print(f"lm_eval loglikelihood_rolling: {len(texts) / t_lm:.1f} docs/s; harness {len(texts) / t_h:.1f} "
+          f"({t_lm / t_h:.2f}x lm_eval)")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", default=str(ROOT / "submissions" / "tiny-gpt2" / "model"))
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--repeat", type=int, default=2, help="copies of each demo test set")
+    parser.add_argument("--new-tokens", type=int, default=32)
+    parser.add_argument("--rounds", type=int, default=3, help="timed repetitions of each loop; the best is kept")
+    parser.add_argument("--skip-job", action="store_true", help="skip the isolated job and the no-op rerun")
+    args = parser.parse_args()
+    torch.manual_seed(0)
+    cfg = compose(["suite=demo"])
+    backend = harness_backend(args.model, args.device, args.batch_size)
+    model, tokenizer = backend.model, backend.tokenizer  # the same weights and tokenizer for both loops
+    print(f"model {args.model} on {args.device}, dtype {backend.dtype}, torch {torch.__version__}, "
+          f"{torch.get_num_threads()} threads")
+    ratios = [bench_generation(cfg, args, backend, model, tokenizer),
+              bench_loglikelihood(cfg, args, backend, model, tokenizer)]
+    print(f"harness / bare: generation {ratios[0]:.2f}, log-likelihood {ratios[1]:.2f} (target >= 0.9)")
+    if not args.skip_job:
+        bench_job(cfg, args)
+        print("no-op rerun of `harness run suite=demo` over a complete store:")
+        bench_noop_rerun()
+    bench_lm_eval(cfg, args)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
