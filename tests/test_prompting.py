@@ -117,8 +117,8 @@ def test_a_plain_model_gets_plain_text_and_the_same_text_as_before_without_shots
 
 
 def test_shots_appear_as_alternating_turns_with_the_target_prefix(chat):
-    parts = PromptParts(user="The cat watched.", shots=(("A farmer painted.", "positive"), ("The river ran.", "negative")),
-                        instruction="Classify.", prefix="Sentiment:")
+    shots = (("A farmer painted.", "positive"), ("The river ran.", "negative"))
+    parts = PromptParts(user="The cat watched.", shots=shots, instruction="Classify.", prefix="Sentiment:")
     ids, truncated, dropped = fitted_ids(chat, parts)
     assert (dropped, truncated) == (0, False)
     assert chat.tokenizer.decode(ids) == (
