@@ -136,7 +136,8 @@ def test_loglikelihood_on_a_chat_model_scores_the_continuation_after_the_assista
     rendered = tokenizer.apply_chat_template(parts.messages(), tokenize=False, add_generation_prompt=True)
     assert rendered.startswith("<s>")
     body = tokenizer(rendered[3:], add_special_tokens=False)["input_ids"]
-    whole = tokenizer(rendered[3:] + " positive", add_special_tokens=False)["input_ids"]
+    # no target prefix: the answer opens the assistant turn, as the shots' answers do (no delimiter before it)
+    whole = tokenizer(rendered[3:] + "positive", add_special_tokens=False)["input_ids"]
     continuation = whole[len(body):]
     ids = torch.tensor([[tokenizer.bos_token_id] + body + continuation[:-1]])
     with torch.no_grad():

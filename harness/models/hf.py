@@ -21,7 +21,8 @@ Decisions that change numbers, in one place:
   entry that declares `chat_template: true`, through `tokenizer.apply_chat_template(turns,
   add_generation_prompt=True)` with the target prefix appended; shots are user/assistant turns. BOS exactly once:
   where the rendered chat text starts with the BOS token, that token is taken off the text and stands for the
-  tokenizer's own prefix. Chat contexts keep their trailing whitespace (it is the template's).
+  tokenizer's own prefix. Chat contexts keep their trailing whitespace (it is the template's); without a target
+  prefix a scored continuation loses its leading delimiter (the answer opens the assistant turn).
 * Too long: shots are dropped first (the last one first; results count them in `dropped_shots`), then the `cut`
   span loses tokens from its end (side "right") or start ("left"), just enough to fit; then, if needed, tokens
   are dropped from the left (after the prefix). Results say `truncated=True`.
@@ -484,6 +485,14 @@ class _HFBackend:
         ids, _, _ = self._fit_prompt(parts, prompt, request.side, reserved)
         return self.tokenizer.decode(ids, skip_special_tokens=False)
 
+    def _continuation(self, request: LoglikelihoodRequest) -> str:
+        """A chat layout without a target prefix opens the assistant turn with the answer, as the shots' answers
+        do: the delimiter that separates an answer from a plain prompt's cue is not part of it there."""
+        parts, text = request.parts, request.continuation
+        if self.chat_template and parts is not None and not parts.prefix and text.startswith(parts.target_delimiter):
+            return text[len(parts.target_delimiter):]
+        return text
+
     def _budget(self, reserved: int, prefix: list[int]) -> int:
         """Tokens the prompt's text may take."""
         raise NotImplementedError
@@ -636,8 +645,8 @@ class HFCausalBackend(_HFBackend):
         key_parts = {key: _parts_of(key[0], key[1], key[3]) for key in keys}
         rstrip = not self.chat_template
         laid = dict(zip(keys, self._layouts([key_parts[key] for key in keys], rstrip)))
-        pairs = [(laid[_context_key(r)].text, (_trailing_whitespace(r.context) if rstrip else "") + r.continuation)
-                 for r in requests]
+        pairs = [(laid[_context_key(r)].text,
+                  (_trailing_whitespace(r.context) if rstrip else "") + self._continuation(r)) for r in requests]
         wholes = self._encode([context + continuation for context, continuation in pairs])
         rows, truncated, dropped = [], [], []
         fitted: dict = {}
@@ -751,7 +760,7 @@ class HFSeq2SeqBackend(_HFBackend):
         key_parts = [_parts_of(key[0], key[1], key[3]) for key in keys]
         encoder_inputs = {key: self._fit_prompt(parts, laid, key[2], 0)
                           for key, parts, laid in zip(keys, key_parts, self._layouts(key_parts))}
-        continuations = self._encode([r.continuation for r in requests])  # no EOS appended: see module doc
+        continuations = self._encode([self._continuation(r) for r in requests])  # no EOS appended: see module doc
         rows = [
             (tuple(encoder_inputs[_context_key(r)][0]), tuple(continuation))
             for r, continuation in zip(requests, continuations)
