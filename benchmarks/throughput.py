@@ -185,40 +185,67 @@ def bench_noop_rerun():
             done = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True)
             wall = time.perf_counter() - started
             report = json.loads(done.stderr.strip().splitlines()[-1])
-            runs.append((attempt, wall, report))
-        for attempt, wall, report in runs:
+            models = sum(line.startswith("running ") for line in done.stderr.splitlines())
+            runs.append((attempt, wall, report, models))
+        for attempt, wall, report, models in runs:
             print(f"  {attempt} run: exit {report['code']}, {wall:.2f} s wall (process start included), "
-                  f"imported torch: {report['torch']}")
+                  f"models loaded: {models}, torch imported by the driver: {report['torch']}")
+
+
+# Each side runs in a fresh interpreter: after lm_eval's generate_until, generation in the same process (the
+# harness's included) was seen to run ~10x slower, so sharing a process would measure that, not the two tools.
+_SIDE = r"""
+import dataclasses, json, sys, time
+sys.path.insert(0, sys.argv[1])
+from benchmarks.throughput import flat_requests, task_examples
+from harness.cli import compose
+side, model, device, batch, repeat, new = sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5]), int(sys.argv[6]), int(sys.argv[7])
+cfg = compose(["suite=demo"])
+task, examples = task_examples(cfg, "demo_summarization", repeat)
+gen = [dataclasses.replace(r, stop=(), max_new_tokens=new) for r in flat_requests(task, examples)]
+lm_task, lm_examples = task_examples(cfg, "demo_language_modeling", repeat)
+roll = flat_requests(lm_task, lm_examples)
+if side == "lm_eval":
+    from lm_eval.api.instance import Instance
+    from lm_eval.models.huggingface import HFLM
+    lm = HFLM(pretrained=model, device=device, batch_size=batch)
+    g = [Instance("generate_until", None, (r.prompt, {"until": [], "max_gen_toks": new, "do_sample": False}), i)
+         for i, r in enumerate(gen)]
+    r = [Instance("loglikelihood_rolling", None, (q.text,), i) for i, q in enumerate(roll)]
+    run_gen, run_roll = (lambda: lm.generate_until(g, disable_tqdm=True)), (lambda: lm.loglikelihood_rolling(r, disable_tqdm=True))
+else:
+    from harness.models.hf import HFCausalBackend
+    backend = HFCausalBackend(model, device=device, batch_size=batch)
+    run_gen, run_roll = (lambda: backend.generate(gen)), (lambda: backend.rolling_loglikelihood(roll))
+out = {"n_gen": len(gen), "n_roll": len(roll)}
+for key, fn in (("gen", run_gen), ("roll", run_roll)):
+    t = time.perf_counter(); fn(); out[key] = time.perf_counter() - t
+print(json.dumps(out))
+"""
 
 
 def bench_lm_eval(cfg, args):
-    try:
-        from lm_eval.api.instance import Instance
-        from lm_eval.models.huggingface import HFLM
-    except ImportError:
-        print("lm_eval: not installed (pip install lm_eval) - skipped")
-        return
-    from harness.models.hf import HFCausalBackend
+    """The same generation and perplexity requests through lm-evaluation-harness's HFLM, where it is installed."""
+    import importlib.util
 
-    task, examples = task_examples(cfg, "demo_summarization", args.repeat)
-    prompts = [r.prompt for r in flat_requests(task, examples)]
-    lm = HFLM(pretrained=args.model, device=args.device, batch_size=args.batch_size)
-    gen = [Instance("generate_until", None, (p, {"until": [], "max_gen_toks": args.new_tokens, "do_sample": False}),
-                    i) for i, p in enumerate(prompts)]
-    _, t_lm = timed(lambda: lm.generate_until(gen))
-    backend = HFCausalBackend(args.model, device=args.device, batch_size=args.batch_size)
-    requests = [dataclasses.replace(r, stop=(), max_new_tokens=args.new_tokens)
-                for r in flat_requests(task, examples)]
-    _, t_h = timed(lambda: backend.generate(requests))
-    print(f"lm_eval generate_until: {len(prompts) / t_lm:.1f} examples/s; harness {len(prompts) / t_h:.1f} "
-          f"({t_lm / t_h:.2f}x lm_eval)")
-    lm_task, lm_examples = task_examples(cfg, "demo_language_modeling", args.repeat)
-    texts = [e.inputs["text"] for e in lm_examples]
-    roll = [Instance("loglikelihood_rolling", None, (t,), i) for i, t in enumerate(texts)]
-    _, t_lm = timed(lambda: lm.loglikelihood_rolling(roll, disable_tqdm=True))
-    _, t_h = timed(lambda: backend.rolling_loglikelihood(flat_requests(lm_task, lm_examples)))
-    print(f"lm_eval loglikelihood_rolling: {len(texts) / t_lm:.1f} docs/s; harness {len(texts) / t_h:.1f} "
-          f"({t_lm / t_h:.2f}x lm_eval)")
+    if importlib.util.find_spec("lm_eval") is None:
+        print("lm_eval: not installed (pip install lm_eval accelerate) - skipped")
+        return
+    sides = {}
+    for side in ("harness", "lm_eval"):
+        argv = [sys.executable, "-c", _SIDE, str(ROOT), side, args.model, args.device, str(args.batch_size),
+                str(args.repeat), str(args.new_tokens)]
+        done = subprocess.run(argv, capture_output=True, text=True, cwd=ROOT)
+        if done.returncode != 0:
+            print(f"lm_eval comparison failed ({side}): {done.stderr[-800:]}")
+            return
+        sides[side] = json.loads(done.stdout.strip().splitlines()[-1])
+    h, lm = sides["harness"], sides["lm_eval"]
+    print(f"lm_eval (HFLM, batch {args.batch_size}, each tool in its own process):")
+    print(f"  generate_until {h['n_gen']} prompts: lm_eval {h['n_gen'] / lm['gen']:.1f} examples/s, harness "
+          f"{h['n_gen'] / h['gen']:.1f} ({lm['gen'] / h['gen']:.2f}x lm_eval)")
+    print(f"  loglikelihood_rolling {h['n_roll']} documents: lm_eval {h['n_roll'] / lm['roll']:.1f} docs/s, harness "
+          f"{h['n_roll'] / h['roll']:.1f} ({lm['roll'] / h['roll']:.2f}x lm_eval)")
 
 
 def main() -> int:

@@ -496,3 +496,24 @@ def test_bad_settings_are_rejected(tiny_gpt2_dir):
         HFCausalBackend(tiny_gpt2_dir, device="cpu", dtype="float8")
     with pytest.raises(ValueError, match="max_length"):
         HFCausalBackend(tiny_gpt2_dir, device="cpu", max_length=4096)
+
+
+def test_a_shared_context_with_one_token_labels_is_run_once(gpt2, gpt2_single):
+    """Three one-token labels on each of several contexts: one forward row per context, not per label, and the
+    same scores as one request at a time."""
+    labels = [word for word in (" the", " a", " and", " of", " to", " red", " door")
+              if len(gpt2.tokenizer(word, add_special_tokens=False)["input_ids"]) == 1][:3]
+    assert len(labels) == 3, "the tiny tokenizer lacks one-token words: the test would prove nothing"
+    contexts = PROMPTS[:5]
+    requests = [LoglikelihoodRequest(context, label) for context in contexts for label in labels]
+    rows = []
+    hook = gpt2.model.register_forward_pre_hook(lambda module, args, kwargs: rows.append(len(kwargs["input_ids"])),
+                                                with_kwargs=True)
+    try:
+        batched = gpt2.loglikelihood(requests)
+    finally:
+        hook.remove()
+    assert sum(rows) == len(contexts)
+    one_by_one = [gpt2_single.loglikelihood([request])[0] for request in requests]
+    assert_same_scores(batched, one_by_one)
+    assert len({round(r.logprob, 6) for r in batched}) > len(contexts), "labels should score differently"

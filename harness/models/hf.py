@@ -610,29 +610,39 @@ class HFCausalBackend(_HFBackend):
 
     # -- scoring
 
-    def _score_batch(self, rows: list[tuple[tuple[int, ...], tuple[int, ...]]]) -> list[tuple[float, bool]]:
-        """rows: (input ids, targets); the targets are predicted by the last len(targets) input positions."""
-        keep = max(len(targets) for _, targets in rows)
-        ids, mask = _pad([inputs for inputs, _ in rows], self.tokenizer.pad_token_id, left=True, device=self.device)
+    def _score_batch(self, inputs: list[tuple[int, ...]],
+                     targets: list[list[tuple[int, ...]]]) -> list[list[tuple[float, bool]]]:
+        """One forward per distinct input; targets[i] are the target tuples read off inputs[i], each predicted by
+        the last len(target) input positions."""
+        keep = max(len(t) for group in targets for t in group)
+        ids, mask = _pad(inputs, self.tokenizer.pad_token_id, left=True, device=self.device)
         kwargs = {"attention_mask": mask, "use_cache": False}
         if self._takes_position_ids:
             kwargs["position_ids"] = (mask.cumsum(dim=-1) - 1).clamp(min=0)
         if self._takes_logits_to_keep:
             kwargs["logits_to_keep"] = keep
         logits = self.model(input_ids=ids, **kwargs).logits[:, -keep:, :]
-        targets, scored = _aligned_targets([t for _, t in rows], keep, right=True, device=self.device)
-        return _sum_logprobs(logits, targets, scored)
+        owner = torch.tensor([i for i, group in enumerate(targets) for _ in group], device=self.device)
+        flat, scored = _aligned_targets([t for group in targets for t in group], keep, right=True, device=self.device)
+        sums = iter(_sum_logprobs(logits[owner], flat, scored))
+        return [[next(sums) for _ in group] for group in targets]
 
     def _score_rows(self, rows: list[tuple[tuple[int, ...], tuple[int, ...]]], desc: str) -> list[tuple[float, bool]]:
-        """Scores each distinct row once (identical requests are common in classification suites)."""
-        unique = list(dict.fromkeys(rows))
+        """Scores each distinct row once (identical requests are common in classification suites), and runs each
+        distinct input once: the labels of a shared context whose continuations are one token long all read the
+        context's last position, so one forward pass scores every label."""
+        targets_of: dict[tuple[int, ...], list[tuple[int, ...]]] = {}
+        for inputs, targets in dict.fromkeys(rows):
+            targets_of.setdefault(inputs, []).append(targets)
+        inputs = list(targets_of)
         scores = self._run_batches(
-            len(unique),
-            sort_key=lambda i: -len(unique[i][0]),
-            run_batch=lambda batch: self._score_batch([unique[i] for i in batch]),
+            len(inputs),
+            sort_key=lambda i: -len(inputs[i]),
+            run_batch=lambda batch: self._score_batch([inputs[i] for i in batch], [targets_of[inputs[i]] for i in batch]),
             desc=desc,
         )
-        by_row = dict(zip(unique, scores))
+        by_row = {(row_inputs, targets): score for row_inputs, group_scores in zip(inputs, scores)
+                  for targets, score in zip(targets_of[row_inputs], group_scores)}
         return [by_row[row] for row in rows]
 
     @torch.inference_mode()
