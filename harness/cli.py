@@ -124,12 +124,14 @@ def suite_tasks(cfg: Any) -> Dict[str, Any]:
     return dict(cfg.tasks)
 
 
-def _write_board(cfg: Any, tasks: Dict[str, Any]) -> None:
+def _write_board(cfg: Any, tasks: Dict[str, Any]) -> bool:
+    """Writes the suite's public board unless it is already what these inputs give; True when it was written."""
     from harness import freshness
 
     folder = Path(cfg.paths.leaderboards) / cfg.suite.name
     key = freshness.board_key(cfg, tasks)
-    if not freshness.is_fresh(folder, key):  # a board built from these very inputs is left as it is
+    written = not freshness.is_fresh(folder, key)  # a board built from these very inputs is left as it is
+    if written:
         from harness import boards
 
         boards.write_public(cfg, tasks)  # intervals, tiers, the contest's part and entries, history
@@ -140,6 +142,15 @@ def _write_board(cfg: Any, tasks: Dict[str, Any]) -> None:
         markdown = (Path(cfg.paths.leaderboards) / cfg.suite.name / "leaderboard.md").read_text(encoding="utf-8")
         if publish.update_readme(Path(cfg.readme), cfg.suite.name, markdown):
             print(f"updated the {cfg.suite.name} board in {cfg.readme}", file=sys.stderr)
+    return written
+
+
+def _say_board(folder: Path, written: bool) -> None:
+    if written:
+        print(f"wrote {folder}/leaderboard.md, .csv, .json, index.html", file=sys.stderr)
+    else:
+        print(f"{folder}/ is up to date: its records, data and config did not change (no file rewritten)",
+              file=sys.stderr)
 
 
 def cmd_run(overrides: Sequence[str]) -> int:
@@ -158,10 +169,10 @@ def cmd_run(overrides: Sequence[str]) -> int:
 
         folders = run_folders(cfg, folders)
     records = evaluate_all(cfg, tasks, folders, echo=lambda m: print(m, file=sys.stderr))
-    _write_board(cfg, tasks)
+    written = _write_board(cfg, tasks)
     out = Path(cfg.paths.leaderboards) / cfg.suite.name
     print((out / "leaderboard.md").read_text(encoding="utf-8"))
-    print(f"wrote {out}/leaderboard.md, .csv, .json, index.html", file=sys.stderr)
+    _say_board(out, written)
     failed = [r for r in records if r["status"] in FAILED]
     for record in failed:
         print(f"failed: {record['submission']} on {record['task']}: {record['status']}: {record['reason']}",
@@ -215,9 +226,10 @@ def cmd_evaluate(overrides: Sequence[str]) -> int:
 def cmd_leaderboard(overrides: Sequence[str]) -> int:
     cfg = compose(overrides)
     tasks = suite_tasks(cfg)
-    _write_board(cfg, tasks)
+    written = _write_board(cfg, tasks)
     out = Path(cfg.paths.leaderboards) / cfg.suite.name
     print((out / "leaderboard.md").read_text(encoding="utf-8"))
+    _say_board(out, written)
     return 0
 
 

@@ -32,6 +32,9 @@ FIXES = {
     "crashed": "read the log excerpt; try the model on the prompts shown with transformers directly",
     "bad-output": "outputs must be finite numbers, one per example, and at most 64 KiB of text each",
 }
+# A predictions entry's bad-output is a problem of its file, not of a model.
+PREDICTIONS_FIX = ('each line of predictions/<task>.jsonl is one JSON object {"id": "<string>", "prediction": ...}, '
+                   "each id once, UTF-8; see the README's 'Add a submission'")
 
 
 def _check(name: str, ok: bool, detail: str = "", fix: str = "") -> Dict[str, Any]:
@@ -101,6 +104,8 @@ def _record_checks(records: List[Dict[str, Any]], kind: str) -> List[Dict[str, A
             continue
         status, reason = key
         fix = FIXES.get(status, "").format(auto_class=auto_class, kind=kind)
+        if kind == "predictions" and status == "bad-output":
+            fix = PREDICTIONS_FIX
         what = f"task {names[0]} runs" if len(names) == 1 else f"tasks {', '.join(names)} run"
         checks.append(_check(f"{what} and {'its' if len(names) == 1 else 'their'} output is valid", False,
                              f"{status}: {reason}", fix))
