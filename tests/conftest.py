@@ -31,4 +31,16 @@ def _load_tokenizer(folder: str):
 
     return PreTrainedTokenizerFast.from_pretrained(folder)
 
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """torch in this process on one thread. Tiny models gain nothing from threads, and on a busy machine OpenMP's
+    hand-offs make each small matmul take milliseconds instead of microseconds."""
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
 # ---------------------------------------------------------------- end of tiny local models

@@ -19,13 +19,8 @@ LOGPROB_TOLERANCE = 1e-5
 
 
 @pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    # Tiny models gain nothing from threads, and on a busy machine OpenMP's hand-offs make each small matmul
-    # take milliseconds instead of microseconds.
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+def _one_thread(one_torch_thread):
+    """Every test here runs single-threaded (see conftest.one_torch_thread)."""
 
 
 @pytest.fixture(scope="module")

@@ -32,11 +32,8 @@ SHOTS = (("Review: A farmer painted seven apples.\nSentiment:", "positive"),
 
 
 @pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+def _one_thread(one_torch_thread):
+    """Every test here runs single-threaded (see conftest.one_torch_thread)."""
 
 
 def chat_model(model_dir: str, folder: Path, add_bos: bool) -> str:
