@@ -45,7 +45,7 @@ def compose(overrides: Sequence[str]) -> Any:
     from hydra.errors import HydraException
     from omegaconf.errors import OmegaConfBaseException
 
-    from harness.config import register_configs
+    from harness.config import parse_batch_size, register_configs
 
     register_configs()
     GlobalHydra.instance().clear()
@@ -55,6 +55,10 @@ def compose(overrides: Sequence[str]) -> Any:
     except (HydraException, OmegaConfBaseException, ValueError) as e:
         cause = f"\n  {e.__cause__}" if e.__cause__ and str(e.__cause__) not in str(e) else ""
         raise ConfigError(f"config error: {e}{cause}") from e
+    try:
+        parse_batch_size(cfg.batch_size)
+    except ValueError as e:
+        raise ConfigError(f"config error: {e}") from e
     if cfg.contest is not None:  # checked beyond its types, and against its lock
         from harness import contest
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 from omegaconf import MISSING
 
@@ -202,7 +202,7 @@ class RunConfig:
     task: Optional[TaskConfig] = None  # `harness evaluate task=NAME`
     submission: Optional[str] = None  # `harness evaluate submission=DIR`
     device: str = "auto"  # auto | cpu | cuda | cuda:N
-    batch_size: int = 8
+    batch_size: Any = 8  # N (rows a batch) | auto | auto:N (GPU: start at 64 / N, shrink on out-of-memory)
     seed: int = 1234
     fail_on_error: bool = False
     ranking: str = "mean_normalized"  # mean_normalized | mean_rank | borda | win_rate (a contest declares its own)
@@ -213,6 +213,35 @@ class RunConfig:
     contest: Optional[ContestConfig] = None  # `contest=NAME`: phases, partition, limits, teams (harness/conf/contest)
     executor: ExecutorConfig = field(default_factory=ExecutorConfig)  # `executor=local|ray` (harness/conf/executor)
     generation_caps: GenerationCapsConfig = field(default_factory=GenerationCapsConfig)
+
+
+# ---------------------------------------------------------------- values checked beyond their types
+
+AUTO_BATCH_START = 64
+
+
+def parse_batch_size(batch_size: Any) -> Tuple[int, bool]:
+    """(rows a batch, auto) of `batch_size`: N, "auto" (start at 64) or "auto:N" (start at N), the auto forms
+    shrinking on CUDA out-of-memory. Raises ValueError naming the valid forms."""
+    text = batch_size.strip().lower() if isinstance(batch_size, str) else batch_size
+    try:
+        if text == "auto":
+            return AUTO_BATCH_START, True
+        if isinstance(text, str) and text.startswith("auto:"):
+            return positive_int(text[len("auto:"):], "batch_size"), True
+        return positive_int(text, "batch_size"), False
+    except ValueError:
+        raise ValueError(f"batch_size must be a positive integer, 'auto' or 'auto:N', got {batch_size!r}") from None
+
+
+def positive_int(value: Any, name: str) -> int:
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a positive integer, got {value!r}") from None
+    if number < 1 or isinstance(value, bool) or (isinstance(value, float) and value != number):
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    return number
 
 
 def register_configs() -> None:

@@ -65,3 +65,16 @@ def test_extra_task_folder_joins_through_searchpath(tmp_path):
     assert cfg.task.name == "my_task"
     assert "my_task" in available("task", [f"hydra.searchpath=[file://{tmp_path}]"])
     assert "demo_qa" in available("task", [f"hydra.searchpath=[file://{tmp_path}]"]), "shipped tasks stay available"
+
+
+@pytest.mark.parametrize("value, expected", [("8", (8, False)), ("auto", (64, True)), ("auto:16", (16, True))])
+def test_batch_size_takes_a_number_or_auto(value, expected):
+    from harness.config import parse_batch_size
+
+    assert parse_batch_size(compose(["suite=demo", f"batch_size={value}"]).batch_size) == expected
+
+
+@pytest.mark.parametrize("value", ["0", "autoo", "auto:0", "2.5"])
+def test_a_bad_batch_size_is_a_config_error_naming_the_forms(value):
+    with pytest.raises(ConfigError, match="batch_size must be a positive integer, 'auto' or 'auto:N'"):
+        compose(["suite=demo", f"batch_size={value}"])

@@ -480,10 +480,33 @@ def test_auto_batch_size_halves_on_out_of_memory(tiny_gpt2_dir):
         return [index * 10 for index in batch]
 
     assert backend._run_batches(5, sort_key=lambda i: -i, run_batch=run, desc="test") == [0, 10, 20, 30, 40]
-    assert sizes == [5, 4, 2, 2, 1] and backend.batch_size == 2
+    assert sizes == [5, 2, 2, 1] and backend.batch_size == 2  # half of the 5 rows that failed
     fixed = HFCausalBackend(tiny_gpt2_dir, device="cpu", batch_size="4")
     with pytest.raises(torch.OutOfMemoryError):
         fixed._run_batches(5, sort_key=lambda i: i, run_batch=run, desc="test")
+
+
+def test_auto_batch_size_learns_a_token_budget_that_counts_generation(tiny_gpt2_dir):
+    """Items hold prompt + generation tokens; the device (pretend) holds 100. After the first out-of-memory the
+    batches hold at most half the failed batch's tokens, so long items go in small batches and short ones in
+    bigger batches again, and the results still come back in item order."""
+    backend = HFCausalBackend(tiny_gpt2_dir, device="cpu", batch_size="auto:8")
+    lengths = [40, 40, 30, 30, 10, 10, 10, 10, 10, 10, 10, 10]  # prompt + max_new_tokens of each item
+    batches = []
+
+    def run(batch):
+        batches.append(list(batch))
+        if len(batch) * max(lengths[i] for i in batch) > 100:
+            raise torch.OutOfMemoryError("pretend")
+        return [index * 10 for index in batch]
+
+    out = backend._run_batches(len(lengths), sort_key=lambda i: -lengths[i], run_batch=run, desc="test",
+                               row_tokens=lambda i: lengths[i])
+    assert out == [index * 10 for index in range(len(lengths))]
+    # 8 rows of 40 tokens: out of memory, budget 160; then 4 rows of 40 (160 tokens): out of memory, budget 80;
+    # then 2 of 40, 2 of 30, and the 8 short items together again (80 tokens): the row cap itself never shrank.
+    assert batches == [list(range(8)), [0, 1, 2, 3], [0, 1], [2, 3], list(range(4, 12))]
+    assert backend._token_budget == 80 and backend.batch_size == 8
 
 
 def test_bad_settings_are_rejected(tiny_gpt2_dir):

@@ -56,6 +56,7 @@ from transformers import (
 from transformers.modeling_outputs import BaseModelOutput
 
 from harness.prompting import strip_reasoning
+from harness.config import parse_batch_size, positive_int
 from harness.requests import (
     GenerateRequest,
     Generation,
@@ -74,7 +75,6 @@ _SANE_TOKENIZER_MAX = 1_000_000
 # T5-style relative positions have no hard limit; 512 is the length such models were pre-trained with.
 _RELATIVE_POSITIONS_MAX = 512
 _CONFIG_LENGTH_KEYS = ("n_positions", "max_position_embeddings", "n_ctx")
-_AUTO_BATCH_START = 64
 
 T = TypeVar("T")
 Span = Optional[Tuple[int, int]]
@@ -98,28 +98,6 @@ def resolve_dtype(dtype: str, device: torch.device) -> torch.dtype:
     if dtype not in DTYPES:
         raise ValueError(f"dtype must be 'auto' or one of {sorted(DTYPES)}, got {dtype!r}")
     return DTYPES[dtype]
-
-
-def parse_batch_size(batch_size: int | str) -> tuple[int, bool]:
-    """Returns (batch size, auto). "auto" / "auto:N" start at 64 / N and halve on CUDA out-of-memory."""
-    if isinstance(batch_size, str):
-        text = batch_size.strip().lower()
-        if text == "auto":
-            return _AUTO_BATCH_START, True
-        if text.startswith("auto:"):
-            return _positive_int(text[len("auto:"):], "batch_size"), True
-        return _positive_int(text, "batch_size"), False
-    return _positive_int(batch_size, "batch_size"), False
-
-
-def _positive_int(value, name: str) -> int:
-    try:
-        number = int(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a positive integer, 'auto' or 'auto:N', got {value!r}") from None
-    if number < 1 or isinstance(value, bool) or (isinstance(value, float) and value != number):
-        raise ValueError(f"{name} must be a positive integer, 'auto' or 'auto:N', got {value!r}")
-    return number
 
 
 # ---------------------------------------------------------------- tokens
@@ -220,6 +198,21 @@ def _aligned_targets(targets: Sequence[Sequence[int]], width: int, right: bool, 
         padded[i, span] = torch.tensor(row, dtype=torch.long)
         scored[i, span] = True
     return padded.to(device), scored.to(device)
+
+
+def _batch_tokens(batch: Sequence[int], row_tokens: Callable[[int], int]) -> int:
+    """Tokens a padded batch holds: every row is as long as its longest."""
+    return len(batch) * max(row_tokens(i) for i in batch)
+
+
+def _within_budget(batch: list[int], row_tokens: Callable[[int], int], budget: int) -> list[int]:
+    """The longest prefix of `batch` whose padded size fits `budget` tokens (always at least one row)."""
+    longest = 0
+    for k, index in enumerate(batch):
+        longest = max(longest, row_tokens(index))
+        if k and (k + 1) * longest > budget:
+            return batch[:k]
+    return batch
 
 
 def cut_at_stop(text: str, stops: Sequence[str]) -> str:
@@ -326,6 +319,7 @@ class _HFBackend:
         self.device = resolve_device(device)
         self.dtype = resolve_dtype(dtype, self.device)
         self.batch_size, self._auto_batch = parse_batch_size(batch_size)
+        self._token_budget: int | None = None  # auto batch size: tokens a batch may hold, learnt on out-of-memory
         self.progress = progress
         self.tokenizer = AutoTokenizer.from_pretrained(model_path, trust_remote_code=trust_remote_code)
         # use_safetensors=True refuses pickled (.bin) weights, which can run arbitrary code when loaded.
@@ -360,7 +354,7 @@ class _HFBackend:
             None,
         )
         if explicit is not None:
-            explicit = _positive_int(explicit, "max_length")
+            explicit = positive_int(explicit, "max_length")
             if from_config is not None and explicit > from_config:
                 raise ValueError(f"max_length {explicit} exceeds the model's {from_config} positions")
             return explicit
@@ -504,10 +498,15 @@ class _HFBackend:
         run_batch: Callable[[list[int]], list[T]],
         desc: str,
         group_key: Callable[[int], Hashable] | None = None,
+        row_tokens: Callable[[int], int] | None = None,
     ) -> list[T]:
         """Runs items 0..n-1 in sorted batches (never mixing groups) and returns results in item order.
 
-        With an "auto" batch size, a CUDA out-of-memory error halves the batch size and retries the batch.
+        With an "auto" batch size, a CUDA out-of-memory error shrinks the batch and retries it. Where the caller
+        says how many tokens an item holds in memory (`row_tokens`: the prompt plus every token it may generate,
+        or the scored sequence), the limit learnt is a token budget, half the tokens of the batch that failed: a
+        batch of long prompts with a long generation budget gets few rows, and the shorter items that follow
+        (items are sorted longest first) get more again, up to the batch size. Without it the batch size halves.
         """
         order = sorted(range(n), key=sort_key)
         results: list = [None] * n
@@ -518,16 +517,23 @@ class _HFBackend:
                 if group_key is not None:
                     first = group_key(batch[0])
                     batch = list(itertools.takewhile(lambda i: group_key(i) == first, batch))
+                if row_tokens is not None and self._token_budget is not None:
+                    batch = _within_budget(batch, row_tokens, self._token_budget)
                 try:
                     outputs = run_batch(batch)
                 except torch.OutOfMemoryError:
-                    if not self._auto_batch or self.batch_size == 1:
+                    if not self._auto_batch or len(batch) == 1:
                         raise
                     outputs = None
                 if outputs is None:  # outside the except block, so the failed batch's tensors can be freed
-                    self.batch_size //= 2
                     torch.cuda.empty_cache()
-                    logger.warning("out of memory; batch size lowered to %d", self.batch_size)
+                    if row_tokens is None:
+                        self.batch_size = max(1, min(self.batch_size, len(batch)) // 2)
+                        logger.warning("out of memory; batch size lowered to %d", self.batch_size)
+                    else:
+                        self._token_budget = _batch_tokens(batch, row_tokens) // 2
+                        logger.warning("out of memory on %d rows; batches now hold at most %d tokens", len(batch),
+                                       self._token_budget)
                     continue
                 for index, output in zip(batch, outputs):
                     results[index] = output
@@ -558,6 +564,7 @@ class _HFBackend:
             run_batch=run,
             desc="generate",
             group_key=lambda i: requests[i].max_new_tokens,
+            row_tokens=lambda i: len(prompts[i][0]) + requests[i].max_new_tokens,  # the cache grows to this
         )
         return [Generation(text=text, truncated=truncated, dropped_shots=dropped)
                 for text, (_, truncated, dropped) in zip(texts, prompts)]
@@ -640,6 +647,7 @@ class HFCausalBackend(_HFBackend):
             sort_key=lambda i: -len(inputs[i]),
             run_batch=lambda batch: self._score_batch([inputs[i] for i in batch], [targets_of[inputs[i]] for i in batch]),
             desc=desc,
+            row_tokens=lambda i: len(inputs[i]),
         )
         by_row = {(row_inputs, targets): score for row_inputs, group_scores in zip(inputs, scores)
                   for targets, score in zip(targets_of[row_inputs], group_scores)}
@@ -783,6 +791,7 @@ class HFSeq2SeqBackend(_HFBackend):
             sort_key=lambda i: (-len(unique[i][0]), unique[i][0], -len(unique[i][1])),
             run_batch=lambda batch: self._score_batch([unique[i] for i in batch]),
             desc="loglikelihood",
+            row_tokens=lambda i: len(unique[i][0]) + len(unique[i][1]),
         )
         by_row = dict(zip(unique, scores))
         return [
