@@ -160,6 +160,13 @@ class ContestRankingConfig:
 
 
 @dataclass
+class GenerationCapsConfig:
+    """How far a submission's manifest may raise a task's generation settings; null: not at all."""
+
+    max_new_tokens: Optional[int] = None  # largest `max_new_tokens` a submission.yaml may ask for
+
+
+@dataclass
 class ContestConfig:
     name: str = MISSING
     description: str = ""
@@ -169,6 +176,8 @@ class ContestConfig:
     baselines: List[str] = field(default_factory=list)  # submission names: anchors, marked, never ranked
     selection: SelectionConfig = field(default_factory=SelectionConfig)
     ranking: ContestRankingConfig = field(default_factory=ContestRankingConfig)
+    # Locked with the contest; replaces the run config's generation_caps for its entries.
+    generation_caps: GenerationCapsConfig = field(default_factory=GenerationCapsConfig)
 
 
 # ---------------------------------------------------------------- the executor group (harness/conf/executor/*.yaml)
@@ -185,13 +194,6 @@ class ExecutorConfig:
     cluster_cpus: Optional[int] = None  # ray, local cluster only: CPUs it offers (null: this machine's)
     cluster_gpus: Optional[int] = None  # ray, local cluster only: GPUs it offers (null: detected; N: N logical GPUs)
     runtime_env: Dict[str, Any] = field(default_factory=dict)  # ray: Ray's runtime_env (working_dir, env_vars, ...)
-
-
-@dataclass
-class GenerationCapsConfig:
-    """How far a submission's manifest may raise a task's generation settings; null: not at all."""
-
-    max_new_tokens: Optional[int] = None  # largest `max_new_tokens` a submission.yaml may ask for
 
 
 @dataclass

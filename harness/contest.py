@@ -109,6 +109,9 @@ def _other_errors(contest: Any) -> List[str]:
                if value not in valid]
     if contest.selection.max < 1:
         errors.append(f"selection.max: {contest.selection.max} must be at least 1")
+    cap = contest.generation_caps.max_new_tokens
+    if cap is not None and cap < 1:
+        errors.append(f"generation_caps.max_new_tokens: {cap} must be a positive integer (or null: no raise)")
     return errors
 
 
@@ -129,6 +132,10 @@ def check(cfg: Any, overrides: Sequence[str]) -> None:
             raise ConfigError(f"{key}: contest {cfg.contest.name} declares its ranking (contest.ranking.policy="
                               f"{cfg.contest.ranking.policy}, contest.ranking.missing={cfg.contest.ranking.missing});"
                               f" drop the {key}= override")
+        if key.startswith("generation_caps"):
+            raise ConfigError(f"{key}: contest {cfg.contest.name} declares its own generation caps "
+                              f"(contest.generation_caps.max_new_tokens={cfg.contest.generation_caps.max_new_tokens}); "
+                              f"drop the {key}= override")
     check_lock(cfg)
 
 

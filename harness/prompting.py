@@ -128,19 +128,26 @@ def select_shots(task: Any, example_ids: Sequence[str],
 # ---------------------------------------------------------------- what a submission may choose
 
 
-def check_generation_request(manifest: Any, where: str, caps: Any) -> None:
+def generation_caps(run_cfg: Any) -> Tuple[Any, str]:
+    """(the caps that apply, where they are set): a contest's own, locked with it, or else the run config's."""
+    if getattr(run_cfg, "contest", None) is not None:
+        return run_cfg.contest.generation_caps, f"contest {run_cfg.contest.name}: generation_caps.max_new_tokens"
+    return run_cfg.generation_caps, "run config generation_caps.max_new_tokens"
+
+
+def check_generation_request(manifest: Any, where: str, run_cfg: Any) -> None:
     """A manifest's `max_new_tokens` is allowed only up to the organizer's cap (none set: not at all)."""
     asked = manifest.max_new_tokens
     if asked is None:
         return
+    caps, source = generation_caps(run_cfg)
     cap = caps.max_new_tokens
     if cap is None:
         raise SubmissionError(f"{where}: field 'max_new_tokens': {asked} is not allowed; the organizer allows no "
-                              f"raise of the tasks' token budgets (run config generation_caps.max_new_tokens is "
-                              f"not set)")
+                              f"raise of the tasks' token budgets ({source} is not set)")
     if asked > cap:
         raise SubmissionError(f"{where}: field 'max_new_tokens': {asked} exceeds the organizer's cap of {cap} "
-                              f"(generation_caps.max_new_tokens)")
+                              f"({source})")
 
 
 def task_for_submission(task: Any, manifest: Any) -> Any:

@@ -158,7 +158,7 @@ class Evaluator:
         from harness.prompting import check_generation_request
 
         try:  # a raised token budget only up to the organizer's cap
-            check_generation_request(submission.manifest, str(folder / "submission.yaml"), self.cfg.generation_caps)
+            check_generation_request(submission.manifest, str(folder / "submission.yaml"), self.cfg)
         except SubmissionError as e:
             return self._reject(submission.name, e)
         sub_sha = submission_sha256(folder)
