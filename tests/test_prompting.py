@@ -301,11 +301,11 @@ def test_a_contest_declares_the_cap_and_the_run_config_cannot_widen_it(tmp_path,
     manifest = load_submission(hf_entry(tmp_path, tiny_gpt2_dir, "max_new_tokens: 100\n")).manifest
     base = ["suite=demo", "contest=demo_contest", f"paths.leaderboards={tmp_path / 'boards'}"]
     with pytest.raises(SubmissionError, match="organizer allows no raise.*contest demo_contest: generation_caps"):
-        check_generation_request(manifest, "submission.yaml", compose(base))
+        check_generation_request(manifest, "submission.yaml", compose(base + ["contest.generation_caps.max_new_tokens=null"]))
     with pytest.raises(ConfigError, match="declares its own generation caps"):
         compose(base + ["generation_caps.max_new_tokens=500"])
-    with pytest.raises(SubmissionError, match="100 exceeds the organizer's cap of 64"):
-        check_generation_request(manifest, "submission.yaml", compose(base + ["contest.generation_caps.max_new_tokens=64"]))
+    with pytest.raises(SubmissionError, match="100 exceeds the organizer's cap of 64"):  # demo_contest.yaml's cap
+        check_generation_request(manifest, "submission.yaml", compose(base))
     check_generation_request(manifest, "submission.yaml", compose(base + ["contest.generation_caps.max_new_tokens=128"]))
     with pytest.raises(ConfigError, match="generation_caps.max_new_tokens: 0 must be a positive integer"):
         compose(base + ["contest.generation_caps.max_new_tokens=0"])
