@@ -185,7 +185,9 @@ def _write(cfg: Any, tasks: Dict[str, Any], records: List[Dict[str, Any]], folde
                                                                           leaderboard.MISSING_RULES)):
         if value not in valid:
             raise ConfigError(f"{key}: {value!r} is not valid; use one of {', '.join(valid)}")
-    baselines = frozenset(cfg.contest.baselines) if cfg.contest is not None else frozenset()
+    # Without a contest, the built-in baseline entries are the baselines: anchors, marked, never ranked.
+    baselines = (frozenset(cfg.contest.baselines) if cfg.contest is not None
+                 else frozenset(r["submission"] for r in records if r.get("submission_kind") == "baseline"))
     frame = leaderboard.build(records, names, policy, baselines, missing)
     samples = resample_cells(cfg, records, part, scored)
     found = uncertainty(frame, records, names, policy, baselines, missing, samples)

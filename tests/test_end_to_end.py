@@ -52,7 +52,10 @@ def test_board_has_every_entry_and_task(demo_run):
     assert "decoder-only" in by.loc["t5", "demo_language_modeling_reason"]
     assert by.loc["baseline-lead-1", "demo_qa_status"] == "n/a"
     assert by.loc["rules-predictions", "demo_language_modeling_status"] == "not-submitted"
-    assert list(board["rank"]) == sorted(board["rank"])
+    # Without a contest the built-in baselines are the baselines: listed and marked, anchors, never ranked.
+    assert by.loc["baseline-lead-1", "rank"] == "" and str(by.loc["baseline-lead-1", "baseline"]) == "True"
+    ranked = [int(rank) for rank in board["rank"] if rank != ""]
+    assert ranked == sorted(ranked) == [1, 2, 3]
     md = (work / "boards" / "demo" / "leaderboard.md").read_text(encoding="utf-8")
     assert "Ranking" in md and "not submitted" in md and "n/a" in md
 

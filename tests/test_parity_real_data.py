@@ -52,6 +52,7 @@ def official_wmt_scores(path: Path) -> dict:
     return table
 
 
+@pytest.mark.slow  # 19 systems x 2 reference sets through the harness: ~16 s, kept out of the fast tier
 def test_wmt21_de_en_bleu_chrf_equal_official_table(shared, tmp_path):
     root = shared.joinpath(*WMT)
     official = official_wmt_scores(data_file(root, "automatic-scores.de-en.tsv"))
