@@ -11,7 +11,6 @@ import functools
 import hashlib
 import json
 import platform
-import sys
 from importlib import metadata
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence
@@ -19,7 +18,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence
 from harness import __version__, store
 from harness.config import config_hash
 from harness.data import Example, data_files, load_examples, sha256_file
-from harness.errors import HarnessError, SubmissionError
+from harness.errors import SubmissionError
 from harness.submission import Submission, load_submission, submission_sha256
 
 FAILED = ("invalid", "refused", "load-error", "timeout", "out-of-memory", "crashed", "bad-output")

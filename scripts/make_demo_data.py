@@ -525,7 +525,7 @@ def news_company(rng: random.Random) -> tuple[str, str]:
         bad = rng.choice(BAD_REASONS)
         why = rng.choice([f"Chief executive {ceo} blamed {bad}.",
                           f"According to chief executive {ceo}, the fall was caused by {bad}."])
-        plan = rng.choice([f"The company will not hire new staff this year.",
+        plan = rng.choice(["The company will not hire new staff this year.",
                            f"It plans to close its office in {town2} to save money."])
         summary = rng.choice([
             f"Sales at {town}-based {name} fell {p} percent to {rev_s} million euros in {year} because of {bad}.",
@@ -612,7 +612,7 @@ def news_opening(rng: random.Random) -> tuple[str, str]:
         rng.choice(["Some residents had complained about the noise during construction.",
                     "The old building on the site was more than a hundred years old.",
                     "A small café will open inside later this year."]),
-        f"The opening ceremony ended with music from the town band.",
+        "The opening ceremony ended with music from the town band.",
     ]
     summary = rng.choice([
         f"{town} has opened a {cost} million euro {proj} that should serve about {num(users)} {users_w} a day.",
@@ -778,7 +778,7 @@ def qa_event(rng: random.Random) -> tuple[str, list[tuple[str, list[str]]]]:
     qs = [
         (f"When does the {town} {ev} start?", [f"on {d} {month}", f"{d} {month}"]),
         (f"How long does the {ev} last?", [f"{NUM_WORDS[days]} days"]),
-        (f"How much does an adult ticket cost?", [f"{price} euros"]),
+        ("How much does an adult ticket cost?", [f"{price} euros"]),
         (f"Who can go to the {ev} for free?", [f"children under {age}"]),
         (f"Where do most events of the {ev} take place?", [f"the {stage}", stage]),
         (f"Who organises the {town} {ev}?", [org]),
@@ -812,7 +812,7 @@ def qa_trip(rng: random.Random) -> tuple[str, list[tuple[str, list[str]]]]:
         (f"How did {first} travel to {b}?", mode_answers),
         (f"Where did {first}'s journey start?", [a]),
         (f"Where did {first} travel to on {day}?", [b]),
-        (f"How long did the journey take?", [f"{hours} hours"]),
+        ("How long did the journey take?", [f"{hours} hours"]),
         (f"Why did {first} go to {b}?", [f"to {reason}", reason]),
         (f"What did {first} carry?", [item, item.split(" ", 1)[1]]),
         (f"On which day did {first} travel?", [day, f"On {day}"]),
@@ -1009,7 +1009,7 @@ def lm_recipe(rng: random.Random) -> str:
         ending = rng.choice([".", ", stirring now and then."])
     sents = [f"To make {dish}, you need {ing[0]}, {ing[1]} and {ing[2]}."]
     if rng.random() < 0.7:
-        sents.append(rng.choice([f"First, wash and chop everything.", "First, mix the dry ingredients in a bowl.",
+        sents.append(rng.choice(["First, wash and chop everything.", "First, mix the dry ingredients in a bowl.",
                                  "First, heat a large pan over medium heat.", "First, sauté the onion in a little oil."]))
     sents.append(f"{verb} for about {mins} minutes{ending}")
     if rng.random() < 0.6:

@@ -5,7 +5,7 @@ KINDS, plus its YAML and tests.
 """
 from __future__ import annotations
 
-from typing import Any, Dict, List
+from typing import Any, Dict
 
 from tasks.base import TaskKind
 from tasks.classification import Classification

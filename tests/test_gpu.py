@@ -40,6 +40,7 @@ def build_medium_gpt2(folder: Path, tokenizer_dir: str, shape: Dict[str, int] = 
     from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
 
     tokenizer = PreTrainedTokenizerFast.from_pretrained(tokenizer_dir)
+    tokenizer.model_max_length = shape["n_positions"]  # the tiny tokenizer says 128; the model reads n_positions
     config = GPT2Config(vocab_size=len(tokenizer), bos_token_id=tokenizer.bos_token_id,
                         eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id, **shape)
     with torch.random.fork_rng(devices=[]):
@@ -131,9 +132,9 @@ def compare_with_bare_loops(model_dir: Path, device: str = "auto", n_score: int 
     results = {
         "harness_loglikelihood": timed(backend.device, lambda: backend.loglikelihood(scoring)),
         "harness_generate": timed(backend.device, lambda: backend.generate(generating)),
-        "info": {**backend.model_info(), "batch_size": backend.batch_size, "auto_batch": backend._auto_batch},
     }
-    del backend
+    results["info"] = {**backend.model_info(), "batch_size": backend.batch_size, "auto_batch": backend._auto_batch}
+    del backend  # frees its GPU memory before the bare loop loads its own copy
     tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
     model = AutoModelForCausalLM.from_pretrained(str(model_dir), dtype=torch.bfloat16 if torch.cuda.is_available()
                                                  else torch.float32).to(results["info"]["device"]).eval()
@@ -210,15 +211,11 @@ def test_backend_chooses_bf16_and_its_batch_size_and_keeps_up_with_a_bare_loop(m
 
 def test_demo_suite_runs_through_the_harness_on_the_gpu(medium_entry, tmp_path):
     """The organizer's code path: Evaluator -> isolated child -> backend on the GPU, every demo task."""
-    from omegaconf import OmegaConf
-
     from harness.cli import compose, suite_tasks
     from harness.runner import Evaluator
 
-    cfg = compose(["suite=demo", f"paths.results={tmp_path / 'store'}", "progress=false", "device=auto"])
-    # RunConfig.batch_size is typed int; the backend also takes "auto" (start at 64, halve on CUDA OOM).
-    cfg = OmegaConf.create(OmegaConf.to_container(cfg, resolve=True))
-    cfg.batch_size = "auto"
+    cfg = compose(["suite=demo", f"paths.results={tmp_path / 'store'}", "progress=false", "device=auto",
+                   "batch_size=auto"])  # start at 64 rows, shrink on CUDA out-of-memory
     evaluator = Evaluator(cfg, suite_tasks(cfg), echo=print)
     sampler = GpuMemorySampler()
     sampler.start()
