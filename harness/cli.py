@@ -54,7 +54,7 @@ def compose(overrides: Sequence[str]) -> Any:
             cfg = hydra_compose("config", overrides=_with_default_searchpath(overrides))
     except (HydraException, OmegaConfBaseException, ValueError) as e:
         cause = f"\n  {e.__cause__}" if e.__cause__ and str(e.__cause__) not in str(e) else ""
-        raise ConfigError(f"config error: {e}{cause}") from e
+        raise ConfigError(f"config error: {_explain(str(e) + cause)}") from e
     try:
         parse_batch_size(cfg.batch_size)
     except ValueError as e:
@@ -64,6 +64,27 @@ def compose(overrides: Sequence[str]) -> Any:
 
         contest.check(cfg, overrides)
     return cfg
+
+
+def _explain(message: str) -> str:
+    """Hydra's message, with a typo'd key answered by the closest valid keys instead of the advice to append it
+    with `+`, and without the search-path listing (the options are already named)."""
+    import dataclasses
+    import difflib
+    import re
+
+    from harness import config
+
+    message = message.split("\nConfig search path:")[0].rstrip()
+    unknown = re.search(r"Could not override '([^']+)'.*?Key '([^']+)' not in '(\w+)'", message, re.S)
+    schema = getattr(config, unknown.group(3), None) if unknown else None
+    if schema is None or not dataclasses.is_dataclass(schema):
+        return message
+    key, name = unknown.group(1), unknown.group(2)
+    valid = [f.name for f in dataclasses.fields(schema)]
+    close = difflib.get_close_matches(name, valid, n=1)
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    return f"{key}: unknown key {name!r}{hint}; valid keys here: {', '.join(valid)}"
 
 
 def available(group: str, overrides: Sequence[str] = ()) -> List[str]:

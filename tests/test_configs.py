@@ -78,3 +78,22 @@ def test_batch_size_takes_a_number_or_auto(value, expected):
 def test_a_bad_batch_size_is_a_config_error_naming_the_forms(value):
     with pytest.raises(ConfigError, match="batch_size must be a positive integer, 'auto' or 'auto:N'"):
         compose(["suite=demo", f"batch_size={value}"])
+
+
+@pytest.mark.parametrize("override, message", [
+    ("tasks.demo_qa.generation.max_new_token=3",
+     "tasks.demo_qa.generation.max_new_token: unknown key 'max_new_token' (did you mean 'max_new_tokens'?); "
+     "valid keys here: max_new_tokens, stop"),
+    ("batch_sise=3", "batch_sise: unknown key 'batch_sise' (did you mean 'batch_size'?)"),
+])
+def test_a_misspelled_key_gets_the_closest_valid_one_not_advice_to_append_it(override, message):
+    with pytest.raises(ConfigError) as caught:
+        compose(["suite=demo", override])
+    assert message in str(caught.value) and "+" not in str(caught.value)
+
+
+def test_an_unknown_suite_names_the_options_without_hydras_search_path():
+    with pytest.raises(ConfigError) as caught:
+        compose(["suite=dmo"])
+    assert "Could not find 'suite/dmo'" in str(caught.value) and "demo" in str(caught.value)
+    assert "search path" not in str(caught.value)
