@@ -83,3 +83,28 @@ def test_hub_task_renders_prompts(name):
     inputs = {field: f"<{field}>" for field in kind.input_fields}
     requests = kind.requests(task, [inputs])
     assert len(requests) == 1
+
+
+def test_a_hub_task_loads_through_datasets_from_a_repository_folder(tmp_path, monkeypatch):
+    """`source: hub` runs `datasets.load_dataset(path, name, split=...)`. A folder laid out as a dataset repository
+    (data/test.jsonl) takes the same path offline: the shipped WMT14 task, its nested field mapping
+    (translation.de / translation.en) and row-index ids, with no network."""
+    import json
+
+    from harness.cli import compose
+    from harness.data import load_examples
+
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    repo = tmp_path / "wmt14-like"
+    (repo / "data").mkdir(parents=True)
+    rows = [{"translation": {"de": f"Satz {i}.", "en": f"Sentence {i}."}} for i in range(5)]
+    (repo / "data" / "test.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    (repo / "data" / "train.jsonl").write_text(json.dumps(rows[0]) + "\n", encoding="utf-8")
+    import datasets
+
+    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", tmp_path / "cache")  # nothing cached in $HOME
+    task = compose(["task=wmt14_de_en", f"task.data.path={repo}", "task.data.name=null"]).task
+    examples = load_examples(task)
+    assert [e.id for e in examples] == ["0", "1", "2", "3", "4"]  # the test split only, row indices as ids
+    assert examples[3].inputs == {"source": "Satz 3."} and examples[3].target == ["Sentence 3."]
