@@ -469,7 +469,7 @@ def test_pickled_weights_are_refused(tiny_gpt2_dir, tmp_path):
         HFCausalBackend(str(tmp_path), device="cpu")
 
 
-def test_auto_batch_size_halves_on_out_of_memory(tiny_gpt2_dir):
+def test_auto_batch_size_halves_the_rows_that_ran_out_of_memory(tiny_gpt2_dir):
     backend = HFCausalBackend(tiny_gpt2_dir, device="cpu", batch_size="auto:8")
     sizes = []
 
@@ -479,11 +479,13 @@ def test_auto_batch_size_halves_on_out_of_memory(tiny_gpt2_dir):
             raise torch.OutOfMemoryError("pretend")
         return [index * 10 for index in batch]
 
-    assert backend._run_batches(5, sort_key=lambda i: -i, run_batch=run, desc="test") == [0, 10, 20, 30, 40]
-    assert sizes == [5, 2, 2, 1] and backend.batch_size == 2  # half of the 5 rows that failed
+    one_token = lambda i: 1  # noqa: E731  (rows of one size: the budget halves the rows that failed)
+    assert backend._run_batches(5, sort_key=lambda i: -i, run_batch=run, desc="test",
+                                row_tokens=one_token) == [0, 10, 20, 30, 40]
+    assert sizes == [5, 2, 2, 1] and backend._token_budget == 2  # half of the 5 rows that failed
     fixed = HFCausalBackend(tiny_gpt2_dir, device="cpu", batch_size="4")
     with pytest.raises(torch.OutOfMemoryError):
-        fixed._run_batches(5, sort_key=lambda i: i, run_batch=run, desc="test")
+        fixed._run_batches(5, sort_key=lambda i: i, run_batch=run, desc="test", row_tokens=one_token)
 
 
 def test_auto_batch_size_learns_a_token_budget_that_counts_generation(tiny_gpt2_dir):

@@ -497,16 +497,16 @@ class _HFBackend:
         sort_key: Callable[[int], object],
         run_batch: Callable[[list[int]], list[T]],
         desc: str,
+        row_tokens: Callable[[int], int],
         group_key: Callable[[int], Hashable] | None = None,
-        row_tokens: Callable[[int], int] | None = None,
     ) -> list[T]:
         """Runs items 0..n-1 in sorted batches (never mixing groups) and returns results in item order.
 
-        With an "auto" batch size, a CUDA out-of-memory error shrinks the batch and retries it. Where the caller
-        says how many tokens an item holds in memory (`row_tokens`: the prompt plus every token it may generate,
-        or the scored sequence), the limit learnt is a token budget, half the tokens of the batch that failed: a
-        batch of long prompts with a long generation budget gets few rows, and the shorter items that follow
-        (items are sorted longest first) get more again, up to the batch size. Without it the batch size halves.
+        With an "auto" batch size, a CUDA out-of-memory error shrinks the batch and retries it. `row_tokens` says
+        how many tokens an item holds in memory (the prompt plus every token it may generate, or the scored
+        sequence); the limit learnt is a token budget, half the padded tokens of the batch that failed, so a batch
+        of long prompts with a long generation budget gets few rows and the shorter items that follow (items are
+        sorted longest first) get more again, up to the batch size.
         """
         order = sorted(range(n), key=sort_key)
         results: list = [None] * n
@@ -517,7 +517,7 @@ class _HFBackend:
                 if group_key is not None:
                     first = group_key(batch[0])
                     batch = list(itertools.takewhile(lambda i: group_key(i) == first, batch))
-                if row_tokens is not None and self._token_budget is not None:
+                if self._token_budget is not None:
                     batch = _within_budget(batch, row_tokens, self._token_budget)
                 try:
                     outputs = run_batch(batch)
@@ -527,13 +527,9 @@ class _HFBackend:
                     outputs = None
                 if outputs is None:  # outside the except block, so the failed batch's tensors can be freed
                     torch.cuda.empty_cache()
-                    if row_tokens is None:
-                        self.batch_size = max(1, min(self.batch_size, len(batch)) // 2)
-                        logger.warning("out of memory; batch size lowered to %d", self.batch_size)
-                    else:
-                        self._token_budget = _batch_tokens(batch, row_tokens) // 2
-                        logger.warning("out of memory on %d rows; batches now hold at most %d tokens", len(batch),
-                                       self._token_budget)
+                    self._token_budget = _batch_tokens(batch, row_tokens) // 2
+                    logger.warning("out of memory on %d rows; batches now hold at most %d tokens", len(batch),
+                                   self._token_budget)
                     continue
                 for index, output in zip(batch, outputs):
                     results[index] = output
@@ -595,11 +591,11 @@ class HFCausalBackend(_HFBackend):
     def _fit(self, text: str, body: list[int], cut: Span, side: str, reserved: int,
              prefix: list[int]) -> tuple[list[int], bool]:
         """prefix + body fitted into max_length - reserved tokens; an empty text becomes the start token."""
-        room = self.max_length - reserved
-        if room < max(1, len(prefix)):
+        budget = self._budget(reserved, prefix)
+        if budget < 0 or budget + len(prefix) < 1:
             raise ValueError(f"max_length {self.max_length} minus {reserved} reserved tokens leaves no room for "
                              "the prompt")
-        body, truncated = truncate_prompt(self.tokenizer, text, body, cut, room - len(prefix), side)
+        body, truncated = truncate_prompt(self.tokenizer, text, body, cut, budget, side)
         ids = prefix + body
         return (ids or [self._start_token_id()]), truncated
 
