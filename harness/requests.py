@@ -95,6 +95,11 @@ class LoglikelihoodRequest:
         _check_request(self.context, self.cut, self.side, self.parts, "context")
 
 
+def shown_with_choices(context_text: str, choices: Sequence[LoglikelihoodRequest]) -> str:
+    """How a prompt scored by choices is shown to people: the context, then each continuation scored after it."""
+    return f"{context_text}  [scored continuations: {' | '.join(repr(r.continuation) for r in choices)}]"
+
+
 @dataclass(frozen=True)
 class RollingRequest:
     text: str

@@ -136,12 +136,25 @@ class Evaluator:
         self.models_loaded = 0
         self.jobs: Dict[str, Any] = {}  # submission name -> its model job's JobOutcome (timings, memory)
         self._examples: Dict[str, List[Example]] = {}
+        self._pools: Dict[str, List[Example]] = {}  # task -> its few-shot train pool
         self.echo_prompts = echo_prompts  # ask model jobs for the rendered prompts of N examples (harness validate)
 
     def examples(self, task: Any) -> List[Example]:
         if task.name not in self._examples:
             self._examples[task.name] = load_examples(task)
         return self._examples[task.name]
+
+    def shots(self, task: Any, examples: List[Example]) -> Any:
+        """Each example's few-shot examples (None when the task takes none), drawn from the task's train pool,
+        which is read once per run however many entries run the task."""
+        from harness.prompting import select_shots
+
+        def pool() -> List[Example]:
+            if task.name not in self._pools:
+                self._pools[task.name] = load_examples(task, task.train, "train")
+            return self._pools[task.name]
+
+        return select_shots(task, [e.id for e in examples], pool)
 
     def evaluate(self, folder: Path) -> List[Dict[str, Any]]:
         """Every task's record for the submission in `folder` (from the cache where its keys match)."""
@@ -319,11 +332,11 @@ class Evaluator:
         """(the task as this entry runs it, each example's shots, each example's prompt sha256), in the parent:
         shots come from the train pool (never the scored split); the hashes are of the requests the child will
         build from the same inputs and shots."""
-        from harness.prompting import prompt_sha256, select_shots, task_for_submission
+        from harness.prompting import prompt_sha256, task_for_submission
         from tasks import kind_of
 
         task = task_for_submission(task, manifest)
-        shots = select_shots(task, [e.id for e in examples], lambda: load_examples(task, task.train, "train"))
+        shots = self.shots(task, examples)
         requests = kind_of(task).requests(task, [e.inputs for e in examples], shots)
         hashes = {e.id: prompt_sha256(r, manifest.chat_template) for e, r in zip(examples, requests)}
         return task, shots, hashes

@@ -124,7 +124,7 @@ def _task_report(record: Dict[str, Any], evaluator: Any, task: Any, store_dir: P
         if from_model:  # as the model's process laid them out, special tokens included
             out["prompts"] = {e.id: from_model[e.id] for e in examples if e.id in from_model}
         else:  # the model did not load: the prompts as plain text, before any chat template
-            shots = _shots(task, examples)
+            shots = evaluator.shots(task, examples)
             out["prompts"] = {e.id: p for e, p in zip(examples, rendered_prompts(task, [e.inputs for e in examples],
                                                                                  shots))}
     if record["status"] == "ok":
@@ -133,22 +133,15 @@ def _task_report(record: Dict[str, Any], evaluator: Any, task: Any, store_dir: P
     return out
 
 
-def _shots(task: Any, examples: List[Any]) -> Any:
-    from harness.data import load_examples
-    from harness.prompting import select_shots
-
-    return select_shots(task, [e.id for e in examples], lambda: load_examples(task, task.train, "train"))
-
-
 def rendered_prompts(task: Any, inputs: List[Dict[str, Any]], shots: Any = None) -> List[str]:
     """What the model is asked, per example, as the task kind builds its requests (plain text, with shots)."""
+    from harness.requests import shown_with_choices
     from tasks import kind_of
 
     shown = []
     for request in kind_of(task).requests(task, inputs, shots):
         if isinstance(request, list):  # classification by log-likelihood: one context, a continuation per label
-            shown.append(request[0].context + "  [scored continuations: " +
-                         " | ".join(repr(r.continuation) for r in request) + "]")
+            shown.append(shown_with_choices(request[0].context, request))
         else:
             shown.append(getattr(request, "prompt", None) or getattr(request, "text", ""))
     return shown

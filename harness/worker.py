@@ -236,16 +236,17 @@ def _dropped_shots(answer: Any) -> int:
 def write_rendered_prompts(backend: Any, out: Path, ids: Dict[str, List[str]], requests: Dict[str, list],
                            n: int) -> None:
     """`harness validate`: the exact text the model is given for each task's first `n` examples."""
+    from harness.requests import shown_with_choices
     from harness.store import atomic_write_text
 
     for name, items in requests.items():
         shown = {}
         try:
             for example_id, item in list(zip(ids[name], items))[:n]:
-                first = item[0] if isinstance(item, list) else item
-                text = backend.rendered_prompt(first)
-                if isinstance(item, list):
-                    text += "  [scored continuations: " + " | ".join(repr(r.continuation) for r in item) + "]"
+                if isinstance(item, list):  # one context, a continuation per label
+                    text = shown_with_choices(backend.rendered_prompt(item[0]), item)
+                else:
+                    text = backend.rendered_prompt(item)
                 shown[example_id] = text[:LOG_CHARS * 4]
         except Exception:  # showing prompts never fails the job; answering the same requests reports the error
             traceback.print_exc()

@@ -407,3 +407,18 @@ def test_language_modeling_reads_the_document_alone(gpt2):
     example = load_examples(task)[0]
     [rolling] = kind_of(task).requests(task, [example.inputs])
     assert gpt2.rendered_prompt(rolling) == example.inputs["text"]
+
+
+def test_the_train_pool_is_read_once_per_run_however_many_entries_draw_from_it(monkeypatch):
+    import harness.runner as runner
+
+    cfg = compose(["task=demo_qa_fewshot"])
+    reads = []
+    real = runner.load_examples
+    monkeypatch.setattr(runner, "load_examples", lambda task, data=None, part="data": reads.append(part) or
+                        real(task, data, part))
+    evaluator = Evaluator(cfg, {"demo_qa_fewshot": cfg.task}, echo=lambda m: None)
+    examples = evaluator.examples(cfg.task)[:4]
+    first, second = evaluator.shots(cfg.task, examples), evaluator.shots(cfg.task, examples)
+    assert first == second and len(first) == 4 and all(len(s) == 2 for s in first)
+    assert reads == ["data", "train"]
