@@ -22,6 +22,7 @@ import pytest
 from harness import executors
 from harness.cli import compose, main
 from harness.errors import ConfigError
+from tiny_models import write_entries
 
 ROOT = Path(__file__).resolve().parents[1]
 # Two tasks (one generative, one scored by log-likelihood) keep each model job short on a 2-core machine.
@@ -84,15 +85,6 @@ def test_ray_not_installed_is_a_config_error_saying_how_to_install(tmp_path, mon
 # ---------------------------------------------------------------- shared fixtures of the cluster tests
 
 
-def _entries(folder: Path, models: dict) -> Path:
-    for name, (kind, model_dir) in models.items():
-        shutil.copytree(model_dir, folder / name / "model")
-        (folder / name / "submission.yaml").write_text(f"team: t-{name}\nname: {name}\nkind: {kind}\nmodel: model\n",
-                                                       encoding="utf-8")
-    for name in ("baseline-majority-class", "rules-predictions"):
-        shutil.copytree(ROOT / "submissions" / name, folder / name)
-    return folder
-
 
 @pytest.fixture(scope="module")
 def conf(tmp_path_factory) -> Path:
@@ -107,7 +99,8 @@ def submissions(tmp_path_factory, tiny_gpt2_dir, tiny_t5_dir) -> Path:
     """Three model entries (so two jobs hold the two logical GPUs and the third waits) and two that load none."""
     models = {"gpt2": ("hf-causal", tiny_gpt2_dir), "gpt2-b": ("hf-causal", tiny_gpt2_dir),
               "t5": ("hf-seq2seq", tiny_t5_dir)}
-    return _entries(tmp_path_factory.mktemp("ray-submissions"), models)
+    return write_entries(tmp_path_factory.mktemp("ray-submissions"), models,
+                         shipped=("baseline-majority-class", "rules-predictions"))
 
 
 def _run(work: Path, submissions: Path, conf: Path) -> list:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import random
-import shutil
 import signal
 import subprocess
 import sys
@@ -18,6 +17,7 @@ import pytest
 
 from harness import store
 from harness.cli import main
+from tiny_models import write_entries
 
 ROOT = Path(__file__).resolve().parents[1]
 TASKS = ("demo_translation", "demo_summarization", "demo_qa", "demo_classification", "demo_language_modeling")
@@ -26,13 +26,7 @@ BOARD_FILES = ("leaderboard.md", "leaderboard.csv", "leaderboard.json")
 
 def entries(subs: Path, models: dict) -> Path:
     """A baseline, a predictions entry and the given tiny models ({name: (kind, folder)})."""
-    for name, (kind, folder) in models.items():
-        shutil.copytree(folder, subs / name / "model")
-        (subs / name / "submission.yaml").write_text(f"team: t-{name}\nname: {name}\nkind: {kind}\nmodel: model\n",
-                                                     encoding="utf-8")
-    for name in ("baseline-lead-1", "rules-predictions"):
-        shutil.copytree(ROOT / "submissions" / name, subs / name)
-    return subs
+    return write_entries(subs, models, shipped=("baseline-lead-1", "rules-predictions"))
 
 
 def run_args(subs: Path, out: Path) -> list:

@@ -146,3 +146,18 @@ def _amplify_cross_attention(model: T5ForConditionalGeneration, gain: float) -> 
         for name, parameter in model.named_parameters():
             if ".EncDecAttention." in name and name.endswith((".v.weight", ".o.weight")):
                 parameter.mul_(gain)
+
+
+def write_entries(folder: Path, models: dict, shipped: Iterable[str]) -> Path:
+    """A submissions folder: the tiny models given as {name: (kind, model folder)}, each as an entry of its own
+    team, and copies of the named shipped entries (baselines, the predictions entry)."""
+    import shutil
+
+    repo = Path(__file__).resolve().parents[1]
+    for name, (kind, model_dir) in models.items():
+        shutil.copytree(model_dir, folder / name / "model")
+        (folder / name / "submission.yaml").write_text(f"team: t-{name}\nname: {name}\nkind: {kind}\nmodel: model\n",
+                                                       encoding="utf-8")
+    for name in shipped:
+        shutil.copytree(repo / "submissions" / name, folder / name)
+    return folder
