@@ -19,7 +19,6 @@ from harness import store
 from harness.cli import main
 from tiny_models import write_entries
 
-ROOT = Path(__file__).resolve().parents[1]
 TASKS = ("demo_translation", "demo_summarization", "demo_qa", "demo_classification", "demo_language_modeling")
 BOARD_FILES = ("leaderboard.md", "leaderboard.csv", "leaderboard.json")
 
