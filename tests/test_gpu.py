@@ -10,15 +10,19 @@ from __future__ import annotations
 
 import json
 import shutil
+import sys
 import threading
 import time
 from pathlib import Path
-from typing import Callable, Dict, List, Sequence
+from typing import Callable, Dict, List
 
 import pytest
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # benchmarks/ is a folder of scripts, not an installed package
+from benchmarks.throughput import bare_generate, bare_loglikelihood  # noqa: E402  (the same bare loops)
+
 DEMO = ROOT / "tasks" / "data" / "demo"
 # GPT-2 medium's shape; with the tiny tokenizer's 512-token vocabulary about 304M parameters.
 MEDIUM = dict(n_layer=24, n_embd=1024, n_head=16, n_positions=1024)
@@ -75,72 +79,39 @@ def timed(device: torch.device, work: Callable[[], object]) -> Dict[str, float]:
     return {"seconds": time.perf_counter() - started, "peak_gib": peak}
 
 
-# ---------------------------------------------------------------- bare loops: plain transformers, fixed batches
+# ---------------------------------------------------------------- bare loops: the benchmark's (benchmarks/throughput.py)
 
 
-@torch.inference_mode()
-def bare_loglikelihood(model, tokenizer, pairs: Sequence[tuple], batch: int) -> List[float]:
-    """Right-padded batches in the given order, log-softmax over every position: what a short script does."""
-    out: List[float] = []
-    for start in range(0, len(pairs), batch):
-        chunk = pairs[start:start + batch]
-        contexts = [tokenizer(c, add_special_tokens=False)["input_ids"] for c, _ in chunk]
-        continuations = [tokenizer(x, add_special_tokens=False)["input_ids"] for _, x in chunk]
-        rows = [c + x for c, x in zip(contexts, continuations)]
-        width = max(map(len, rows))
-        ids = torch.full((len(rows), width), tokenizer.pad_token_id, dtype=torch.long)
-        mask = torch.zeros_like(ids)
-        for i, row in enumerate(rows):
-            ids[i, :len(row)] = torch.tensor(row)
-            mask[i, :len(row)] = 1
-        logits = model(input_ids=ids.to(model.device), attention_mask=mask.to(model.device)).logits
-        logprobs = torch.log_softmax(logits.float(), dim=-1)
-        for i, (context, continuation) in enumerate(zip(contexts, continuations)):
-            positions = torch.arange(len(context) - 1, len(context) + len(continuation) - 1, device=model.device)
-            targets = torch.tensor(continuation, device=model.device)
-            out.append(logprobs[i, positions, targets].sum().item())
-    return out
+def harness_side(model_dir: Path, device: str, scoring: list, generating: list) -> Dict[str, dict]:
+    """The harness's backend (dtype and batch size `auto`) on the requests; its GPU memory goes with it on return."""
+    from harness.models.hf import HFCausalBackend
 
-
-@torch.inference_mode()
-def bare_generate(model, tokenizer, prompts: Sequence[str], batch: int, new_tokens: int) -> List[str]:
-    tokenizer.padding_side = "left"
-    out: List[str] = []
-    for start in range(0, len(prompts), batch):
-        encoded = tokenizer(list(prompts[start:start + batch]), return_tensors="pt", padding=True,
-                            add_special_tokens=False).to(model.device)
-        generated = model.generate(**encoded, max_new_tokens=new_tokens, do_sample=False,
-                                   pad_token_id=tokenizer.pad_token_id)
-        out += tokenizer.batch_decode(generated[:, encoded["input_ids"].shape[1]:], skip_special_tokens=True)
-    return out
+    backend = HFCausalBackend(str(model_dir), device=device, dtype="auto", batch_size="auto")
+    return {
+        "harness_loglikelihood": timed(backend.device, lambda: backend.loglikelihood(scoring)),
+        "harness_generate": timed(backend.device, lambda: backend.generate(generating)),
+        "info": {**backend.model_info(), "batch_size": backend.batch_size, "auto_batch": backend._auto_batch},
+    }
 
 
 def compare_with_bare_loops(model_dir: Path, device: str = "auto", n_score: int = N_SCORE,
                             n_generate: int = N_GENERATE, new_tokens: int = NEW_TOKENS) -> Dict[str, dict]:
-    """Requests per second and peak GPU memory: the harness's backend (dtype and batch size `auto`) against the
-    bare loops on the same model, dtype and requests."""
+    """Requests per second and peak GPU memory: the harness's backend against the benchmark's bare loops on the
+    same model, dtype and requests."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from harness.models.hf import HFCausalBackend
     from harness.requests import GenerateRequest, LoglikelihoodRequest
 
-    backend = HFCausalBackend(str(model_dir), device=device, dtype="auto", batch_size="auto")
     pairs = [(prompt(row), " " + row["answers"][0]) for row in qa_rows(n_score)]
     prompts = [prompt(row) for row in qa_rows(n_generate)]
-    scoring = [LoglikelihoodRequest(c, x) for c, x in pairs]
-    generating = [GenerateRequest(p, new_tokens, ()) for p in prompts]
-    results = {
-        "harness_loglikelihood": timed(backend.device, lambda: backend.loglikelihood(scoring)),
-        "harness_generate": timed(backend.device, lambda: backend.generate(generating)),
-    }
-    results["info"] = {**backend.model_info(), "batch_size": backend.batch_size, "auto_batch": backend._auto_batch}
-    del backend  # frees its GPU memory before the bare loop loads its own copy
+    results = harness_side(model_dir, device, [LoglikelihoodRequest(c, x) for c, x in pairs],
+                           [GenerateRequest(p, new_tokens, ()) for p in prompts])
     tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
     model = AutoModelForCausalLM.from_pretrained(str(model_dir), dtype=torch.bfloat16 if torch.cuda.is_available()
                                                  else torch.float32).to(results["info"]["device"]).eval()
-    device_ = model.device
-    results["bare_loglikelihood"] = timed(device_, lambda: bare_loglikelihood(model, tokenizer, pairs, BARE_BATCH))
-    results["bare_generate"] = timed(device_, lambda: bare_generate(model, tokenizer, prompts, BARE_BATCH, new_tokens))
+    on = model.device
+    results["bare_loglikelihood"] = timed(on, lambda: bare_loglikelihood(model, tokenizer, pairs, BARE_BATCH, on))
+    results["bare_generate"] = timed(on, lambda: bare_generate(model, tokenizer, prompts, new_tokens, BARE_BATCH, on))
     for kind, n in (("loglikelihood", n_score), ("generate", n_generate)):
         for side in ("harness", "bare"):
             results[f"{side}_{kind}"]["requests_per_s"] = n / results[f"{side}_{kind}"]["seconds"]
