@@ -32,8 +32,8 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from harness.cli import compose  # noqa: E402
-from harness.data import load_examples  # noqa: E402
+from harness.compose import compose  # noqa: E402
+from tasks.examples import load_examples  # noqa: E402
 from tasks import KINDS  # noqa: E402
 
 
@@ -152,7 +152,7 @@ def bench_loglikelihood(cfg, args, backend, model, tokenizer):
 
 def bench_job(cfg, args):
     """The isolated path `harness run` takes: child interpreter, model load, pooled requests, strict reading."""
-    from harness.isolation import run_job
+    from harness.execution.isolation import run_job
 
     job = []
     for name in ("demo_summarization", "demo_classification", "demo_language_modeling"):
@@ -197,7 +197,7 @@ _SIDE = r"""
 import dataclasses, json, sys, time
 sys.path.insert(0, sys.argv[1])
 from benchmarks.throughput import flat_requests, task_examples
-from harness.cli import compose
+from harness.compose import compose
 side, model, device, batch, repeat, new = sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5]), int(sys.argv[6]), int(sys.argv[7])
 cfg = compose(["suite=demo"])
 task, examples = task_examples(cfg, "demo_summarization", repeat)

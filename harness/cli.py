@@ -10,7 +10,11 @@ import sys
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
 
+from harness import app, status
+from harness.compose import available, compose
+from harness.contest import rules
 from harness.errors import ConfigError, HarnessError
+from harness.validate import print_report
 
 COMMANDS = {
     "run": "evaluate every submission on every task of a suite, then write the leaderboard",
@@ -21,96 +25,6 @@ COMMANDS = {
     "select": "record a team's final choice (NAME [NAME ...] contest=NAME), for selection rule 'chosen'",
     "reveal": "organizer: write the private board of a phase that has ended ([PHASE] contest=NAME)",
 }
-DEFAULT_SEARCHPATH = "pkg://tasks"
-
-
-def _with_default_searchpath(overrides: Sequence[str]) -> List[str]:
-    """A user's `hydra.searchpath=[...]` adds folders; the shipped tasks stay available."""
-    out = []
-    for item in overrides:
-        key, _, value = item.partition("=")
-        if key.lstrip("+") == "hydra.searchpath" and DEFAULT_SEARCHPATH not in value:
-            inner = value.strip().removeprefix("[").removesuffix("]").strip()
-            value = f"[{DEFAULT_SEARCHPATH}" + (f",{inner}]" if inner else "]")
-            item = f"{key}={value}"
-        out.append(item)
-    return out
-
-
-def compose(overrides: Sequence[str]) -> Any:
-    """The run config for these overrides. Raises ConfigError with Hydra's message (key and value named)."""
-    from hydra import compose as hydra_compose
-    from hydra import initialize_config_module
-    from hydra.core.global_hydra import GlobalHydra
-    from hydra.errors import HydraException
-    from omegaconf.errors import OmegaConfBaseException
-
-    from harness.config import parse_batch_size, register_configs
-
-    register_configs()
-    GlobalHydra.instance().clear()
-    try:
-        with initialize_config_module("harness.conf", version_base="1.3"):
-            cfg = hydra_compose("config", overrides=_with_default_searchpath(overrides))
-    except (HydraException, OmegaConfBaseException, ValueError) as e:
-        cause = f"\n  {e.__cause__}" if e.__cause__ and str(e.__cause__) not in str(e) else ""
-        raise ConfigError(f"config error: {_explain(str(e) + cause)}") from e
-    try:
-        parse_batch_size(cfg.batch_size)
-    except ValueError as e:
-        raise ConfigError(f"config error: {e}") from e
-    if cfg.contest is not None:  # checked beyond its types, and against its lock
-        from harness import contest
-
-        contest.check(cfg, overrides)
-    return cfg
-
-
-def _explain(message: str) -> str:
-    """Hydra's message, with a typo'd key answered by the closest valid keys instead of the advice to append it
-    with `+`, and without the search-path listing (the options are already named)."""
-    import dataclasses
-    import difflib
-    import re
-
-    from harness import config
-
-    message = message.split("\nConfig search path:")[0].rstrip()
-    unknown = re.search(r"Could not override '([^']+)'.*?Key '([^']+)' not in '(\w+)'", message, re.S)
-    schema = getattr(config, unknown.group(3), None) if unknown else None
-    if schema is None or not dataclasses.is_dataclass(schema):
-        return message
-    key, name = unknown.group(1), unknown.group(2)
-    valid = [f.name for f in dataclasses.fields(schema)]
-    close = difflib.get_close_matches(name, valid, n=1)
-    hint = f" (did you mean {close[0]!r}?)" if close else ""
-    return f"{key}: unknown key {name!r}{hint}; valid keys here: {', '.join(valid)}"
-
-
-def available(group: str, overrides: Sequence[str] = ()) -> List[str]:
-    """Config names in a group (task, suite) across the search path: the shipped tasks plus user folders."""
-    from importlib import resources
-
-    roots = [DEFAULT_SEARCHPATH]
-    for item in _with_default_searchpath(overrides):
-        key, _, value = item.partition("=")
-        if key.lstrip("+") == "hydra.searchpath":
-            roots = [p.strip().strip("'\"") for p in value.strip().strip("[]").split(",") if p.strip()]
-    roots.append("pkg://harness/conf")  # the primary config module (the contest group lives there)
-    names = set()
-    for root in roots:
-        if root.startswith("pkg://"):
-            package, _, sub = root[len("pkg://"):].partition("/")
-            try:
-                folder = resources.files(package.replace("/", "."))
-            except ModuleNotFoundError:
-                continue
-            folder = folder.joinpath(sub, group) if sub else folder.joinpath(group)
-        else:
-            folder = Path(root.removeprefix("file://")) / group
-        if folder.is_dir():
-            names.update(entry.name[:-5] for entry in folder.iterdir() if entry.name.endswith(".yaml"))
-    return sorted(names)
 
 
 def usage(command: Optional[str] = None, overrides: Sequence[str] = ()) -> str:
@@ -139,104 +53,33 @@ def usage(command: Optional[str] = None, overrides: Sequence[str] = ()) -> str:
     return "\n".join(lines)
 
 
-def suite_tasks(cfg: Any) -> Dict[str, Any]:
-    from tasks import kind_of
-
-    if cfg.suite is None:
-        raise ConfigError(f"choose a suite: suite=NAME (available: {', '.join(available('suite'))})")
-    if not cfg.tasks:
-        raise ConfigError(f"suite {cfg.suite.name!r} names no tasks")
-    for task in cfg.tasks.values():
-        kind_of(task)
-    return dict(cfg.tasks)
-
-
-def _write_board(cfg: Any, tasks: Dict[str, Any]) -> bool:
-    """Writes the suite's public board unless it is already what these inputs give; True when it was written."""
-    from harness import freshness
-
-    folder = Path(cfg.paths.leaderboards) / cfg.suite.name
-    key = freshness.board_key(cfg, tasks)
-    written = not freshness.is_fresh(folder, key)  # a board built from these very inputs is left as it is
-    if written:
-        from harness import boards
-
-        boards.write_public(cfg, tasks)  # intervals, tiers, the contest's part and entries, history
-        freshness.remember(folder, key)
-    if cfg.readme:
-        from harness import publish
-
-        markdown = (Path(cfg.paths.leaderboards) / cfg.suite.name / "leaderboard.md").read_text(encoding="utf-8")
-        if publish.update_readme(Path(cfg.readme), cfg.suite.name, markdown):
-            print(f"updated the {cfg.suite.name} board in {cfg.readme}", file=sys.stderr)
-    return written
-
-
-def _say_board(folder: Path, written: bool) -> None:
-    if written:
-        print(f"wrote {folder}/leaderboard.md, .csv, .json, index.html", file=sys.stderr)
+def _say_board(board: app.BoardResult) -> None:
+    print(board.markdown)
+    if board.readme_updated:
+        print(f"updated the {board.folder.name} board in {board.readme_updated}", file=sys.stderr)
+    if board.written:
+        print(f"wrote {board.folder}/leaderboard.md, .csv, .json, index.html", file=sys.stderr)
     else:
-        print(f"{folder}/ is up to date: its records, data and config did not change (no file rewritten)",
+        print(f"{board.folder}/ is up to date: its records, data and config did not change (no file rewritten)",
               file=sys.stderr)
+
+
+def _echo(message: str) -> None:
+    print(message, file=sys.stderr)
 
 
 def cmd_run(overrides: Sequence[str]) -> int:
-    from harness.runner import FAILED, evaluate_all
-    from harness.submission import discover
-
     cfg = compose(overrides)
-    tasks = suite_tasks(cfg)
-    folders = discover(cfg.paths.submissions)
-    if not folders:
-        raise ConfigError(f"paths.submissions: no submission folders (with submission.yaml) under "
-                          f"{cfg.paths.submissions!r}")
-    _check_unique_names(folders)
-    if cfg.contest is not None:  # a contest scores its baselines and accepted submissions only
-        from harness.contest import run_folders
-
-        folders = run_folders(cfg, folders)
-    records = evaluate_all(cfg, tasks, folders, echo=lambda m: print(m, file=sys.stderr))
-    written = _write_board(cfg, tasks)
-    out = Path(cfg.paths.leaderboards) / cfg.suite.name
-    print((out / "leaderboard.md").read_text(encoding="utf-8"))
-    _say_board(out, written)
-    failed = [r for r in records if r["status"] in FAILED]
-    for record in failed:
+    result = app.run(cfg, _echo)
+    _say_board(result.board)
+    for record in result.failed:
         print(f"failed: {record['submission']} on {record['task']}: {record['status']}: {record['reason']}",
               file=sys.stderr)
-    return 1 if failed and cfg.fail_on_error else 0
-
-
-def _check_unique_names(folders: Sequence[Path]) -> None:
-    from harness.errors import SubmissionError
-    from harness.submission import load_submission
-
-    seen: Dict[str, Path] = {}
-    for folder in folders:
-        try:
-            name = load_submission(folder).name
-        except SubmissionError:
-            continue  # reported as the entry's invalid cells
-        if name in seen:
-            raise ConfigError(f"{folder}/submission.yaml: name {name!r} is already used by {seen[name]}; "
-                              f"submission names must be unique")
-        seen[name] = folder
+    return 1 if result.failed and cfg.fail_on_error else 0
 
 
 def cmd_evaluate(overrides: Sequence[str]) -> int:
-    from harness.runner import evaluate_all
-
-    cfg = compose(overrides)
-    if cfg.submission is None or cfg.task is None:
-        raise ConfigError("evaluate needs submission=DIR and task=NAME "
-                          f"(tasks: {', '.join(available('task'))})")
-    folder = Path(cfg.submission)
-    if not folder.is_dir():
-        raise ConfigError(f"submission: {cfg.submission!r} is not a folder")
-    from tasks import kind_of
-
-    kind_of(cfg.task)
-    [record] = evaluate_all(cfg, {cfg.task.name: cfg.task}, [folder], echo=lambda m: print(m, file=sys.stderr))
+    record = app.evaluate(compose(overrides), _echo)
     print(f"{record['submission']} on {record['task']}: {record['status']}"
           + (f" ({record['reason']})" if record["reason"] else ""))
     for name, value in sorted(record["scores"].items()):
@@ -247,22 +90,15 @@ def cmd_evaluate(overrides: Sequence[str]) -> int:
     counts = ", ".join(f"{k} {v}" for k, v in sorted(record["counts"].items()))
     if counts:
         print(f"  counts: {counts}")
-    return 0 if record["status"] in ("ok", "n/a", "not-submitted") else 1
+    return 0 if record["status"] in status.ACCEPTED else 1
 
 
 def cmd_leaderboard(overrides: Sequence[str]) -> int:
-    cfg = compose(overrides)
-    tasks = suite_tasks(cfg)
-    written = _write_board(cfg, tasks)
-    out = Path(cfg.paths.leaderboards) / cfg.suite.name
-    print((out / "leaderboard.md").read_text(encoding="utf-8"))
-    _say_board(out, written)
+    _say_board(app.leaderboard(compose(overrides)))
     return 0
 
 
 def cmd_validate(args: Sequence[str]) -> int:
-    from harness.validate import print_report, validate
-
     as_json = "--json" in args
     rest = [a for a in args if a != "--json"]
     positional = [a for a in rest if "=" not in a]
@@ -272,7 +108,7 @@ def cmd_validate(args: Sequence[str]) -> int:
     if not any(o.startswith("suite=") for o in overrides):
         overrides.append("suite=demo")
     cfg = compose(overrides)
-    report = validate(Path(positional[0]), cfg, suite_tasks(cfg))
+    report = app.validate_entry(Path(positional[0]), cfg)
     print_report(report, as_json)
     return 0 if report["accepted"] else 1
 
@@ -287,21 +123,18 @@ def _contest_overrides(args: Sequence[str], command: str, shape: str) -> tuple:
 
 
 def cmd_submit(args: Sequence[str]) -> int:
-    from harness import contest
-    from harness.validate import print_report
-
     positional, overrides = _contest_overrides(args, "submit", "DIR")
     if len(positional) != 1 or not Path(positional[0]).is_dir():
         raise ConfigError(f"submit needs exactly one submission folder: harness submit DIR contest=NAME (got "
                           f"{' '.join(positional) or 'none'})")
-    now = contest.utc_now()  # the harness's clock, never a time from the manifest
+    now = rules.utc_now()  # the harness's clock, never a time from the manifest
     cfg = compose(overrides)
-    phase = contest.open_phase(cfg.contest, now)
+    phase = rules.open_phase(cfg.contest, now)
     if phase is not None and not any(o.startswith("suite=") for o in overrides):
         cfg = compose(overrides + [f"suite={phase.suite}"])
     if cfg.suite is None:
         cfg = compose(overrides + [f"suite={cfg.contest.phases[0].suite}"])  # closed: refused below, and recorded
-    outcome = contest.submit(Path(positional[0]), cfg, suite_tasks(cfg), now)
+    outcome = app.submit(Path(positional[0]), cfg, now)
     if outcome["report"] is not None and outcome["state"] == "invalid":
         print_report(outcome["report"], False)
     if outcome["state"] != "accepted":
@@ -317,27 +150,23 @@ def cmd_submit(args: Sequence[str]) -> int:
 
 
 def cmd_select(args: Sequence[str]) -> int:
-    from harness import contest
-
     names, overrides = _contest_overrides(args, "select", "NAME [NAME ...]")
     cfg = compose(overrides)
-    choice = contest.select(cfg, names, contest.utc_now())
+    choice = app.select(cfg, names, rules.utc_now())
     print(f"team {choice['team']} chose {', '.join(choice['names'])} for phase {choice['phase']} at {choice['at']}")
     return 0
 
 
 def cmd_reveal(args: Sequence[str]) -> int:
-    from harness import boards, contest
-
     positional, overrides = _contest_overrides(args, "reveal", "[PHASE]")
     cfg = compose(overrides)
     hidden = [p for p in cfg.contest.phases if p.split == "public"]
     if len(positional) > 1 or (not positional and len(hidden) != 1):
         raise ConfigError(f"reveal needs the phase: harness reveal PHASE contest={cfg.contest.name} (phases with a "
                           f"private part: {', '.join(p.name for p in hidden) or 'none'})")
-    phase = contest.phase_named(cfg.contest, positional[0]) if positional else hidden[0]
+    phase = rules.phase_named(cfg.contest, positional[0]) if positional else hidden[0]
     cfg = compose([o for o in overrides if not o.startswith("suite=")] + [f"suite={phase.suite}"])
-    selection = boards.reveal(cfg, suite_tasks(cfg), phase, contest.utc_now())
+    selection = app.reveal(cfg, phase, rules.utc_now())
     out = Path(cfg.paths.leaderboards) / phase.suite / "private"
     print((out / "leaderboard.md").read_text(encoding="utf-8"))
     print(f"wrote {out}/leaderboard.md, .csv, .json, index.html ({len(selection)} team(s) selected)", file=sys.stderr)

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Tuple
 
 from omegaconf import MISSING
+from omegaconf import OmegaConf
 
 TASK_KINDS = ("translation", "summarization", "qa", "classification", "language_modeling")
 
@@ -41,7 +42,6 @@ class DataConfig:
 @dataclass
 class FieldsConfig:
     """Maps the logical fields a task kind needs onto the dataset's columns."""
-
     id: Optional[str] = None  # the dataset's own id column; default: row index / line number
     source: Optional[str] = None  # translation
     document: Optional[str] = None  # summarization
@@ -64,7 +64,6 @@ class GenerationConfig:
 @dataclass
 class FewShotConfig:
     """Solved examples shown before each query; never from the scored split (harness.prompting checks)."""
-
     num_fewshot: int = 0
     source: str = "train"  # train: sampled from the task's `train` data | fixed: the first num_fewshot of `fixed`
     seed: int = 1234  # with the example id, decides an example's shots: the same example always gets the same
@@ -76,7 +75,6 @@ class FewShotConfig:
 @dataclass
 class TruncationConfig:
     """What is cut when a prompt is too long for the model (after dropping shots, last first); always counted."""
-
     field: Optional[str] = None  # the input field cut; null: the kind's default (qa: context, translation: source,
     # summarization: document, classification: text)
     side: str = "right"  # right: cut the field's end | left: cut its start
@@ -162,7 +160,6 @@ class ContestRankingConfig:
 @dataclass
 class GenerationCapsConfig:
     """How far a submission's manifest may raise a task's generation settings; null: not at all."""
-
     max_new_tokens: Optional[int] = None  # largest `max_new_tokens` a submission.yaml may ask for
 
 
@@ -197,6 +194,12 @@ class ExecutorConfig:
 
 
 @dataclass
+class BackendConfig:
+    name: str = "hf"  # the engine that runs model entries: one of harness.models.BACKENDS
+    options: Dict[str, Any] = field(default_factory=dict)  # engine options, part of the prediction key
+
+
+@dataclass
 class RunConfig:
     paths: PathsConfig = field(default_factory=PathsConfig)
     suite: Optional[SuiteConfig] = None
@@ -214,6 +217,7 @@ class RunConfig:
     readme: Optional[str] = None  # a markdown file whose <!-- leaderboard:SUITE:start/end --> block is replaced
     contest: Optional[ContestConfig] = None  # `contest=NAME`: phases, partition, limits, teams (harness/conf/contest)
     executor: ExecutorConfig = field(default_factory=ExecutorConfig)  # `executor=local|ray` (harness/conf/executor)
+    backend: BackendConfig = field(default_factory=BackendConfig)  # `backend=hf` (harness/conf/backend)
     generation_caps: GenerationCapsConfig = field(default_factory=GenerationCapsConfig)
 
 
@@ -255,8 +259,6 @@ def register_configs() -> None:
 
 def config_hash(node: Any) -> str:
     """sha256 of a resolved config node (or plain data), key order independent."""
-    from omegaconf import OmegaConf
-
     data = OmegaConf.to_container(node, resolve=True) if OmegaConf.is_config(node) else node
     blob = json.dumps(data, sort_keys=True, ensure_ascii=False, default=str)
     return hashlib.sha256(blob.encode("utf-8")).hexdigest()

@@ -1,4 +1,5 @@
-"""Reading a task's examples: local files or a hub dataset, through `datasets`, with stable string ids.
+"""Reading a task's data (I/O only): rows from local files or a hub dataset, through `datasets`; which files a data
+config reads and their sha256. Mapping rows to examples is the task's business (tasks.examples).
 
 Ids: the dataset's own id column where the task names one (SQuAD: the question id); otherwise the 0-based row
 index (header excluded) for csv/tsv/jsonl/parquet/json, and the 0-based line number for line-aligned text.
@@ -232,32 +233,3 @@ def lookup(row: Dict[str, Any], column: str) -> Any:
     for part in column.split("."):
         value = value[part]
     return value
-
-
-def load_examples(task: Any, data_cfg: Any = None, part: str = "data") -> List[Example]:
-    """The task's examples (or, with `data_cfg=task.train`, its training rows) with stable, unique string ids."""
-    from tasks import kind_of
-    from tasks.base import example_references, field_map
-
-    kind = kind_of(task)
-    where = f"task {task.name}: {part}"
-    rows = load_rows(data_cfg if data_cfg is not None else task.data, where)
-    fields = field_map(task)
-    columns = [c for k, c in fields.items() if k != "references" and c] + list(fields["references"])
-    if rows:
-        absent = sorted({c for c in columns if c.split(".")[0] not in rows[0]})
-        if absent:
-            available = ", ".join(sorted(k for k in rows[0] if k != "__index__"))
-            raise ConfigError(f"task {task.name}: fields map to column(s) {', '.join(absent)}, which the data does "
-                              f"not have; available columns: {available}")
-    examples, seen = [], set()
-    for row in rows:
-        example_id = str(lookup(row, fields["id"])) if fields["id"] else str(row["__index__"])
-        if example_id in seen:
-            raise ConfigError(f"{where}: id {example_id!r} occurs twice (column {fields['id']!r})")
-        seen.add(example_id)
-        mapped = {k: lookup(row, c) for k, c in fields.items() if k not in ("id", "references") and c}
-        if fields["references"]:
-            mapped["references"] = example_references(fields, row)
-        examples.append(kind.make_example(task, example_id, mapped, where))
-    return examples

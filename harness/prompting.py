@@ -16,6 +16,12 @@ import random
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from harness.errors import ConfigError, SubmissionError
+from harness.data import data_files
+from omegaconf import OmegaConf
+from tasks import kind_of
+from harness.config import config_hash
+import dataclasses
+from tasks.base import truncation_rule
 
 FEWSHOT_SOURCES = ("train", "fixed")
 Shot = Tuple[Dict[str, Any], str]  # (input fields, answer text)
@@ -54,8 +60,6 @@ def fewshot_pool_config(task: Any) -> Optional[Any]:
 
 def same_data(a: Any, b: Any) -> bool:
     """Whether two data configs read the same examples (same files, or the same hub dataset, config and split)."""
-    from harness.data import data_files
-
     if a.source != b.source:
         return False
     if a.source == "local":
@@ -81,9 +85,7 @@ def shot_answer(target: Any) -> str:
 
 def fixed_shots(task: Any) -> List[Shot]:
     """The YAML's fixed shots, each `{<input fields>..., target: <answer>}`, checked against the kind's fields."""
-    from omegaconf import OmegaConf
 
-    from tasks import kind_of
 
     fields = set(kind_of(task).input_fields)
     shots = []
@@ -165,14 +167,11 @@ def task_for_submission(task: Any, manifest: Any) -> Any:
 
 def prompt_config(task: Any, manifest: Any = None) -> Dict[str, Any]:
     """Everything that decides the text a model is given and how its answer is read, as plain data."""
-    from omegaconf import OmegaConf
 
-    from tasks import kind_of
 
     kind = kind_of(task)
     field, side = (None, None)
     if task.kind != "language_modeling":
-        from tasks.base import truncation_rule
 
         field, side = truncation_rule(task, kind)
     effective = task_for_submission(task, manifest) if manifest is not None else task
@@ -192,7 +191,6 @@ def prompt_config(task: Any, manifest: Any = None) -> Dict[str, Any]:
 
 
 def prompt_config_sha256(task: Any, manifest: Any = None) -> str:
-    from harness.config import config_hash
 
     return config_hash(prompt_config(task, manifest))
 
@@ -207,7 +205,6 @@ def prompt_sha256(request: Any, chat_template: bool = False) -> str:
 
 
 def _request_data(request: Any) -> Dict[str, Any]:
-    import dataclasses
 
     data = {k: v for k, v in dataclasses.asdict(request).items() if k not in ("max_new_tokens", "stop")}
     data["type"] = type(request).__name__

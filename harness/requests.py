@@ -6,7 +6,7 @@ into predictions. A backend never sees references.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Dict, List, Optional, Protocol, Sequence, Tuple
+from typing import Dict, List, Optional, Protocol, Sequence, Tuple, Union
 
 Span = Optional[Tuple[int, int]]
 SIDES = ("right", "left")  # which end of the cut span loses tokens first
@@ -128,11 +128,42 @@ class RollingLoglikelihood:
     n_tokens: int
 
 
+class NonFiniteOutput(Exception):
+    """The model produced NaN logits or log-likelihoods (a backend raises it; the cell is `bad-output`)."""
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """What the child process is told about the model it runs (never a reference, never a task's data source)."""
+
+    kind: str  # the submission's kind: hf-causal | hf-seq2seq
+    location: str  # a folder inside the submission, or a hub id
+    dtype: str = "auto"
+    trust_remote_code: bool = False
+    chat_template: bool = False
+    reasoning: Optional[Tuple[str, str]] = None  # (start, end) of a reasoning block stripped before scoring
+
+
 class Backend(Protocol):
-    """A model that answers batches of requests. Results come back in request order."""
+    """A model that answers batches of requests; results come back in request order. This is everything the
+    model's process (harness.execution.worker) calls: a new backend implements exactly this, registers one line in
+    `harness.models.BACKENDS`, and tests/test_backends.py runs its conformance test."""
 
-    def generate(self, requests: Sequence[GenerateRequest]) -> list[Generation]: ...
+    def generate(self, requests: Sequence[GenerateRequest]) -> List[Generation]: ...
 
-    def loglikelihood(self, requests: Sequence[LoglikelihoodRequest]) -> list[Loglikelihood]: ...
+    def loglikelihood(self, requests: Sequence[LoglikelihoodRequest]) -> List[Loglikelihood]: ...
 
-    def rolling_loglikelihood(self, requests: Sequence[RollingRequest]) -> list[RollingLoglikelihood]: ...
+    def rolling_loglikelihood(self, requests: Sequence[RollingRequest]) -> List[RollingLoglikelihood]: ...
+
+    def model_info(self) -> Dict[str, object]:
+        """Facts for the record's provenance (class, dtype, device, window, parameter count, ...)."""
+        ...
+
+    def rendered_prompt(self, request: Union[GenerateRequest, LoglikelihoodRequest, RollingRequest]) -> str:
+        """The exact text the model is given for `request` (templates, shots and truncation applied), for
+        `harness validate`."""
+        ...
+
+    def guard_nonfinite(self) -> None:
+        """From now on, a NaN in the model's outputs raises NonFiniteOutput instead of scoring garbage."""
+        ...

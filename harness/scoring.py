@@ -7,6 +7,9 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence
 
 from harness.data import Example
 from harness.errors import ConfigError, SubmissionError
+from omegaconf import OmegaConf
+from harness.metrics import build_metric
+from tasks import kind_of
 
 
 @dataclass
@@ -17,12 +20,11 @@ class Scored:
     counts: Dict[str, int]
     predictions: List[Any] = field(default_factory=list)  # one per example, in example order (missing filled)
     # metric name -> (the Metric, its per-item statistics in example order): part scores and bootstrap resample
-    # these (harness.splits, harness.significance); kept in memory only, never stored beside the public record
+    # these (harness.contest.splits, harness.board.significance); kept in memory only, never stored beside the public record
     stats: Dict[str, Any] = field(default_factory=dict)
 
 
 def metric_options(task: Any, name: str) -> Dict[str, Any]:
-    from omegaconf import OmegaConf
 
     options = task.metric_options.get(name, {}) if task.metric_options else {}
     options = OmegaConf.to_container(options) if OmegaConf.is_config(options) else dict(options)
@@ -34,9 +36,6 @@ def metric_options(task: Any, name: str) -> Dict[str, Any]:
 def score(task: Any, examples: Sequence[Example], predictions: Mapping[str, Any],
           only: Optional[Sequence[str]] = None) -> Scored:
     """Every metric of the task (or the metrics named in `only`) on these predictions."""
-    from harness.metrics import build_metric
-    from tasks import kind_of
-
     kind = kind_of(task)
     known = {example.id for example in examples}
     missing = sum(1 for example in examples if example.id not in predictions)

@@ -15,6 +15,8 @@ import os
 import tempfile
 from pathlib import Path
 from typing import Any, Dict, Iterable, List, Optional
+from filelock import FileLock
+from harness.data import sha256_file
 
 LOCK_NAME = ".lock"
 _UMASK = os.umask(0o022)  # read once (there is no way to read it without setting it), then put back
@@ -61,7 +63,6 @@ def text_sha256(text: str) -> str:
 def submission_lock(results: Path, submission: str) -> Any:
     """The lock a writer of this submission's cells holds. One object per path (`is_singleton`), so a thread that
     holds it may take it again (the runner holds it around a job, the store around each write)."""
-    from filelock import FileLock
 
     folder = Path(results) / submission
     folder.mkdir(parents=True, exist_ok=True)
@@ -89,7 +90,6 @@ def complete(results: Path, record: Dict[str, Any]) -> bool:
     try:
         if expected is None:
             return path.is_file()
-        from harness.data import sha256_file
 
         return sha256_file(path) == expected
     except FileNotFoundError:

@@ -17,6 +17,7 @@ from typing import Any, Dict, List, Optional
 import yaml
 
 from harness.errors import SubmissionError
+from harness.models.baselines import BASELINES
 
 MANIFEST = "submission.yaml"
 KINDS = ("hf-causal", "hf-seq2seq", "predictions", "baseline")
@@ -145,7 +146,6 @@ def _check_prompting_fields(path: Path, manifest: Manifest, data: Dict[str, Any]
 
 
 def _check_kind(path: Path, folder: Path, manifest: Manifest) -> None:
-    from harness.models.baselines import BASELINES
 
     kind = manifest.kind
     if kind in ("hf-causal", "hf-seq2seq"):

@@ -16,6 +16,13 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional
 
 from harness.errors import SubmissionError
+from harness import safety
+from harness.submission import load_submission
+from harness.execution.evaluator import Evaluator
+from harness import store
+from harness.requests import shown_with_choices
+from tasks import kind_of
+from tasks.examples import load_examples
 
 SAMPLE_EXAMPLES = 3
 MANIFEST_CHECK = "submission.yaml, paths and links are valid"
@@ -42,8 +49,6 @@ def _check(name: str, ok: bool, detail: str = "", fix: str = "") -> Dict[str, An
 
 
 def validate(folder: Path, cfg: Any, tasks: Dict[str, Any], n_examples: int = SAMPLE_EXAMPLES) -> Dict[str, Any]:
-    from harness import safety
-    from harness.submission import load_submission
 
     checks: List[Dict[str, Any]] = []
     report: Dict[str, Any] = {"submission": str(folder), "suite": cfg.suite.name, "examples": n_examples,
@@ -65,8 +70,6 @@ def validate(folder: Path, cfg: Any, tasks: Dict[str, Any], n_examples: int = SA
 
 def _sample_run(submission: Any, cfg: Any, tasks: Dict[str, Any], n_examples: int, report: Dict[str, Any]) -> None:
     """The organizer's Evaluator on the first examples (all of them for a predictions entry: reading is cheap)."""
-    from harness.runner import Evaluator
-
     sample = tasks if submission.manifest.kind == "predictions" else {n: _first(t, n_examples) for n, t in tasks.items()}
     with tempfile.TemporaryDirectory(prefix="harness-validate-") as tmp:
         run_cfg = copy.deepcopy(cfg)
@@ -113,7 +116,6 @@ def _record_checks(records: List[Dict[str, Any]], kind: str) -> List[Dict[str, A
 
 
 def _task_report(record: Dict[str, Any], evaluator: Any, task: Any, store_dir: Path) -> Dict[str, Any]:
-    from harness import store
 
     examples = evaluator.examples(task)
     out: Dict[str, Any] = {"status": record["status"], "reason": record["reason"], "log": record["log"],
@@ -135,9 +137,6 @@ def _task_report(record: Dict[str, Any], evaluator: Any, task: Any, store_dir: P
 
 def rendered_prompts(task: Any, inputs: List[Dict[str, Any]], shots: Any = None) -> List[str]:
     """What the model is asked, per example, as the task kind builds its requests (plain text, with shots)."""
-    from harness.requests import shown_with_choices
-    from tasks import kind_of
-
     shown = []
     for request in kind_of(task).requests(task, inputs, shots):
         if isinstance(request, list):  # classification by log-likelihood: one context, a continuation per label
@@ -149,8 +148,6 @@ def rendered_prompts(task: Any, inputs: List[Dict[str, Any]], shots: Any = None)
 
 def _run_report(job: Any, task_reports: Dict[str, Any], full_tasks: Dict[str, Any]) -> Dict[str, Any]:
     """Measured speed and memory of the sample, and the full run's time extrapolated from it."""
-    from harness.data import load_examples
-
     timings = job.timings or {}
     types = timings.get("types", {})
     per_task: Dict[str, float] = {}

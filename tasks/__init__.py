@@ -13,13 +13,13 @@ from tasks.language_modeling import LanguageModeling
 from tasks.qa import QuestionAnswering
 from tasks.summarization import Summarization
 from tasks.translation import Translation
+from harness.errors import ConfigError
 
 KINDS: Dict[str, TaskKind] = {k.name: k for k in (Translation(), Summarization(), QuestionAnswering(),
                                                  Classification(), LanguageModeling())}
 
 
 def kind_of(task: Any) -> TaskKind:
-    from harness.errors import ConfigError
 
     if task.kind not in KINDS:
         raise ConfigError(f"task {task.name}: kind {task.kind!r} is not valid; use one of {', '.join(KINDS)}")

@@ -11,6 +11,11 @@ import jinja2
 
 from harness.data import Example
 from harness.errors import ConfigError
+from harness.requests import SIDES
+from harness.requests import PromptParts
+from harness.requests import GenerateRequest
+from harness.data import lookup
+from omegaconf import OmegaConf
 
 _SENTINEL = "\x00CUT\x00"
 _JINJA = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True, autoescape=False)
@@ -33,13 +38,10 @@ class TaskKind(Protocol):
 
     def predictions(self, task: Any, answers: Sequence[Any]) -> List[Any]:
         """Answers (in the shape `requests` produced) -> one prediction per example."""
-
     def check_prediction(self, task: Any, value: Any) -> Optional[str]:
         """None when `value` is a valid prediction for this task, else what is wrong with it."""
-
     def missing_prediction(self, task: Any) -> Any:
         """What a missing id scores as (an empty text, no label); raise if the kind cannot score it."""
-
     def metric_inputs(self, task: Any, examples: Sequence[Example], predictions: Sequence[Any]) -> Tuple[list, list]:
         """(predictions, targets) in the form the task's metrics take."""
 
@@ -65,8 +67,6 @@ def render_prompt(task: Any, inputs: Mapping[str, Any],
 
 def truncation_rule(task: Any, kind: Any) -> Tuple[Optional[str], str]:
     """(field cut, side) from `truncation` (or the older `truncate_field`), checked against the kind's fields."""
-    from harness.requests import SIDES
-
     legacy, field = task.truncate_field, task.truncation.field
     if legacy and field and legacy != field:
         raise ConfigError(f"task {task.name}: truncate_field {legacy!r} and truncation.field {field!r} disagree; "
@@ -84,8 +84,6 @@ def truncation_rule(task: Any, kind: Any) -> Tuple[Optional[str], str]:
 def prompt_parts(task: Any, item: Mapping[str, Any], cut_field: Optional[str],
                  shots: Optional[Sequence[Shot]] = None) -> Any:
     """The query's prompt as parts (system, instruction, shots, user text, target prefix, cut span)."""
-    from harness.requests import PromptParts
-
     user, cut = render_prompt(task, item, cut_field)
     shot_turns = tuple((render_prompt(task, inputs)[0], str(answer)) for inputs, answer in (shots or ()))
     return PromptParts(user=user, shots=shot_turns, system=task.system_prompt, instruction=task.instruction,
@@ -94,7 +92,6 @@ def prompt_parts(task: Any, item: Mapping[str, Any], cut_field: Optional[str],
 
 
 def generate_request(task: Any, parts: Any, side: str) -> Any:
-    from harness.requests import GenerateRequest
 
     text, cut = parts.plain()
     return GenerateRequest(text, task.generation.max_new_tokens, tuple(task.generation.stop), cut, side, parts)
@@ -124,7 +121,6 @@ def as_references(value: Any, example_id: str, where: str) -> List[str]:
 
 class GenerationKind:
     """Shared behaviour of the kinds scored on generated text (translation, summarization, qa)."""
-
     name = ""
     input_fields: Tuple[str, ...] = ()
     default_truncate_field: Optional[str] = None
@@ -150,8 +146,6 @@ class GenerationKind:
 
 def example_references(fields: Mapping[str, Any], row: Mapping[str, Any]) -> Any:
     """The reference columns of a row: one list column, or one column per reference."""
-    from harness.data import lookup
-
     columns = fields["references"]
     if len(columns) == 1:
         return lookup(dict(row), columns[0])
@@ -159,7 +153,6 @@ def example_references(fields: Mapping[str, Any], row: Mapping[str, Any]) -> Any
 
 
 def field_map(task: Any) -> Dict[str, Any]:
-    from omegaconf import OmegaConf
 
     return OmegaConf.to_container(task.fields) if OmegaConf.is_config(task.fields) else dict(vars(task.fields))
 

@@ -6,6 +6,7 @@ from typing import Any, List, Mapping, Optional, Sequence, Tuple
 from harness.data import Example
 from harness.errors import ConfigError
 from tasks.base import Shot, generate_request, mapped_inputs, prompt_parts, require_fields, truncation_rule
+from harness.requests import LoglikelihoodRequest
 
 
 class Classification:
@@ -28,7 +29,6 @@ class Classification:
 
     def requests(self, task: Any, inputs: Sequence[Mapping[str, Any]],
                  shots: Optional[Sequence[Sequence[Shot]]] = None) -> List[Any]:
-        from harness.requests import LoglikelihoodRequest
 
         cut_field, side = truncation_rule(task, self)
         out: List[Any] = []

@@ -7,6 +7,7 @@ from typing import Any, List, Mapping, Optional, Sequence, Tuple
 from harness.data import Example
 from harness.errors import SubmissionError
 from tasks.base import require_fields
+from harness.requests import RollingRequest
 
 
 class LanguageModeling:
@@ -20,8 +21,6 @@ class LanguageModeling:
 
     def requests(self, task: Any, inputs: Sequence[Mapping[str, Any]], shots: Any = None) -> List[Any]:
         """Whole documents, no prompt: few-shot settings do not apply (harness.prompting rejects them)."""
-        from harness.requests import RollingRequest
-
         return [RollingRequest(item["text"], task.window, task.stride) for item in inputs]
 
     def predictions(self, task: Any, answers: Sequence[Any]) -> List[Any]:

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import Any, Dict, List
 
-from harness import leaderboard
+from harness.board import frame as board_frame, write
 
 SUITE = "board"
 TASKS = ["lm", "qa", "translation"]
@@ -50,7 +50,7 @@ def records() -> List[Dict[str, Any]]:
 
 def board(out_dir: Path) -> Dict[str, Any]:
     """The board as `harness leaderboard` writes it (files under out_dir/SUITE), parsed from its json."""
-    leaderboard.write(records(), SUITE, TASKS, "mean_normalized", out_dir)
+    write.write(records(), SUITE, TASKS, "mean_normalized", out_dir)
     return json.loads((Path(out_dir) / SUITE / "leaderboard.json").read_text(encoding="utf-8"))
 
 

@@ -97,8 +97,8 @@ def evaluate_many(submissions: Sequence[Path], task: str, results: Path,
                   data: Mapping[str, Any] = ()) -> Dict[str, Dict[str, Any]]:
     """Several submissions on one task with one composed config (`compose` + `evaluate_all`, as `harness run`
     does); returns submission name -> the stored record."""
-    from harness.cli import compose
-    from harness.runner import evaluate_all
+    from harness.compose import compose
+    from harness.execution.executors import evaluate_all
 
     cfg = compose(overrides(task, results, data))
     returned = evaluate_all(cfg, {cfg.task.name: cfg.task}, list(submissions), echo=lambda message: None)

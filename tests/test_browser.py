@@ -16,7 +16,8 @@ from pathlib import Path
 import pytest
 
 import board_examples as ex
-from harness import cli, publish
+from harness import cli
+from harness.publish import page as board_page, readme
 
 pytestmark = pytest.mark.browser
 
@@ -53,7 +54,7 @@ def pages(tmp_path_factory):
     """The example board's page as written (no bootstrap keys) and with the keys a bootstrap run adds."""
     out = tmp_path_factory.mktemp("pages")
     plain = ex.board(out / "plain")
-    publish.write_page(ex.with_bootstrap(plain), ex.records(), out / "bootstrap")
+    board_page.write_page(ex.with_bootstrap(plain), ex.records(), out / "bootstrap")
     return {"plain": out / "plain" / ex.SUITE / "index.html", "bootstrap": out / "bootstrap" / "index.html"}
 
 

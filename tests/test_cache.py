@@ -10,9 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from harness import isolation, store
-from harness.cli import compose
-from harness.runner import Cell, Evaluator
+from harness import store
+from harness.execution import isolation
+from harness.compose import compose
+from harness.execution.cells import Cell
+from harness.execution.evaluator import Evaluator
 from harness.submission import submission_sha256
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from harness.cli import available, compose, main
+from harness.cli import main
+from harness.compose import available, compose
 from harness.errors import ConfigError
 from tasks import KINDS
 

@@ -12,9 +12,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from harness import contest, history, leaderboard, splits
-from harness.cli import compose, main
-from harness.data import Example
+from harness.board import frame as board_frame, history, policies, write
+from harness.contest import entries as contest_entries, ledger as contest_ledger, rules, splits
+from harness.cli import main
+from harness.compose import compose
+from tasks.examples import Example
 from harness.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -130,7 +132,7 @@ def rec(submission, task, primary, status="ok", higher=True, kind="predictions")
 
 
 def board(records, tasks, policy, baselines=(), missing="worst"):
-    return leaderboard.build(records, tasks, policy, frozenset(baselines), missing).set_index("submission")
+    return board_frame.build(records, tasks, policy, frozenset(baselines), missing).set_index("submission")
 
 
 def test_baselines_anchor_the_normalisation_and_are_never_ranked():
@@ -147,23 +149,23 @@ def test_baselines_anchor_the_normalisation_and_are_never_ranked():
 
 def test_a_baseline_better_than_every_entry_is_no_anchor_and_no_winner():
     records = [rec("base", "t", 90.0), rec("a", "t", 50.0), rec("b", "t", 30.0)]
-    frame = leaderboard.build(records, ["t"], "mean_normalized", frozenset({"base"}))
+    frame = board_frame.build(records, ["t"], "mean_normalized", frozenset({"base"}))
     assert frame["submission"].tolist() == ["base", "a", "b"]  # listed by score, for reference
     assert frame["rank"].isna().tolist() == [True, False, False] and frame["rank"].iloc[1] == 1
     assert frame.set_index("submission").loc["b", "aggregate"] == pytest.approx(0.0)  # worst entry anchors
 
 
-@pytest.mark.parametrize("policy", sorted(leaderboard.POLICIES))
+@pytest.mark.parametrize("policy", sorted(policies.POLICIES))
 def test_missing_cells_never_rank_first(policy):
     # "ghost" has a single, excellent score and nothing else; it must not beat complete entries
     records = [rec("a", "t1", 50.0), rec("a", "t2", 50.0), rec("a", "t3", 50.0),
                rec("b", "t1", 40.0), rec("b", "t2", 40.0), rec("b", "t3", 40.0),
                rec("ghost", "t1", 99.0), rec("ghost", "t2", None, status="crashed")]
-    frame = leaderboard.build(records, ["t1", "t2", "t3"], policy)
+    frame = board_frame.build(records, ["t1", "t2", "t3"], policy)
     by = frame.set_index("submission")
     assert by.loc["ghost", "t3_status"] == "missing"
     assert by.loc["ghost", "rank"] > by.loc["a", "rank"]
-    unranked = leaderboard.build(records, ["t1", "t2", "t3"], policy, missing="unranked")
+    unranked = board_frame.build(records, ["t1", "t2", "t3"], policy, missing="unranked")
     assert unranked["submission"].tolist() == ["a", "b", "ghost"]  # listed, never dropped
     assert unranked["rank"].isna().tolist() == [False, False, True]
     assert math.isnan(unranked["aggregate"].iloc[2])
@@ -185,13 +187,13 @@ def test_borda_and_win_rate_count_head_to_head():
 
 def test_every_policy_is_printed_with_the_board(tmp_path):
     records = [rec("a", "t", 1.0), rec("b", "t", 2.0)]
-    for policy in leaderboard.POLICIES:
-        leaderboard.write(records, "s", ["t"], policy, tmp_path / policy)
+    for policy in policies.POLICIES:
+        write.write(records, "s", ["t"], policy, tmp_path / policy)
         data = json.loads((tmp_path / policy / "s" / "leaderboard.json").read_text(encoding="utf-8"))
-        assert data["ranking"]["policy"] == policy and data["ranking"]["rule"] == leaderboard.POLICIES[policy]
+        assert data["ranking"]["policy"] == policy and data["ranking"]["rule"] == policies.POLICIES[policy].description
         assert data["ranking"]["missing"] == "worst"
         md = (tmp_path / policy / "s" / "leaderboard.md").read_text(encoding="utf-8")
-        assert leaderboard.POLICIES[policy] in md and "Missing cells" in md
+        assert policies.POLICIES[policy].description in md and "Missing cells" in md
 
 
 # ---------------------------------------------------------------- history
@@ -200,14 +202,14 @@ def test_every_policy_is_printed_with_the_board(tmp_path):
 def test_history_keeps_the_previous_version_with_a_diff_and_a_noop_writes_nothing(tmp_path):
     folder = tmp_path / "s"
     first = [rec("a", "t", 50.0), rec("b", "t", 40.0)]
-    leaderboard.write(first, "s", ["t"], "mean_normalized", tmp_path)
+    write.write(first, "s", ["t"], "mean_normalized", tmp_path)
     assert not (folder / "history").exists()
     stamp = {p: p.stat().st_mtime_ns for p in folder.rglob("*")}
-    leaderboard.write(list(reversed(first)), "s", ["t"], "mean_normalized", tmp_path)  # same content
+    write.write(list(reversed(first)), "s", ["t"], "mean_normalized", tmp_path)  # same content
     assert {p: p.stat().st_mtime_ns for p in folder.rglob("*")} == stamp
     old_json = (folder / "leaderboard.json").read_text(encoding="utf-8")
     second = [rec("a", "t", 30.0), rec("b", "t", 40.0), rec("c", "t", 45.0)]
-    leaderboard.write(second, "s", ["t"], "mean_normalized", tmp_path)
+    write.write(second, "s", ["t"], "mean_normalized", tmp_path)
     snapshot = folder / "history" / "0001"
     assert (snapshot / "leaderboard.json").read_text(encoding="utf-8") == old_json
     diff = json.loads((snapshot / "diff.json").read_text(encoding="utf-8"))
@@ -216,7 +218,7 @@ def test_history_keeps_the_previous_version_with_a_diff_and_a_noop_writes_nothin
     assert {"submission": "a", "task": "t", "from": 50.0, "to": 30.0} in diff["changed_scores"]
     md = (snapshot / "diff.md").read_text(encoding="utf-8")
     assert "New entries: c" in md and "a: rank 1 → 3" in md
-    leaderboard.write(first, "s", ["t"], "mean_normalized", tmp_path)
+    write.write(first, "s", ["t"], "mean_normalized", tmp_path)
     assert (folder / "history" / "0002" / "leaderboard.json").is_file()
     assert history.next_number(folder) == 3
 
@@ -236,7 +238,7 @@ def predictions_entry(root: Path, name: str, team: str, by_task: dict) -> Path:
 
 @pytest.fixture(scope="module")
 def demo_examples():
-    from harness.data import load_examples
+    from tasks.examples import load_examples
 
     cfg = compose(["suite=demo"])
     return {name: load_examples(task) for name, task in cfg.tasks.items()}
@@ -259,31 +261,31 @@ def test_limits_count_only_accepted_submissions_that_did_not_fail(tmp_path, demo
     outcomes = []
     for hour, name in enumerate(["w1", "w2", "w3", "w4", "w5", "w6"]):
         folder = predictions_entry(entries, name, "team-a", {"demo_qa": qa_predictions(qa, hour + 1)})
-        outcomes.append(contest.submit(folder, cfg, tasks, at(day.format(f"{10 + hour:02d}"))))
+        outcomes.append(contest_entries.submit(folder, cfg, tasks, at(day.format(f"{10 + hour:02d}"))))
         if name == "w2":  # its evaluation failed on the organizer's machine: it stops counting
             record = {"submission": "w2", "task": "demo_qa", "status": "crashed", "reason": "exit code 1"}
             store.write_cell(Path(cfg.paths.results), record, None)
     assert [o["state"] for o in outcomes] == ["accepted"] * 6  # w2 failed, so six fit a limit of five a day
-    refused = contest.submit(predictions_entry(entries, "w7", "team-a", {"demo_qa": qa_predictions(qa, 9)}),
+    refused = contest_entries.submit(predictions_entry(entries, "w7", "team-a", {"demo_qa": qa_predictions(qa, 9)}),
                              cfg, tasks, at("2031-01-02T23:00:00Z"))
     assert refused["state"] == "refused" and "daily limit reached: 5 of 5" in refused["reason"]
     assert "2031-01-03T00:00:00Z" in refused["reason"]  # when the next is possible
     invalid = predictions_entry(entries, "w8", "team-a", {})
     (invalid / "predictions" / "demo_qa.jsonl").write_text('{"id": "1", "prediction": 3}\n', encoding="utf-8")
-    assert contest.submit(invalid, cfg, tasks, at("2031-01-02T23:30:00Z"))["state"] == "invalid"
-    next_day = contest.submit(entries / "w7", cfg, tasks, at("2031-01-03T00:00:01Z"))
+    assert contest_entries.submit(invalid, cfg, tasks, at("2031-01-02T23:30:00Z"))["state"] == "invalid"
+    next_day = contest_entries.submit(entries / "w7", cfg, tasks, at("2031-01-03T00:00:01Z"))
     assert next_day["state"] == "accepted" and next_day["at"] == "2031-01-03T00:00:01Z"  # the harness's clock
-    again = contest.submit(entries / "w7", cfg, tasks, at("2031-01-03T01:00:00Z"))
+    again = contest_entries.submit(entries / "w7", cfg, tasks, at("2031-01-03T01:00:00Z"))
     assert again["state"] == "refused" and "taken" in again["reason"]
-    closed = contest.submit(predictions_entry(entries, "w9", "team-a", {"demo_qa": qa_predictions(qa, 2)}),
+    closed = contest_entries.submit(predictions_entry(entries, "w9", "team-a", {"demo_qa": qa_predictions(qa, 2)}),
                             cfg, tasks, at("2031-01-09T00:00:00Z"))
     assert closed["state"] == "refused" and "no phase" in closed["reason"]
     stranger = predictions_entry(entries, "x1", "team-z", {"demo_qa": qa_predictions(qa, 2)})
-    assert "not registered" in contest.submit(stranger, cfg, tasks, at("2031-01-03T02:00:00Z"))["reason"]
-    ledger = contest.read_ledger(cfg)
+    assert "not registered" in contest_entries.submit(stranger, cfg, tasks, at("2031-01-03T02:00:00Z"))["reason"]
+    ledger = contest_ledger.read_ledger(cfg)
     states = [(e["name"], e["state"]) for e in ledger["entries"]]
     assert ("w7", "refused") in states and ("w8", "invalid") in states and ("w7", "accepted") in states
-    counted = contest.counted(ledger, Path(cfg.paths.results), "team-a", "warmup")
+    counted = contest_ledger.counted(ledger, Path(cfg.paths.results), "team-a", "warmup")
     assert sorted(e["name"] for e in counted) == ["w1", "w3", "w4", "w5", "w6", "w7"]
     assert (Path(cfg.paths.submissions) / "w1" / "submission.yaml").is_file()  # installed for `harness run`
 
@@ -308,17 +310,17 @@ def test_final_selection_rules():
         {"name": "b2", "team": "B", "phase": "main", "state": "accepted", "at": "2031-01-09T12:00:00Z"},
     ], "selections": {"main": {"B": {"names": ["b1"], "at": "2031-01-12T00:00:00Z"}}}}
     rank = {"a1": 3, "a2": 1, "b1": 4, "b2": 2}
-    assert contest.final_selection(Cfg, ledger, Phase, rank) == {"A": {"names": ["a2"], "rule": "best_public"},
+    assert contest_ledger.final_selection(Cfg, ledger, Phase, rank) == {"A": {"names": ["a2"], "rule": "best_public"},
                                                                  "B": {"names": ["b2"], "rule": "best_public"}}
     Cfg.contest.selection.rule = "last"
-    assert contest.final_selection(Cfg, ledger, Phase, rank)["A"]["names"] == ["a2"]
-    assert contest.final_selection(Cfg, ledger, Phase, rank)["B"]["names"] == ["b2"]
+    assert contest_ledger.final_selection(Cfg, ledger, Phase, rank)["A"]["names"] == ["a2"]
+    assert contest_ledger.final_selection(Cfg, ledger, Phase, rank)["B"]["names"] == ["b2"]
     Cfg.contest.selection.rule, Cfg.contest.selection.max = "chosen", 2
-    chosen = contest.final_selection(Cfg, ledger, Phase, rank)
+    chosen = contest_ledger.final_selection(Cfg, ledger, Phase, rank)
     assert chosen["B"] == {"names": ["b1"], "rule": "chosen"}
     assert chosen["A"] == {"names": ["a1", "a2"], "rule": "best_public"}  # chose nothing: the fallback
     Cfg.contest.selection.fallback = "none"
-    assert "A" not in contest.final_selection(Cfg, ledger, Phase, rank)
+    assert "A" not in contest_ledger.final_selection(Cfg, ledger, Phase, rank)
 
 
 # ---------------------------------------------------------------- a two-phase contest end to end (CLI)
@@ -340,7 +342,7 @@ def main_entry(root, name, team, examples, right_every, wrong_every):
 
 
 def cli(capsys, monkeypatch, when, args, outputs):
-    monkeypatch.setattr(contest, "utc_now", lambda: at(when))
+    monkeypatch.setattr(rules, "utc_now", lambda: at(when))
     code = main(args)
     captured = capsys.readouterr()
     outputs.append(captured.out + captured.err)
@@ -453,7 +455,7 @@ def test_two_phase_contest_end_to_end(tmp_path, capsys, monkeypatch, demo_exampl
 def scores_by_part(cfg, results, names):
     """(private and full-set scores, public scores, private references) of every cell, computed here."""
     from harness import store
-    from harness.data import load_examples
+    from tasks.examples import load_examples
     from harness.scoring import score
 
     private, public, references = {}, {}, set()

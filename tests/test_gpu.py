@@ -182,8 +182,8 @@ def test_backend_chooses_bf16_and_its_batch_size_and_keeps_up_with_a_bare_loop(m
 
 def test_demo_suite_runs_through_the_harness_on_the_gpu(medium_entry, tmp_path):
     """The organizer's code path: Evaluator -> isolated child -> backend on the GPU, every demo task."""
-    from harness.cli import compose, suite_tasks
-    from harness.runner import Evaluator
+    from harness.compose import compose, suite_tasks
+    from harness.execution.evaluator import Evaluator
 
     cfg = compose(["suite=demo", f"paths.results={tmp_path / 'store'}", "progress=false", "device=auto",
                    "batch_size=auto"])  # start at 64 rows, shrink on CUDA out-of-memory

@@ -23,10 +23,12 @@ from types import SimpleNamespace
 
 import pytest
 
-from harness import isolation
-from harness.cli import compose, main
+from harness.execution import isolation
+from harness.cli import main
+from harness.compose import compose
+from harness import status
 from harness.errors import SubmissionError
-from harness.runner import evaluate_all
+from harness.execution.executors import evaluate_all
 from hostile import builders
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -96,7 +98,7 @@ class Observer:
 
         class Recording(real):
             def __init__(self, args, *rest, **kwargs):
-                if "harness.worker" in list(args):
+                if "harness.execution.worker" in list(args):
                     observer.launches.append({"argv": list(args), "env": dict(kwargs.get("env") or {})})
                 super().__init__(args, *rest, **kwargs)
 
@@ -204,7 +206,7 @@ def test_a_crashing_model_fails_as_crashed_with_a_log_excerpt(tmp_path, tiny_gpt
     for task in TASKS:
         record = by[("crash", task)]
         assert record["status"] == "crashed" and "IndexError" in record["reason"]
-        assert "modeling_gpt2.py" in record["log"] and len(record["log"]) <= isolation.LOG_EXCERPT_CHARS
+        assert "modeling_gpt2.py" in record["log"] and len(record["log"]) <= status.LOG_CHARS
     assert by[("baseline-lead-1", "demo_summarization")]["status"] == "ok"
 
 
@@ -213,7 +215,7 @@ def test_a_huge_output_fails_only_the_generation_task(hostile):
     assert qa["status"] == "bad-output"
     assert f"the limit is {isolation.MAX_OUTPUT_BYTES} bytes per example" in qa["reason"]
     assert hostile.records[("huge", "demo_classification")]["status"] == "ok"  # scoring requests emit no text
-    assert all(len(r["reason"]) < 2000 and len(r["log"]) <= isolation.LOG_EXCERPT_CHARS
+    assert all(len(r["reason"]) < 2000 and len(r["log"]) <= status.LOG_CHARS
                for r in hostile.records.values())
     for path in (hostile.work / "store").rglob("*"):
         assert path.stat().st_size < builders.HUGE_TOKEN_CHARS

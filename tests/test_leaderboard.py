@@ -7,7 +7,7 @@ import math
 import pandas as pd
 import pytest
 
-from harness import leaderboard
+from harness.board import frame as board_frame, write
 
 
 def record(submission, task, primary, status="ok", higher=True, reason=""):
@@ -21,7 +21,7 @@ def test_mean_normalized_respects_direction_and_failures():
     records = [record("a", "t1", 50.0), record("b", "t1", 30.0), record("c", "t1", 10.0),
                record("a", "t2", 9.0, higher=False), record("b", "t2", 3.0, higher=False),
                record("c", "t2", None, status="timeout", reason="budget of 10 s")]
-    frame = leaderboard.build(records, ["t1", "t2"], "mean_normalized")
+    frame = board_frame.build(records, ["t1", "t2"], "mean_normalized")
     by = frame.set_index("submission")
     assert by.loc["a", "aggregate"] == pytest.approx(50.0)  # best on t1 (100), worst on t2 (0)
     assert by.loc["b", "aggregate"] == pytest.approx(75.0)  # 50 on t1, best on t2 (100)
@@ -34,14 +34,14 @@ def test_mean_normalized_respects_direction_and_failures():
 
 def test_ties_share_a_rank_and_sort_by_name():
     records = [record("b", "t", 20.0), record("a", "t", 20.0), record("c", "t", 10.0)]
-    frame = leaderboard.build(records, ["t"], "mean_normalized")
+    frame = board_frame.build(records, ["t"], "mean_normalized")
     assert list(frame["submission"]) == ["a", "b", "c"]
     assert list(frame["rank"]) == [1, 1, 3]
 
 
 def test_mean_rank_puts_missing_cells_last():
     records = [record("a", "t1", 1.0), record("b", "t1", 2.0), record("a", "t2", 5.0)]
-    frame = leaderboard.build(records, ["t1", "t2"], "mean_rank")
+    frame = board_frame.build(records, ["t1", "t2"], "mean_rank")
     by = frame.set_index("submission")
     assert by.loc["b", "t2_status"] == "missing"
     assert by.loc["a", "aggregate"] == pytest.approx((2 + 1) / 2)
@@ -51,13 +51,13 @@ def test_mean_rank_puts_missing_cells_last():
 
 def test_unknown_policy_is_rejected():
     with pytest.raises(ValueError, match="mean_normalized"):
-        leaderboard.build([record("a", "t", 1.0)], ["t"], "coin_flip")
+        board_frame.build([record("a", "t", 1.0)], ["t"], "coin_flip")
 
 
 def test_written_files_are_deterministic_and_complete(tmp_path):
     records = [record("a", "t1", 50.0), record("b", "t1", None, status="crashed", reason="exit code 1 | boom")]
-    leaderboard.write(records, "s", ["t1"], "mean_normalized", tmp_path / "one")
-    leaderboard.write(list(reversed(records)), "s", ["t1"], "mean_normalized", tmp_path / "two")
+    write.write(records, "s", ["t1"], "mean_normalized", tmp_path / "one")
+    write.write(list(reversed(records)), "s", ["t1"], "mean_normalized", tmp_path / "two")
     for name in ("leaderboard.md", "leaderboard.csv", "leaderboard.json"):
         assert (tmp_path / "one" / "s" / name).read_bytes() == (tmp_path / "two" / "s" / name).read_bytes()
     md = (tmp_path / "one" / "s" / "leaderboard.md").read_text(encoding="utf-8")

@@ -7,9 +7,9 @@ import dataclasses
 
 import pytest
 
-from harness.cli import compose
-from harness.data import load_examples
-from harness.isolation import run_job
+from harness.compose import compose
+from tasks.examples import load_examples
+from harness.execution.isolation import run_job
 
 TASKS = ("demo_summarization", "demo_classification", "demo_language_modeling")
 BASE = 40  # examples per task in the small job

@@ -10,13 +10,14 @@ import jinja2
 import pytest
 import torch
 
-from harness.cli import compose
-from harness.data import load_examples
+from harness.compose import compose
+from tasks.examples import load_examples
 from harness.errors import ConfigError, SubmissionError
 from harness.models.hf import HFCausalBackend, HFSeq2SeqBackend
 from harness.prompting import prompt_config_sha256, select_shots, strip_reasoning
 from harness.requests import GenerateRequest, LoglikelihoodRequest, PromptParts
-from harness.runner import Cell, Evaluator
+from harness.execution.cells import Cell
+from harness.execution.evaluator import Evaluator
 from harness.submission import load_submission
 from harness.validate import print_report, validate
 from tiny_models import tiny_corpus, train_tokenizer
@@ -410,7 +411,7 @@ def test_language_modeling_reads_the_document_alone(gpt2):
 
 
 def test_the_train_pool_is_read_once_per_run_however_many_entries_draw_from_it(monkeypatch):
-    import harness.runner as runner
+    import harness.execution.evaluator as runner
 
     cfg = compose(["task=demo_qa_fewshot"])
     reads = []

@@ -10,7 +10,8 @@ from html.parser import HTMLParser
 import pytest
 
 import board_examples as ex
-from harness import cli, plots, publish, store
+from harness import cli, store
+from harness.publish import page as board_page, plots, readme
 from harness.errors import ConfigError
 
 
@@ -48,7 +49,7 @@ def svg_of(data_uri: str) -> str:
 
 @pytest.fixture(scope="module")
 def written(tmp_path_factory):
-    """The board written by leaderboard.write (index.html beside md/csv/json), before any bootstrap keys."""
+    """The board written by write.write (index.html beside md/csv/json), before any bootstrap keys."""
     out = tmp_path_factory.mktemp("board")
     data = ex.board(out)
     return data, (out / ex.SUITE / "index.html").read_text(encoding="utf-8")
@@ -77,7 +78,7 @@ def test_page_without_bootstrap_keys_degrades(written):
 
 def test_page_with_bootstrap_keys_shows_them(written):
     data, _ = written
-    html = publish.render_page(ex.with_bootstrap(data), ex.records())
+    html = board_page.render_page(ex.with_bootstrap(data), ex.records())
     alpha = data["rows"][0]["cells"]["qa"]["primary"]
     assert f'<span class="ci" title="confidence interval">[{alpha * 0.95:.2f}, {alpha * 1.04:.2f}]</span>' in html
     assert 'data-key="tier" data-sort="1">1<' in html and 'id="tiers"' in html and "1000 resamples, seed 1234" in html
@@ -91,7 +92,7 @@ def test_page_with_bootstrap_keys_shows_them(written):
 
 def test_page_is_self_contained(written):
     data, _ = written
-    html = publish.render_page(ex.with_bootstrap(data), ex.records())
+    html = board_page.render_page(ex.with_bootstrap(data), ex.records())
     page = parse(html)
     fetched = [(tag, key, value) for tag, key, value in page.attrs if key in ("src", "srcset", "poster", "data")]
     assert fetched and all(value.startswith("data:") for _, _, value in fetched)
@@ -107,14 +108,14 @@ def test_page_is_self_contained(written):
 
 def test_page_bytes_are_deterministic(tmp_path):
     ex.board(tmp_path / "one")
-    from harness import leaderboard
+    from harness.board import frame as board_frame, write
 
-    leaderboard.write(list(reversed(ex.records())), ex.SUITE, ex.TASKS, "mean_normalized", tmp_path / "two")
+    write.write(list(reversed(ex.records())), ex.SUITE, ex.TASKS, "mean_normalized", tmp_path / "two")
     one = (tmp_path / "one" / ex.SUITE / "index.html").read_bytes()
     assert one == (tmp_path / "two" / ex.SUITE / "index.html").read_bytes()
     data = json.loads((tmp_path / "one" / ex.SUITE / "leaderboard.json").read_text(encoding="utf-8"))
     boot = ex.with_bootstrap(data)
-    assert publish.render_page(boot, ex.records()) == publish.render_page(boot, ex.records()[::-1])
+    assert board_page.render_page(boot, ex.records()) == board_page.render_page(boot, ex.records()[::-1])
 
 
 def test_plots_are_stable_svg(written):
@@ -127,9 +128,9 @@ def test_plots_are_stable_svg(written):
 
 
 def test_aggregate_direction_follows_the_policy(tmp_path):
-    from harness import leaderboard
+    from harness.board import frame as board_frame, write
 
-    leaderboard.write(ex.records(), ex.SUITE, ex.TASKS, "mean_rank", tmp_path)
+    write.write(ex.records(), ex.SUITE, ex.TASKS, "mean_rank", tmp_path)
     html = (tmp_path / ex.SUITE / "index.html").read_text(encoding="utf-8")
     assert 'data-key="aggregate" data-type="num" data-first="asc"' in html
 
@@ -143,12 +144,12 @@ BOARD_MD = "# Leaderboard: demo\n\n| Rank | Submission |\n|---|---|\n| 1 | a |\n
 def test_update_readme_replaces_only_the_block(tmp_path):
     path = tmp_path / "README.md"
     path.write_text(README, encoding="utf-8")
-    assert publish.update_readme(path, "demo", BOARD_MD) is True
+    assert readme.update_readme(path, "demo", BOARD_MD) is True
     text = path.read_text(encoding="utf-8")
     assert text.startswith("# Project\n\nintro\n\n<!-- leaderboard:demo:start -->\n")
     assert text.endswith("<!-- leaderboard:demo:end -->\n\nmore\n")
     assert "old board" not in text and "| 1 | a |" in text and "# Leaderboard" not in text
-    assert publish.update_readme(path, "demo", BOARD_MD) is False  # idempotent
+    assert readme.update_readme(path, "demo", BOARD_MD) is False  # idempotent
     assert path.read_text(encoding="utf-8") == text
 
 
@@ -162,7 +163,7 @@ def test_update_readme_names_the_missing_markers(tmp_path, content, found):
     path = tmp_path / "README.md"
     path.write_text(content, encoding="utf-8")
     with pytest.raises(ConfigError) as error:
-        publish.update_readme(path, "demo", BOARD_MD)
+        readme.update_readme(path, "demo", BOARD_MD)
     message = str(error.value)
     assert str(path) in message and "<!-- leaderboard:demo:start -->" in message and found in message
     assert path.read_text(encoding="utf-8") == content

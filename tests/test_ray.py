@@ -19,8 +19,9 @@ from pathlib import Path
 
 import pytest
 
-from harness import executors
-from harness.cli import compose, main
+from harness.execution import executors
+from harness.cli import main
+from harness.compose import compose
 from harness.errors import ConfigError
 from tiny_models import write_entries
 

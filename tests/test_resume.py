@@ -77,7 +77,7 @@ def model_processes(tmp: Path) -> list:
             command = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode("utf-8", "replace")
         except OSError:
             continue
-        if "harness.worker" in command and str(tmp) in command:
+        if "harness.execution.worker" in command and str(tmp) in command:
             found.append(int(proc.name))
     return found
 

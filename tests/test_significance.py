@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from harness import significance
+from harness.board import significance
 from harness.metrics import build_metric
 
 CONF = Path(__file__).resolve().parent / "contest_conf"
@@ -17,8 +17,8 @@ PARITY = Path(__file__).resolve().parent / "parity_tasks"
 
 
 def demo_translation():
-    from harness.cli import compose
-    from harness.data import load_examples
+    from harness.compose import compose
+    from tasks.examples import load_examples
 
     cfg = compose(["task=demo_translation"])
     examples = load_examples(cfg.task)
@@ -112,9 +112,9 @@ def build_board(tmp_path, suite, task, entries, data):
     """Predictions entries on a one-task suite, evaluated and ranked as `harness run` does; the board's json."""
     from parity_helpers import hydra_value, make_submission
 
-    from harness import boards
-    from harness.cli import compose
-    from harness.runner import evaluate_all
+    from harness.board import write as boards
+    from harness.compose import compose
+    from harness.execution.executors import evaluate_all
 
     folders = [make_submission(tmp_path / "entries", name, {task: by_id}) for name, by_id in entries.items()]
     cfg = compose([f"hydra.searchpath=[file://{PARITY},file://{CONF}]", f"suite={suite}", "progress=false",

@@ -5,8 +5,8 @@ import math
 
 import pytest
 
-from harness.cli import available, compose
-from harness.data import load_examples
+from harness.compose import available, compose
+from tasks.examples import load_examples
 from harness.prompting import select_shots
 from harness.requests import (GenerateRequest, Generation, Loglikelihood, LoglikelihoodRequest, RollingLoglikelihood,
                               RollingRequest)
@@ -91,8 +91,8 @@ def test_a_hub_task_loads_through_datasets_from_a_repository_folder(tmp_path, mo
     (translation.de / translation.en) and row-index ids, with no network."""
     import json
 
-    from harness.cli import compose
-    from harness.data import load_examples
+    from harness.compose import compose
+    from tasks.examples import load_examples
 
     monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from harness.cli import compose, main
+from harness.cli import main
+from harness.compose import compose
 from harness.submission import discover
 from harness.validate import MANIFEST_CHECK, print_report, validate
 from hostile import builders

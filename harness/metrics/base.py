@@ -38,6 +38,12 @@ class Metric:
     def score(self, predictions: Sequence[Any], targets: Sequence[Any]) -> Dict[str, float]:
         return self.aggregate(self.item_stats(predictions, targets))
 
+    def resample(self, stats: np.ndarray, score_name: str, idxs: np.ndarray) -> np.ndarray:
+        """The score `score_name` on every resample (a row of item indices in `idxs`) of the rows of `stats`: the
+        bootstrap's one entry point. A metric whose reference scorer resamples differently overrides it."""
+        stats = np.asarray(stats)
+        return np.array([self.aggregate(stats[row])[score_name] for row in idxs], dtype=np.float64)
+
 
 # ---------------------------------------------------------------------------------------------------------------
 # Helpers shared by the metric modules (additions; the contract above is unchanged).

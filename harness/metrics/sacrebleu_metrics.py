@@ -75,6 +75,13 @@ class _SacrebleuMetric(Metric):
         """The underlying sacrebleu metric object."""
         return self._metric
 
+    def resample(self, stats: np.ndarray, score_name: str, idxs: np.ndarray) -> np.ndarray:
+        """sacrebleu resamples float32 statistics and sums each resample with `.sum(0)`; doing the same here (one
+        resample at a time, to bound memory) gives its paired bootstrap's numbers bit for bit."""
+        stats32 = np.asarray(stats, dtype="float32")
+        compute = self._metric._compute_score_from_stats
+        return np.array([compute(stats32[row].sum(0)).score for row in idxs])
+
     def signature(self) -> str:
         """sacrebleu's own signature string; `nrefs` reflects the data of the latest `item_stats` call ('var' when
         the number of references varies across items, 'unknown' before any data), as sacrebleu's does after

@@ -40,7 +40,7 @@ from __future__ import annotations
 import inspect
 import itertools
 import logging
-from typing import Callable, Hashable, Optional, Sequence, Tuple, TypeVar
+from typing import Any, Callable, Hashable, Optional, Sequence, Tuple, TypeVar
 
 import torch
 from tqdm import tqdm
@@ -62,6 +62,8 @@ from harness.requests import (
     Generation,
     Loglikelihood,
     LoglikelihoodRequest,
+    ModelSpec,
+    NonFiniteOutput,
     PromptParts,
     RollingLoglikelihood,
     RollingRequest,
@@ -374,6 +376,16 @@ class _HFBackend:
         ids = set(configured if isinstance(configured, list) else [configured])
         ids.add(self.tokenizer.eos_token_id)
         return {i for i in ids if i is not None}
+
+    def guard_nonfinite(self) -> None:
+        """Fail on NaN logits at the position a step predicts from (the last one), the same in every batch shape."""
+
+        def check(module: Any, args: Any, output: Any) -> None:
+            logits = getattr(output, "logits", None)
+            if isinstance(logits, torch.Tensor) and logits.dim() == 3 and torch.isnan(logits[:, -1]).any():
+                raise NonFiniteOutput("the model produced NaN logits")
+
+        self.model.register_forward_hook(check)
 
     def model_info(self) -> dict:
         return {
@@ -830,3 +842,11 @@ class HFSeq2SeqBackend(_HFBackend):
             f"rolling_loglikelihood needs a decoder-only (causal) model; {self.model_path} is loaded as an "
             "encoder-decoder (seq2seq) model"
         )
+
+
+def load(spec: ModelSpec, *, device: str, batch_size: Any, progress: bool) -> _HFBackend:
+    """The backend for the submission's kind: decoder-only or encoder-decoder."""
+    backend_class = {"hf-causal": HFCausalBackend, "hf-seq2seq": HFSeq2SeqBackend}[spec.kind]
+    return backend_class(spec.location, device=device, dtype=spec.dtype, batch_size=batch_size,
+                         trust_remote_code=spec.trust_remote_code, progress=progress,
+                         chat_template=spec.chat_template, reasoning=spec.reasoning)

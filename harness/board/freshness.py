@@ -21,6 +21,11 @@ import json
 from pathlib import Path
 from typing import Any, Dict, Optional
 
+from omegaconf import OmegaConf
+
+from harness import __version__
+from harness.data import data_files, sha256_file
+from harness.execution.cells import library_versions
 from harness.store import atomic_write_text, dumps
 
 KEY_FILE = ".inputs.json"
@@ -36,7 +41,7 @@ def _sha_bytes(path: Path) -> Optional[str]:
 
 def _code_sha() -> str:
     """The harness's source and templates: a changed renderer or ranking rule rebuilds the board."""
-    root = Path(__file__).resolve().parent
+    root = Path(__file__).resolve().parents[1]  # the harness package
     digest = hashlib.sha256()
     for path in sorted([*root.rglob("*.py"), *(root / "templates").glob("*")]):
         digest.update(path.relative_to(root).as_posix().encode("utf-8") + b"\0" + path.read_bytes() + b"\0")
@@ -45,12 +50,6 @@ def _code_sha() -> str:
 
 def board_key(cfg: Any, tasks: Dict[str, Any]) -> Optional[str]:
     """The sha256 of everything the suite's board is built from, or None where it cannot be told cheaply."""
-    from omegaconf import OmegaConf
-
-    from harness import __version__
-    from harness.data import data_files, sha256_file
-    from harness.runner import library_versions
-
     if cfg.contest is not None or any(task.data.source != "local" for task in tasks.values()):
         return None
     config = OmegaConf.to_container(cfg, resolve=True)

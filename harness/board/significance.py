@@ -23,17 +23,8 @@ def draws(n_items: int, resamples: int = RESAMPLES, seed: int = SEED) -> np.ndar
 
 
 def resample_scores(metric: Any, stats: np.ndarray, score_name: str, idxs: np.ndarray) -> np.ndarray:
-    """The score `score_name` of `metric` on every resample of the rows of `stats`."""
-    from harness.metrics.sacrebleu_metrics import _SacrebleuMetric
-
-    if isinstance(metric, _SacrebleuMetric):
-        # sacrebleu resamples float32 statistics and sums each resample with `.sum(0)`; doing the same here (one
-        # resample at a time, to bound memory) gives its numbers bit for bit
-        stats32 = np.asarray(stats, dtype="float32")
-        compute = metric.sacrebleu_metric._compute_score_from_stats
-        return np.array([compute(stats32[row].sum(0)).score for row in idxs])
-    stats = np.asarray(stats)
-    return np.array([metric.aggregate(stats[row])[score_name] for row in idxs], dtype=np.float64)
+    """The score `score_name` of `metric` on every resample of the rows of `stats` (the metric's own hook)."""
+    return metric.resample(stats, score_name, idxs)
 
 
 def confidence_interval(samples: np.ndarray) -> Tuple[float, float]:

@@ -8,6 +8,7 @@ are computed on the part as a whole, never averaged from items.
 """
 from __future__ import annotations
 
+import copy
 import dataclasses
 import hashlib
 import math
@@ -15,7 +16,10 @@ from typing import Any, Dict, List, Optional, Sequence
 
 import numpy as np
 
-from harness.data import Example
+from harness.config import config_hash
+from harness.contest.rules import phase_for_suite
+from harness.errors import SubmissionError
+from tasks.examples import Example, load_examples
 
 PARTS = ("public", "private", "full")
 
@@ -26,8 +30,6 @@ def board_part(cfg: Any) -> str:
     a contest's private part never reaches a participant-visible record by accident."""
     if cfg.contest is None:
         return "full"
-    from harness.contest import phase_for_suite
-
     phase = phase_for_suite(cfg.contest, cfg.suite.name) if cfg.suite is not None else None
     return "full" if phase is not None and phase.split == "full" else "public"
 
@@ -77,10 +79,6 @@ _PUBLIC_IDS: Dict[tuple, frozenset] = {}
 def public_ids(task: Any, examples: Sequence[Example], partition: Any) -> frozenset:
     """The ids of the whole test set's public part. A run on the first examples only (`data.limit`, the sample
     `harness validate` runs) uses the whole set's partition, so a sample never scores a private example."""
-    import copy
-
-    from harness.config import config_hash
-
     if task.data.limit is None:
         mask = public_mask(task, examples, partition)
         return frozenset(e.id for e, public in zip(examples, mask) if public)
@@ -88,8 +86,6 @@ def public_ids(task: Any, examples: Sequence[Example], partition: Any) -> frozen
     full.data.limit = None
     key = (config_hash(full), config_hash(partition))
     if key not in _PUBLIC_IDS:
-        from harness.data import load_examples
-
         _PUBLIC_IDS[key] = public_ids(full, load_examples(full), partition)
     return _PUBLIC_IDS[key]
 
@@ -121,8 +117,6 @@ def public_view(cfg: Any, task: Any, examples: Sequence[Example], scored: Any) -
     if part == "full":
         return scored
     rows = part_rows(task, examples, cfg.contest.partition, part)
-    from harness.errors import SubmissionError
-
     if not len(rows):  # only a sample of the examples can miss the public part entirely (validate's first few)
         raise SubmissionError("the examples scored hold no example of the public part; nothing can be shown",
                               status="n/a")

@@ -1,4 +1,4 @@
-"""The inference child: `python -m harness.worker JOB_DIR`.
+"""The inference child: `python -m harness.execution.worker JOB_DIR`.
 
 It reads `JOB_DIR/job.json` and the task *inputs* (never references; few-shot examples, which are train data,
 come with them), loads the model once, answers the pooled requests of all tasks one request type at a time, and
@@ -22,15 +22,20 @@ import traceback
 from pathlib import Path
 from typing import Any, Dict, List, Tuple
 
-LOG_CHARS = 2000
+from omegaconf import OmegaConf
+
+from harness.config import TaskConfig
+from harness.models import DEFAULT_BACKEND, load_backend
+from harness.requests import (GenerateRequest, LoglikelihoodRequest, ModelSpec, NonFiniteOutput, RollingRequest,
+                              shown_with_choices)
+from harness.status import LOG_CHARS
+from harness.store import atomic_write_text
+from tasks import kind_of
+
 
 
 class ModelLoadError(Exception):
     """The model could not be loaded (missing files, bad config)."""
-
-
-class NonFiniteOutput(Exception):
-    """The model produced NaN logits or log-likelihoods."""
 
 
 class PickleRefused(Exception):
@@ -86,40 +91,19 @@ def refuse_unpickling() -> None:
     torch.serialization.load = refuse
 
 
-def watch_logits(model: Any) -> None:
-    """Fail on NaN logits at the position a step predicts from (the last one), the same in every batch shape."""
-    import torch
-
-    def check(module: Any, args: Any, output: Any) -> None:
-        logits = getattr(output, "logits", None)
-        if isinstance(logits, torch.Tensor) and logits.dim() == 3 and torch.isnan(logits[:, -1]).any():
-            raise NonFiniteOutput("the model produced NaN logits")
-
-    model.register_forward_hook(check)
-
-
 # ---------------------------------------------------------------- the job
 
 
-def load_backend(model: Dict[str, Any], device: str, batch_size: Any, progress: bool) -> Any:
-    from harness.models.hf import HFCausalBackend, HFSeq2SeqBackend
-
-    backend_class = HFCausalBackend if model["kind"] == "hf-causal" else HFSeq2SeqBackend
+def model_spec(model: Dict[str, Any]) -> ModelSpec:
     reasoning = model.get("reasoning")
-    return backend_class(model["location"], device=device, dtype=model["dtype"], batch_size=batch_size,
-                         trust_remote_code=model["trust_remote_code"], progress=progress,
-                         chat_template=bool(model.get("chat_template", False)),
-                         reasoning=(reasoning["start"], reasoning["end"]) if reasoning else None)
+    return ModelSpec(kind=model["kind"], location=model["location"], dtype=model["dtype"],
+                     trust_remote_code=model["trust_remote_code"], chat_template=bool(model.get("chat_template", False)),
+                     reasoning=(reasoning["start"], reasoning["end"]) if reasoning else None)
 
 
 def read_tasks(job_dir: Path, job: Dict[str, Any]) -> Tuple[Dict[str, Any], Dict[str, List[str]], Dict[str, list]]:
     """Task configs, example ids and requests, from the job's config and input files (with each example's
     few-shot examples, drawn by the parent from train data)."""
-    from omegaconf import OmegaConf
-
-    from harness.config import TaskConfig
-    from tasks import kind_of
-
     tasks, ids, requests = {}, {}, {}
     for spec in job["tasks"]:
         task = OmegaConf.merge(OmegaConf.structured(TaskConfig), spec["config"])
@@ -185,8 +169,6 @@ class Writer:
                 self.flush(name)
 
     def flush(self, name: str) -> None:
-        from harness.store import atomic_write_text
-
         if name in self.failed:
             atomic_write_text(self.out / f"{name}.failure.json", json.dumps(self.failed[name]))
             return
@@ -202,8 +184,6 @@ class Writer:
                                                                       "dropped_shots": dropped}))
 
     def lines(self, name: str) -> List[str]:
-        from tasks import kind_of
-
         task = self.tasks[name]
         predictions = kind_of(task).predictions(task, self.answers[name])
         lines = []
@@ -236,9 +216,6 @@ def _dropped_shots(answer: Any) -> int:
 def write_rendered_prompts(backend: Any, out: Path, ids: Dict[str, List[str]], requests: Dict[str, list],
                            n: int) -> None:
     """`harness validate`: the exact text the model is given for each task's first `n` examples."""
-    from harness.requests import shown_with_choices
-    from harness.store import atomic_write_text
-
     for name, items in requests.items():
         shown = {}
         try:
@@ -257,8 +234,6 @@ def write_rendered_prompts(backend: Any, out: Path, ids: Dict[str, List[str]], r
 def answer(backend: Any, writer: Writer, slots: Dict[type, List[tuple]], timings: Dict[str, Any]) -> None:
     """One backend call per request type: the cheap scoring types first, so a job cut off by its budget has
     finished as many tasks as it could. A type that fails fails only the tasks that use it."""
-    from harness.requests import GenerateRequest, LoglikelihoodRequest, RollingRequest
-
     methods = {LoglikelihoodRequest: backend.loglikelihood, RollingRequest: backend.rolling_loglikelihood,
                GenerateRequest: backend.generate}
     for request_type, method in methods.items():
@@ -292,19 +267,18 @@ def run(job_dir: Path, job: Dict[str, Any], started: float) -> None:
     timings: Dict[str, Any] = {"types": {}}
     loading = time.monotonic()
     try:
-        backend = load_backend(job["model"], job["device"], job["batch_size"], job["progress"])
+        backend = load_backend(job["model"].get("backend", DEFAULT_BACKEND), model_spec(job["model"]),
+                               device=job["device"], batch_size=job["batch_size"], progress=job["progress"])
     except PickleRefused:
         raise
     except Exception as e:
         raise ModelLoadError(f"{type(e).__name__}: {e}") from e
     timings.update(startup_s=loading - started, load_s=time.monotonic() - loading, model=backend.model_info())
-    watch_logits(backend.model)
+    backend.guard_nonfinite()
     if job.get("echo_prompts"):
         write_rendered_prompts(backend, out, ids, requests, int(job["echo_prompts"]))
     writer.flush_all()
     answer(backend, writer, pool(requests), timings)
-    from harness.store import atomic_write_text
-
     atomic_write_text(out / "timings.json", json.dumps(timings, sort_keys=True))
 
 

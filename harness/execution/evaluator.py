@@ -1,129 +1,30 @@
-"""Evaluate submissions on tasks: one record per (submission, task) cell.
+"""The Evaluator: decides, for each cell of a submission, whether to reuse, rescore or predict it, and does it.
 
-A job is one submission on a set of tasks. Predictions are keyed by the submission's files, the task's inputs and
-its prompt/generation settings; scores by that plus the metric settings. A cell whose keys match its stored
-record is not evaluated again; a cell whose predictions match but whose metrics changed is rescored from the
-stored predictions without loading a model.
+A job is one submission on a set of tasks. The model (if any) runs once per job in an isolated child process
+(harness.execution.isolation); scores are computed here, in the parent, which alone sees the references.
 """
 from __future__ import annotations
 
 import functools
-import hashlib
-import json
-import platform
-from importlib import metadata
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Sequence
+from typing import Any, Callable, Dict, List, Optional
 
-from harness import __version__, store
-from harness.config import config_hash
-from harness.data import Example, data_files, load_examples, sha256_file
+from harness import safety, store
+from harness.contest.splits import public_view
 from harness.errors import SubmissionError
+from harness.execution.cells import Cell, make_record
+from harness.execution.isolation import run_job
+from harness.models.baselines import BASELINES
+from harness.models.predictions import predictions_file, read_predictions
+from harness.prompting import check_generation_request, prompt_sha256, select_shots, task_for_submission
+from harness.scoring import score
 from harness.submission import Submission, load_submission, submission_sha256
-
-FAILED = ("invalid", "refused", "load-error", "timeout", "out-of-memory", "crashed", "bad-output")
-LIBRARIES = ("torch", "transformers", "datasets", "tokenizers", "sacrebleu", "rouge-score", "numpy", "pandas",
-             "hydra-core", "omegaconf")
-
-
-@functools.lru_cache(maxsize=None)
-def library_versions() -> Dict[str, Optional[str]]:
-    versions: Dict[str, Optional[str]] = {}
-    for name in LIBRARIES:
-        try:
-            versions[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            versions[name] = None
-    return versions
-
-
-def _sha(data: Any) -> str:
-    return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode("utf-8")).hexdigest()
-
-
-def _data_content(data_cfg: Any, files: Dict[str, Optional[str]]) -> Dict[str, Any]:
-    """A data config with each local file named by its content (sha256), not its location: data checked out or
-    copied elsewhere keeps its cells' keys, and a changed line changes them."""
-    from omegaconf import OmegaConf
-
-    data = OmegaConf.to_container(data_cfg, resolve=True)
-    if data_cfg.source == "local":  # the suffix stays: with format auto it decides how the file is read
-        data["path"] = [files[data_cfg.path], Path(data_cfg.path).suffix.lower()] if data_cfg.path else None
-        data["files"] = {name: files[path] for name, path in sorted(data["files"].items())}
-    return data
-
-
-class Cell:
-    """What is known about one (submission, task) cell while it is evaluated."""
-
-    def __init__(self, task: Any, submission_name: str, submission_sha: str, run_cfg: Any):
-        from omegaconf import OmegaConf
-
-        from harness.isolation import child_task_config
-        from harness.prompting import fewshot_pool_config
-
-        self.task = task
-        self.submission = submission_name
-        files = {name: sha256_file(p) if p.is_file() else None for name, p in data_files(task.data).items()}
-        self.data_sha256 = files
-        self.task_hash = config_hash(task)
-        inputs_key = {"data": _data_content(task.data, files), "fields": OmegaConf.to_container(task.fields, resolve=True),
-                      "model_side": child_task_config(task)}
-        pool = fewshot_pool_config(task)  # checks the few-shot settings (a ConfigError names the task and key)
-        if pool is not None:  # the shots are part of what the model is asked: their data is part of the key
-            pool_files = {name: sha256_file(p) if p.is_file() else None for name, p in data_files(pool).items()}
-            inputs_key["fewshot_pool"] = _data_content(pool, pool_files)
-        self.prediction_key = _sha({"submission": submission_sha, "inputs": inputs_key, "device": run_cfg.device})
-        metric_side = {"metrics": list(task.metrics), "options": OmegaConf.to_container(task.metric_options, resolve=True),
-                       "primary": task.primary_metric, "versions": library_versions()}
-        if run_cfg.contest is not None:  # a contest's partition decides what a record scores (harness.splits)
-            from harness.contest import contest_hash
-            from harness.splits import board_part
-
-            metric_side["contest"] = {"sha256": contest_hash(run_cfg), "part": board_part(run_cfg)}
-        self.score_key = _sha({"predictions": self.prediction_key, "metrics": metric_side, "harness": __version__})
-
-
-def provenance(cell: Cell, submission_sha: Optional[str], run_cfg: Any) -> Dict[str, Any]:
-    return {"harness": __version__, "python": platform.python_version(), "libraries": library_versions(),
-            "task_config_sha256": cell.task_hash, "data_sha256": cell.data_sha256,
-            "submission_sha256": submission_sha,
-            "run_config_sha256": config_hash({"device": run_cfg.device, "seed": run_cfg.seed}),
-            "contest_sha256": None if run_cfg.contest is None else config_hash(run_cfg.contest)}
-
-
-def _prompt_provenance(task: Any, submission: Optional[Submission]) -> Dict[str, Any]:
-    """The whole prompt config (task side and what the submission declared) and its sha256."""
-    from harness.prompting import prompt_config
-
-    config = prompt_config(task, submission.manifest if submission else None)
-    return {"prompt_config": config, "prompt_config_sha256": config_hash(config)}
-
-
-def make_record(cell: Cell, submission: Optional[Submission], status: str, *, submission_sha: Optional[str],
-                run_cfg: Any, scored: Any = None, reason: str = "", log: str = "", extra_counts=None,
-                isolation: Optional[Dict[str, str]] = None) -> Dict[str, Any]:
-    manifest = submission.manifest if submission else None
-    record: Dict[str, Any] = {
-        "submission": cell.submission, "team": manifest.team if manifest else None,
-        "submission_kind": manifest.kind if manifest else None, "task": cell.task.name, "task_kind": cell.task.kind,
-        "status": status, "reason": reason, "log": log, "primary_metric": cell.task.primary_metric,
-        "primary": None, "scores": {}, "higher_is_better": {}, "signatures": {}, "counts": {},
-        "keys": {"predictions": cell.prediction_key, "scores": cell.score_key},
-        "provenance": {**provenance(cell, submission_sha, run_cfg), **_prompt_provenance(cell.task, submission)},
-    }
-    if scored is not None:
-        record.update(scores=scored.scores, higher_is_better=scored.higher_is_better, signatures=scored.signatures,
-                      primary=scored.scores[cell.task.primary_metric], counts=dict(scored.counts))
-    record["counts"].update(extra_counts or {})
-    if isolation:  # what the model's process ran under (harness.isolation)
-        record["provenance"]["isolation"] = isolation
-    return record
-
+from tasks import kind_of
+from tasks.examples import Example, load_examples
 
 class Evaluator:
     """Evaluates submissions on a set of tasks and hands each cell's record and predictions to `sink`: the store by
-    default; on a Ray worker, a list the driver receives and writes (harness.executors)."""
+    default; on a Ray worker, a list the driver receives and writes (harness.execution.executors)."""
 
     def __init__(self, run_cfg: Any, tasks: Dict[str, Any], echo: Callable[[str], None] = print,
                  sink: Optional[Callable[[Dict[str, Any], Optional[List[Dict[str, Any]]]], None]] = None,
@@ -147,8 +48,6 @@ class Evaluator:
     def shots(self, task: Any, examples: List[Example]) -> Any:
         """Each example's few-shot examples (None when the task takes none), drawn from the task's train pool,
         which is read once per run however many entries run the task."""
-        from harness.prompting import select_shots
-
         def pool() -> List[Example]:
             if task.name not in self._pools:
                 self._pools[task.name] = load_examples(task, task.train, "train")
@@ -162,13 +61,9 @@ class Evaluator:
             submission = load_submission(folder)
         except SubmissionError as e:
             return self._reject(folder.name, e)
-        from harness import safety
-
         refusal = safety.verdict(safety.vet(submission, self.cfg.allow_remote_code))  # before anything loads it
         if refusal is not None:
             return self._reject(submission.name, refusal)
-        from harness.prompting import check_generation_request
-
         try:  # a raised token budget only up to the organizer's cap
             check_generation_request(submission.manifest, str(folder / "submission.yaml"), self.cfg)
         except SubmissionError as e:
@@ -225,9 +120,6 @@ class Evaluator:
                          extra_counts: Dict[str, int], unknown: Optional[int] = None,
                          isolation: Optional[Dict[str, str]] = None,
                          prompt_hashes: Optional[Dict[str, str]] = None) -> Dict[str, Any]:
-        from harness.scoring import score
-        from harness.splits import public_view
-
         examples = self.examples(cell.task)
         try:
             # in a contest the record holds the public part's scores only; the private part is scored by `reveal`
@@ -259,9 +151,6 @@ class Evaluator:
         return self._fail(submission, sub_sha, cell, status, reason)
 
     def _from_file(self, submission: Submission, sub_sha: str, cell: Cell) -> Dict[str, Any]:
-        from harness.models.predictions import predictions_file, read_predictions
-        from tasks import kind_of
-
         path = predictions_file(submission.folder, cell.task.name)
         if not path.is_file():
             return self._mark(submission, sub_sha, cell, "not-submitted", f"no predictions/{cell.task.name}.jsonl")
@@ -273,8 +162,6 @@ class Evaluator:
         return self._score_and_store(submission, sub_sha, cell, predictions, {})
 
     def _from_baseline(self, submission: Submission, sub_sha: str, cell: Cell) -> Dict[str, Any]:
-        from harness.models.baselines import BASELINES
-
         task = cell.task
         examples = self.examples(task)
         train = functools.partial(load_examples, task, task.train, "train") if task.train is not None else (lambda: None)
@@ -287,9 +174,6 @@ class Evaluator:
         return self._score_and_store(submission, sub_sha, cell, {e.id: p for e, p in zip(examples, predictions)}, {})
 
     def _from_model(self, submission: Submission, sub_sha: str, cells: List[Cell]) -> List[Dict[str, Any]]:
-        from harness.isolation import run_job
-        from harness.safety import model_folder
-
         records, runnable = [], []
         for cell in cells:
             examples = self.examples(cell.task)
@@ -305,7 +189,8 @@ class Evaluator:
             return records
         manifest = submission.manifest
         trust = manifest.trust_remote_code and manifest.name in self.cfg.allow_remote_code
-        model = {"kind": manifest.kind, "location": str(model_folder(submission)), "dtype": manifest.dtype,
+        model = {"backend": self.cfg.backend.name, "kind": manifest.kind,
+                 "location": str(safety.model_folder(submission)), "dtype": manifest.dtype,
                  "trust_remote_code": trust, "chat_template": manifest.chat_template, "reasoning": manifest.reasoning}
         prepared = {cell.task.name: self.prepare(cell.task, examples, manifest) for cell, examples in runnable}
         self.echo(f"running {manifest.name} on {', '.join(c.task.name for c, _ in runnable)}")
@@ -332,19 +217,8 @@ class Evaluator:
         """(the task as this entry runs it, each example's shots, each example's prompt sha256), in the parent:
         shots come from the train pool (never the scored split); the hashes are of the requests the child will
         build from the same inputs and shots."""
-        from harness.prompting import prompt_sha256, task_for_submission
-        from tasks import kind_of
-
         task = task_for_submission(task, manifest)
         shots = self.shots(task, examples)
         requests = kind_of(task).requests(task, [e.inputs for e in examples], shots)
         hashes = {e.id: prompt_sha256(r, manifest.chat_template) for e, r in zip(examples, requests)}
         return task, shots, hashes
-
-
-def evaluate_all(run_cfg: Any, tasks: Dict[str, Any], folders: Sequence[Path],
-                 echo: Callable[[str], None] = print) -> List[Dict[str, Any]]:
-    """Every cell's record, folder by folder (tasks sorted); the jobs run through `run_cfg.executor`."""
-    from harness.executors import executor_for
-
-    return executor_for(run_cfg.executor).run(run_cfg, tasks, folders, echo)

@@ -1,6 +1,6 @@
 """Run a model job in a child process that sees task inputs only, and check everything it hands back.
 
-The child is a fresh interpreter (`python -m harness.worker JOB_DIR`), not a fork, so it inherits no memory of the
+The child is a fresh interpreter (`python -m harness.execution.worker JOB_DIR`), not a fork, so it inherits no memory of the
 parent (references, other entries' results). Its job folder holds the task configs stripped of their data
 locations, metrics and field mappings, and one file of inputs per task. It runs in its own session with a
 scrubbed environment (hub offline, no tokens), no network where the OS allows it (`unshare --net`), a wall-clock
@@ -25,13 +25,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
+from omegaconf import OmegaConf
+
 from harness.data import Example
 from harness.errors import SubmissionError
+from harness.status import CHILD_STATUSES, LOG_CHARS, REASON_CHARS
+from tasks import kind_of
 
 MAX_OUTPUT_BYTES = 64 * 1024  # per example: one JSON line of the child's predictions
 MIN_FILE_BYTES = 256 << 20  # floor of the cap on any file the child writes (logs and caches included)
-LOG_EXCERPT_CHARS = 2000
-REASON_CHARS = 500
 _SMALL_JSON_BYTES = 1 << 20  # meta, failure and timing files the child writes
 # Variables the child may inherit; everything else (tokens, cloud keys, CI secrets) is dropped.
 _KEEP_ENV = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "CUDA_VISIBLE_DEVICES", "OMP_NUM_THREADS",
@@ -41,7 +43,6 @@ _OFFLINE = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HF_DATASETS_OFF
             "PYTHONHASHSEED": "0", "PYTHONNOUSERSITE": "1", "PYTHONDONTWRITEBYTECODE": "1"}
 _SECRET_NAME = re.compile(r"TOKEN|SECRET|PASSW|KEY|CREDENTIAL|AUTH", re.IGNORECASE)
 # Statuses a child may report for a task; anything else it writes is read as a crash.
-CHILD_STATUSES = ("load-error", "timeout", "out-of-memory", "crashed", "bad-output", "refused", "n/a")
 
 
 @dataclass
@@ -79,8 +80,6 @@ def child_env(home: Path) -> Dict[str, str]:
 
 def child_task_config(task: Any) -> Dict[str, Any]:
     """The task config the child needs to build requests: everything but where the data (and references) live."""
-    from omegaconf import OmegaConf
-
     config = OmegaConf.to_container(task, resolve=True)
     for key in ("data", "train", "fields", "metrics", "metric_options", "primary_metric"):
         config.pop(key, None)
@@ -116,7 +115,7 @@ def network_isolation() -> Tuple[Tuple[str, ...], str]:
 def isolation_note(budget: float, max_output_bytes: int, max_file_bytes: int) -> Dict[str, str]:
     """What this job's child runs under, recorded in every cell of the job."""
     return {
-        "process": "fresh interpreter (python -m harness.worker), own session; killed as a group when done",
+        "process": "fresh interpreter (python -m harness.execution.worker), own session; killed as a group when done",
         "inputs": "task inputs only: no references, field mappings, metrics or data locations",
         "environment": f"scrubbed: only {', '.join(_KEEP_ENV)} kept; hub offline; home and caches in the job folder",
         "network": network_isolation()[1],
@@ -129,7 +128,7 @@ def isolation_note(budget: float, max_output_bytes: int, max_file_bytes: int) ->
 
 def child_command(job_dir: Path) -> List[str]:
     # -s: no user site-packages; the working folder is the empty job home, so nothing shadows an import.
-    return [*network_isolation()[0], sys.executable, "-s", "-m", "harness.worker", str(job_dir)]
+    return [*network_isolation()[0], sys.executable, "-s", "-m", "harness.execution.worker", str(job_dir)]
 
 
 # ---------------------------------------------------------------- running a job
@@ -235,7 +234,7 @@ def exit_status(code: int, failure_file: Path) -> Tuple[str, str]:
     return "crashed", f"the model process exited with code {code}"
 
 
-def tail(path: Path, chars: int = LOG_EXCERPT_CHARS) -> str:
+def tail(path: Path, chars: int = LOG_CHARS) -> str:
     """The end of a log, read without loading the whole file."""
     try:
         with open(path, "rb") as f:
@@ -290,7 +289,7 @@ def _child_failure(path: Path) -> Optional[Tuple[str, str, str]]:
     if data is None:
         return None
     status = data.get("status") if data.get("status") in CHILD_STATUSES else "crashed"
-    return status, redact(str(data.get("reason", ""))[:REASON_CHARS]), redact(str(data.get("log", ""))[-LOG_EXCERPT_CHARS:])
+    return status, redact(str(data.get("reason", ""))[:REASON_CHARS]), redact(str(data.get("log", ""))[-LOG_CHARS:])
 
 
 def _read_small_json(path: Path) -> Optional[Dict[str, Any]]:
@@ -319,8 +318,6 @@ def _no_constants(constant: str) -> Any:
 
 def read_outputs(path: Path, task: Any, ids: List[str], max_output_bytes: int) -> Dict[str, Any]:
     """id -> prediction, one JSON line per example: every id once, every value a valid prediction for the task."""
-    from tasks import kind_of
-
     name = task.name
     if not _regular(path):
         raise _bad(name, "is not a regular file")
@@ -370,4 +367,4 @@ def read_prompts(path: Path, ids: List[str]) -> Dict[str, str]:
     """Rendered prompts the child wrote for `harness validate` (text to show, nothing scored): known ids only."""
     data = _read_small_json(path) or {}
     known = set(ids)
-    return {k: v[:LOG_EXCERPT_CHARS * 4] for k, v in data.items() if k in known and isinstance(v, str)}
+    return {k: v[:LOG_CHARS * 4] for k, v in data.items() if k in known and isinstance(v, str)}

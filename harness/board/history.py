@@ -13,6 +13,8 @@ import re
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional
 
+from filelock import FileLock
+
 from harness.store import atomic_write_text, dumps
 
 HISTORY = "history"
@@ -36,8 +38,6 @@ def publish(folder: Path, texts: Mapping[str, str]) -> Optional[int]:
     """Writes the files of `texts` (name -> text) into `folder`, only those that differ. When the board's content
     (KEPT) changes and a previous version exists, that version is first kept as the next numbered snapshot with
     its diff. Returns the snapshot's number, or None when none was taken."""
-    from filelock import FileLock
-
     folder = Path(folder)
     if all(_read(folder / name) == text for name, text in texts.items()):
         return None  # a no-op regeneration touches nothing, not even the lock file

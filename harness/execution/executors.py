@@ -24,7 +24,9 @@ from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from harness.errors import ConfigError
-from harness.runner import Cell, Evaluator
+from harness.execution.cells import Cell
+from harness.execution.evaluator import Evaluator
+from omegaconf import OmegaConf
 
 EXECUTORS = ("local", "ray")
 REASON_CHARS = 500
@@ -54,8 +56,7 @@ def executor_for(cfg: Any) -> Any:
 
 
 class LocalExecutor:
-    """Jobs one after another in this process (each model still in its own child, harness.isolation)."""
-
+    """Jobs one after another in this process (each model still in its own child, harness.execution.isolation)."""
     def run(self, run_cfg: Any, tasks: Dict[str, Any], folders: Sequence[Path],
             echo: Callable[[str], None]) -> List[Dict[str, Any]]:
         evaluator = Evaluator(run_cfg, tasks, echo)
@@ -68,7 +69,6 @@ class LocalExecutor:
 @dataclass
 class Deferred:
     """A submission's cells left for its model, as the driver found them (to build failure records from)."""
-
     submission: Any
     sub_sha: str
     cells: List[Cell]
@@ -98,7 +98,6 @@ class Planner(Evaluator):
 
 class RayExecutor:
     """One Ray task per job; the driver writes every record. `job` is what a worker runs (tests wrap it)."""
-
     def __init__(self, cfg: Any, job: Optional[Job] = None):
         self.cfg = cfg
         self.job = job or evaluate_job
@@ -211,7 +210,6 @@ def connect(ray: Any, cfg: Any) -> bool:
     (the caller then shuts it down); a connection this process already holds (a notebook, a test) is used as is."""
     if ray.is_initialized():
         return False
-    from omegaconf import OmegaConf
 
     runtime_env = OmegaConf.to_container(cfg.runtime_env, resolve=True) or None
     try:
@@ -237,3 +235,7 @@ def check_resources(ray: Any, cfg: Any) -> None:
     raise ConfigError(f"executor.num_gpus={cfg.num_gpus:g} and executor.num_cpus={cfg.num_cpus:g} per job: no node of "
                       f"the Ray cluster offers that ({offered}); lower them (executor.num_gpus=0 runs jobs on CPUs) "
                       f"or add a node that has them")
+def evaluate_all(run_cfg: Any, tasks: Dict[str, Any], folders: Sequence[Path],
+                 echo: Callable[[str], None] = print) -> List[Dict[str, Any]]:
+    """Every cell's record, folder by folder (tasks sorted); the jobs run through `run_cfg.executor`."""
+    return executor_for(run_cfg.executor).run(run_cfg, tasks, folders, echo)

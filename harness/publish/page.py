@@ -1,10 +1,5 @@
-"""Publishing a board: the static html page (index.html, plots inline) and the marked block in a README.
-
-The page is a pure function of the board (the parsed leaderboard.json) and the stored records (for provenance):
-no clock, no network, every asset inline, so the same records give the same bytes and the file can be opened
-straight from disk or an artifact. Keys the board gains from bootstrap runs (`ci`, `tier`, `baseline`, `contest`,
-`last_updated`, `bootstrap`, `rank_distribution`) are shown when present; without them the page says so.
-"""
+"""The static leaderboard page: one self-contained html file (jinja2 template, CSS, JS and SVG plots inline, no
+network), rendered from the board's json and the records."""
 from __future__ import annotations
 
 import base64
@@ -13,15 +8,15 @@ import re
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
 
-from harness import plots
-from harness.errors import ConfigError
-from harness.leaderboard import STATUS_TEXT
+from jinja2 import Environment, PackageLoader, StrictUndefined
+from markupsafe import Markup, escape
+
+from harness import status
+from harness.publish import plots
 from harness.store import atomic_write_text
 
 PAGE = "index.html"
 TEMPLATE = "leaderboard.html.j2"
-LOWER_IS_BETTER_POLICIES = ("mean_rank",)  # aggregates where a smaller number ranks first
-NOT_FAILED = ("ok", *STATUS_TEXT)  # statuses that are not a failure of the entry
 
 
 def _fmt(value: Optional[float]) -> str:
@@ -29,12 +24,12 @@ def _fmt(value: Optional[float]) -> str:
 
 
 def _cell_view(task: str, cell: Dict[str, Any]) -> Dict[str, Any]:
-    status = cell["status"]
-    ok = status == "ok" and cell.get("primary") is not None
+    state = cell["status"]
+    ok = state == status.OK and cell.get("primary") is not None
     ci = cell.get("ci")
     return {
-        "task": task, "status": status, "ok": ok, "failed": status not in NOT_FAILED,
-        "text": _fmt(cell["primary"]) if ok else STATUS_TEXT.get(status, f"failed: {status}"),
+        "task": task, "status": state, "ok": ok, "failed": state != status.OK and not status.is_mark(state),
+        "text": _fmt(cell["primary"]) if ok else status.MARK_TEXT.get(state, f"failed: {state}"),
         "ci": f"[{_fmt(ci[0])}, {_fmt(ci[1])}]" if ok and ci else "",
         "sort": repr(float(cell["primary"])) if ok else "",
         "reason": " ".join(str(cell.get("reason") or "").split()),
@@ -94,20 +89,18 @@ def _svg_data_uri(svg: Optional[str]) -> Optional[str]:
 
 def _breakable(name: str) -> Any:
     """A task name that may wrap after its underscores in a narrow column header (and copies as typed)."""
-    from markupsafe import Markup, escape
-
     return Markup(str(escape(name)).replace("_", "_<wbr>"))
 
 
 def page_context(board: Dict[str, Any], records: Sequence[Dict[str, Any]]) -> Dict[str, Any]:
     tasks = sorted(board["tasks"])
     by_cell = {(r["submission"], r["task"]): r for r in records}
-    policy = board["ranking"]["policy"]
+    higher = board["ranking"]["higher_is_better"]  # the policy's direction, as the board states it
     return {
         "suite": board["suite"], "ranking": board["ranking"], "tasks": tasks, "task_info": board["tasks"],
         "task_labels": {task: _breakable(task) for task in tasks},
-        "aggregate_first": "asc" if policy in LOWER_IS_BETTER_POLICIES else "desc",
-        "aggregate_arrow": "↓" if policy in LOWER_IS_BETTER_POLICIES else "↑",
+        "aggregate_first": "desc" if higher else "asc",
+        "aggregate_arrow": "↑" if higher else "↓",
         "rows": [_row_view(row, tasks, by_cell) for row in board["rows"]],
         "teams": sorted({row.get("team") or "" for row in board["rows"]} - {""}),
         "has_tiers": any(row.get("tier") is not None for row in board["rows"]),
@@ -120,8 +113,6 @@ def page_context(board: Dict[str, Any], records: Sequence[Dict[str, Any]]) -> Di
 
 
 def _environment():
-    from jinja2 import Environment, PackageLoader, StrictUndefined
-
     # StrictUndefined: a misspelled name in the template fails the render instead of printing nothing
     return Environment(loader=PackageLoader("harness", "templates"), autoescape=True, undefined=StrictUndefined,
                        trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True)
@@ -136,44 +127,3 @@ def write_page(board: Dict[str, Any], records: Sequence[Dict[str, Any]], out_dir
     path = Path(out_dir) / PAGE
     atomic_write_text(path, render_page(board, records))
     return path
-
-
-# ---------------------------------------------------------------- the README block
-
-def markers(suite: str) -> tuple:
-    return f"<!-- leaderboard:{suite}:start -->", f"<!-- leaderboard:{suite}:end -->"
-
-
-def readme_block(markdown: str, suite: str) -> str:
-    """The board's markdown for a README: its own `# Leaderboard` heading dropped (the README has its headings),
-    and a note saying the block is generated."""
-    body = re.sub(r"\A# [^\n]*\n+", "", markdown)
-    note = (f"<!-- generated by `harness leaderboard suite={suite} readme=...`: edits between these markers are "
-            f"replaced -->")
-    return f"{note}\n\n{body.rstrip()}\n"
-
-
-def update_readme(path: Path, suite: str, markdown: str) -> bool:
-    """Replaces what is between the suite's start and end markers in `path`; the rest of the file is kept byte
-    for byte. Returns whether the file changed. Raises ConfigError naming the file and the markers it needs."""
-    path = Path(path)
-    start, end = markers(suite)
-    needed = f"a line {start} and, below it, a line {end}"
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError as e:
-        raise ConfigError(f"readme: {str(path)!r} does not exist; name a markdown file that holds {needed}") from e
-    except (OSError, UnicodeDecodeError) as e:
-        raise ConfigError(f"readme: cannot read {str(path)!r} as UTF-8 text: {e}") from e
-    counts = (text.count(start), text.count(end))
-    if counts != (1, 1) or text.index(start) > text.index(end):
-        found = f"found the start marker {counts[0]} time(s) and the end marker {counts[1]} time(s)"
-        raise ConfigError(f"readme: {str(path)!r} must hold exactly one block for suite {suite!r}: {needed} "
-                          f"({found}{', end before start' if counts == (1, 1) else ''})")
-    head, rest = text.split(start, 1)
-    _, tail = rest.split(end, 1)
-    updated = f"{head}{start}\n{readme_block(markdown, suite)}{end}{tail}"
-    if updated == text:
-        return False
-    atomic_write_text(path, updated)
-    return True

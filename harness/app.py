@@ -1,0 +1,130 @@
+"""The commands as plain functions (the library API): each composes nothing and prints nothing itself; it takes a
+composed run config and returns what the command reports. `harness.cli` turns argv into these calls, prints their
+results and maps errors to exit codes; tests and scripts call these directly.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Optional, Sequence
+
+from harness import status
+from harness.board import freshness
+from harness.compose import available, suite_tasks
+from harness.config import RunConfig
+from harness.contest import entries, ledger, rules
+from harness.errors import ConfigError, SubmissionError
+from harness.execution.cells import Record
+from harness.execution.executors import evaluate_all
+from harness.publish import readme
+from harness.submission import discover, load_submission
+from harness.validate import validate
+from tasks import kind_of
+
+Echo = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class BoardResult:
+    folder: Path  # <paths.leaderboards>/<suite> (or its private/ part)
+    written: bool  # False: the board was already what its inputs give, no file was rewritten
+    readme_updated: Optional[str] = None  # the markdown file whose board block was replaced
+
+    @property
+    def markdown(self) -> str:
+        return (self.folder / "leaderboard.md").read_text(encoding="utf-8")
+
+
+@dataclass(frozen=True)
+class RunResult:
+    records: List[Record]
+    board: BoardResult
+
+    @property
+    def failed(self) -> List[Record]:
+        return [r for r in self.records if r["status"] in status.FAILED]
+
+
+def write_board(cfg: RunConfig, tasks: Dict[str, Any]) -> BoardResult:
+    """Writes the suite's public board unless it is already what these inputs give; refreshes `cfg.readme`."""
+    folder = Path(cfg.paths.leaderboards) / cfg.suite.name
+    key = freshness.board_key(cfg, tasks)
+    written = not freshness.is_fresh(folder, key)  # a board built from these very inputs is left as it is
+    if written:
+        # imported here: pandas, numpy and matplotlib load only when a board is really written
+        from harness.board import write
+
+        write.write_public(cfg, tasks)  # intervals, tiers, the contest's part and entries, history
+        freshness.remember(folder, key)
+    updated = None
+    if cfg.readme:
+        markdown = (folder / "leaderboard.md").read_text(encoding="utf-8")
+        updated = cfg.readme if readme.update_readme(Path(cfg.readme), cfg.suite.name, markdown) else None
+    return BoardResult(folder, written, updated)
+
+
+def check_unique_names(folders: Sequence[Path]) -> None:
+    seen: Dict[str, Path] = {}
+    for folder in folders:
+        try:
+            name = load_submission(folder).name
+        except SubmissionError:
+            continue  # reported as the entry's invalid cells
+        if name in seen:
+            raise ConfigError(f"{folder}/submission.yaml: name {name!r} is already used by {seen[name]}; "
+                              f"submission names must be unique")
+        seen[name] = folder
+
+
+def run(cfg: RunConfig, echo: Echo) -> RunResult:
+    """`harness run`: every submission on every task of the suite, then the board."""
+    tasks = suite_tasks(cfg)
+    folders = discover(cfg.paths.submissions)
+    if not folders:
+        raise ConfigError(f"paths.submissions: no submission folders (with submission.yaml) under "
+                          f"{cfg.paths.submissions!r}")
+    check_unique_names(folders)
+    if cfg.contest is not None:  # a contest scores its baselines and accepted submissions only
+        folders = ledger.run_folders(cfg, folders)
+    records = evaluate_all(cfg, tasks, folders, echo=echo)
+    return RunResult(records, write_board(cfg, tasks))
+
+
+def evaluate(cfg: RunConfig, echo: Echo) -> Record:
+    """`harness evaluate`: one submission on one task; its record (stored)."""
+    if cfg.submission is None or cfg.task is None:
+        raise ConfigError("evaluate needs submission=DIR and task=NAME "
+                          f"(tasks: {', '.join(available('task'))})")
+    folder = Path(cfg.submission)
+    if not folder.is_dir():
+        raise ConfigError(f"submission: {cfg.submission!r} is not a folder")
+    kind_of(cfg.task)  # an unknown kind is a config error before anything runs
+    [record] = evaluate_all(cfg, {cfg.task.name: cfg.task}, [folder], echo=echo)
+    return record
+
+
+def leaderboard(cfg: RunConfig) -> BoardResult:
+    """`harness leaderboard`: the suite's board from stored records only (no model is loaded)."""
+    return write_board(cfg, suite_tasks(cfg))
+
+
+def validate_entry(folder: Path, cfg: RunConfig) -> Dict[str, Any]:
+    """`harness validate`: the organizer's checks and a sample run; the report."""
+    return validate(folder, cfg, suite_tasks(cfg))
+
+
+def submit(folder: Path, cfg: RunConfig, now: datetime) -> Dict[str, Any]:
+    """`harness submit`: validated, timed with the harness's clock, counted against the team's limits."""
+    return entries.submit(folder, cfg, suite_tasks(cfg), now)
+
+
+def select(cfg: RunConfig, names: Sequence[str], now: datetime) -> Dict[str, Any]:
+    return entries.select(cfg, names, now)
+
+
+def reveal(cfg: RunConfig, phase: Any, now: datetime) -> Dict[str, Any]:
+    """`harness reveal`: the private board of a phase that has ended; returns the final selection."""
+    from harness.board import write  # imported here: pandas and matplotlib load only when a board is written
+
+    return write.reveal(cfg, suite_tasks(cfg), phase, now)

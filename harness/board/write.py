@@ -1,0 +1,137 @@
+"""Writing a suite's boards, the only writer of board files: the public board (`harness run`, `harness
+leaderboard`) and the private board (`harness reveal`), each as markdown, csv, json and the page, keeping the
+previous version when the content changes (harness.board.history)."""
+from __future__ import annotations
+
+import copy
+import json
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+import pandas as pd
+
+from harness import store
+from harness.board import history
+from harness.board.formats import to_csv, to_json, to_markdown
+from harness.board.frame import BoardExtras, _task_info, build
+from harness.board.policies import MISSING_RULES, POLICIES
+from harness.board.uncertainty import Key, rescore, resample_cells, uncertainty
+from harness.contest import ledger, rules
+from harness.contest.splits import board_part, part_rows, part_scores
+from harness.errors import ConfigError
+from harness.publish import page
+
+def render(frame: pd.DataFrame, records: Sequence[Dict[str, Any]], suite: str, tasks: Sequence[str], policy: str,
+           extras: Optional[BoardExtras] = None) -> Dict[str, str]:
+    """The board's files (name -> text): markdown, csv, json and the html page rendered from that json."""
+    info = _task_info(records, tasks)
+    board_json = to_json(frame, records, suite, tasks, info, policy, extras)
+    return {"leaderboard.md": to_markdown(frame, suite, tasks, info, policy, extras),
+            "leaderboard.csv": to_csv(frame, tasks, extras), "leaderboard.json": board_json,
+            page.PAGE: page.render_page(json.loads(board_json), records)}
+
+
+def write_frame(frame: pd.DataFrame, records: Sequence[Dict[str, Any]], suite: str, tasks: Sequence[str],
+                policy: str, folder: Path, extras: Optional[BoardExtras] = None) -> Optional[int]:
+    """Writes the board into `folder`, keeping the previous version as a numbered snapshot when the content
+    changes (harness.board.history). Returns the snapshot's number, or None when no snapshot was taken."""
+    return history.publish(Path(folder), render(frame, records, suite, tasks, policy, extras))
+
+
+def write(records: Sequence[Dict[str, Any]], suite: str, tasks: Sequence[str], policy: str, out_dir: Path,
+          extras: Optional[BoardExtras] = None) -> pd.DataFrame:
+    extras_or_default = extras or BoardExtras()
+    frame = build(records, tasks, policy, extras_or_default.baselines, extras_or_default.missing)
+    write_frame(frame, records, suite, tasks, policy, Path(out_dir) / suite, extras)
+    return frame
+def _write(cfg: Any, tasks: Dict[str, Any], records: List[Dict[str, Any]], folder: Path, part: str,
+           scored: Dict[Key, Tuple[Any, Any, List[Any]]], **extras: Any) -> pd.DataFrame:
+    names = sorted(tasks)
+    policy, missing = ((cfg.contest.ranking.policy, cfg.contest.ranking.missing) if cfg.contest is not None
+                       else (cfg.ranking, cfg.missing_cells))
+    for key, value, valid in (("ranking", policy, POLICIES), ("missing_cells", missing, MISSING_RULES)):
+        if value not in valid:
+            raise ConfigError(f"{key}: {value!r} is not valid; use one of {', '.join(valid)}")
+    # Without a contest, the built-in baseline entries are the baselines: anchors, marked, never ranked.
+    baselines = (frozenset(cfg.contest.baselines) if cfg.contest is not None
+                 else frozenset(r["submission"] for r in records if r.get("submission_kind") == "baseline"))
+    frame = build(records, names, policy, baselines, missing)
+    samples = resample_cells(cfg, records, part, scored)
+    found = uncertainty(frame, records, names, policy, baselines, missing, samples)
+    notes = tuple(extras.pop("notes", ())) + tuple(found.pop("notes", ()))
+    board_extras = BoardExtras(baselines=baselines, missing=missing, notes=notes, **found, **extras)
+    write_frame(frame, records, cfg.suite.name, names, policy, folder, board_extras)
+    return frame
+
+
+def _contest_view(cfg: Any, records: List[Dict[str, Any]]) -> Tuple[List[Dict[str, Any]], Dict[str, Any]]:
+    """A contest board's records (baselines and the phase's accepted entries) and its BoardExtras fields."""
+    phase = rules.phase_for_suite(cfg.contest, cfg.suite.name)
+    if phase is None:
+        raise ConfigError(f"suite {cfg.suite.name} is scored by no phase of contest {cfg.contest.name} "
+                          f"({rules.schedule(cfg.contest)})")
+    entries = ledger.read_ledger(cfg)
+    names = set(ledger.board_entries(cfg, entries, phase))
+    accepted_at = {e["name"]: e["at"] for e in ledger.accepted(entries, phase.name) if e["name"] in names}
+    info = {"name": cfg.contest.name, "phase": phase.name, "split": board_part(cfg)}
+    return ([r for r in records if r["submission"] in names],
+            {"contest": info, "accepted_at": accepted_at, "last_updated": max(accepted_at.values(), default=None)})
+
+
+def write_public(cfg: Any, tasks: Dict[str, Any]) -> pd.DataFrame:
+    """The suite's board at `<paths.leaderboards>/<suite>/`: the public part in a contest, every example
+    otherwise."""
+    records = store.read_records(Path(cfg.paths.results))
+    extras: Dict[str, Any] = {}
+    if cfg.contest is not None:
+        records, extras = _contest_view(cfg, records)
+    records = [r for r in records if r["task"] in tasks]
+    scored = rescore(cfg, tasks, records)
+    return _write(cfg, tasks, records, Path(cfg.paths.leaderboards) / cfg.suite.name, board_part(cfg), scored,
+                  **extras)
+
+
+def _private_record(record: Dict[str, Any], result: Any, rows: np.ndarray) -> Dict[str, Any]:
+    scores = part_scores(result, rows)
+    counts = {k: v for k, v in record["counts"].items() if k != "public_examples"}
+    return dict(copy.deepcopy(record), scores=scores, primary=scores[record["primary_metric"]],
+                counts=dict(counts, private_examples=int(len(rows))))
+
+
+def reveal(cfg: Any, tasks: Dict[str, Any], phase: Any, now: datetime) -> Dict[str, Any]:
+    """The private board of `phase` at `<paths.leaderboards>/<suite>/private/`: each team's final selection and
+    the baselines, scored on the private part. Only after the phase has ended. Returns the selection."""
+    if phase.split != "public":
+        raise ConfigError(f"phase {phase.name} has split {phase.split!r}: nothing is hidden, nothing to reveal")
+    if now < rules.parse_time(phase.end, "end"):
+        raise ConfigError(f"phase {phase.name} ends at {phase.end}; the private board is revealed after it ends "
+                          f"(now {rules.iso(now)})")
+    stored, extras = _contest_view(cfg, store.read_records(Path(cfg.paths.results)))
+    stored = [r for r in stored if r["task"] in tasks]
+    public = build(stored, sorted(tasks), cfg.contest.ranking.policy, frozenset(cfg.contest.baselines),
+                               cfg.contest.ranking.missing)
+    public_rank = {n: (None if pd.isna(r) else int(r)) for n, r in zip(public["submission"], public["rank"])}
+    selection = ledger.final_selection(cfg, ledger.read_ledger(cfg), phase, public_rank)
+    keep = set(cfg.contest.baselines) | {n for choice in selection.values() for n in choice["names"]}
+    stored = [r for r in stored if r["submission"] in keep]
+    scored = rescore(cfg, tasks, stored, every_metric=True)
+    records = []
+    for record in stored:
+        key = (record["submission"], record["task"])
+        if key in scored:
+            result, task, examples = scored[key]
+            rows = part_rows(task, examples, cfg.contest.partition, "private")
+            record = _private_record(record, result, rows)
+        elif record["status"] == "ok":  # never show a public score on the private board
+            record = dict(record, status="not-rescored", primary=None, scores={},
+                          reason="its stored predictions could not be scored again on the private part")
+        records.append(record)
+    lines = [f"{team}: {', '.join(choice['names'])} ({choice['rule']})" for team, choice in sorted(selection.items())]
+    note = (f"**Final selection** (rule {cfg.contest.selection.rule}, up to {cfg.contest.selection.max} per team): "
+            + ("; ".join(lines) if lines else "no team has a counted submission") + ".")
+    extras["contest"] = dict(extras["contest"], split="private")
+    _write(cfg, tasks, records, Path(cfg.paths.leaderboards) / cfg.suite.name / "private", "private", scored,
+           notes=(note,), **extras)
+    return selection

@@ -1,0 +1,145 @@
+"""One (submission, task) cell: its content-addressed keys, its provenance and the record it ends in.
+
+Predictions are keyed by the submission's files, the task's inputs and its prompt/generation settings; scores by
+that plus the metric settings. A cell whose keys match its stored record is not evaluated again; a cell whose
+predictions match but whose metrics changed is rescored from the stored predictions without loading a model.
+"""
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import platform
+from importlib import metadata
+from pathlib import Path
+from typing import Any, Dict, Optional, TypedDict
+
+from harness import __version__
+from harness.config import config_hash
+from harness.contest.rules import contest_hash
+from harness.contest.splits import board_part
+from harness.data import data_files, sha256_file
+from harness.execution.isolation import child_task_config
+from harness.models import DEFAULT_BACKEND
+from harness.prompting import fewshot_pool_config, prompt_config
+from harness.submission import Submission
+from omegaconf import OmegaConf
+
+
+
+class CellKeys(TypedDict):
+    predictions: str  # sha256 of what the model is asked (submission files, task inputs, prompt, generation)
+    scores: str  # sha256 of that plus the references, the metric settings and versions
+
+
+class Record(TypedDict):
+    """One (submission, task) cell as stored in `<results>/<submission>/<task>.json` (a plain JSON object; this
+    is its schema). `status` is one of harness.status; a failed cell has a `reason` and a `log` excerpt."""
+
+    submission: str
+    team: Optional[str]
+    submission_kind: Optional[str]
+    task: str
+    task_kind: str
+    status: str
+    reason: str
+    log: str
+    primary_metric: str
+    primary: Optional[float]
+    scores: Dict[str, float]
+    higher_is_better: Dict[str, bool]
+    signatures: Dict[str, str]
+    counts: Dict[str, int]
+    keys: CellKeys
+    provenance: Dict[str, Any]
+
+
+LIBRARIES = ("torch", "transformers", "datasets", "tokenizers", "sacrebleu", "rouge-score", "numpy", "pandas",
+             "hydra-core", "omegaconf")
+
+
+@functools.lru_cache(maxsize=None)
+def library_versions() -> Dict[str, Optional[str]]:
+    versions: Dict[str, Optional[str]] = {}
+    for name in LIBRARIES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = None
+    return versions
+
+
+def _sha(data: Any) -> str:
+    return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode("utf-8")).hexdigest()
+
+
+def _data_content(data_cfg: Any, files: Dict[str, Optional[str]]) -> Dict[str, Any]:
+    """A data config with each local file named by its content (sha256), not its location: data checked out or
+    copied elsewhere keeps its cells' keys, and a changed line changes them."""
+
+    data = OmegaConf.to_container(data_cfg, resolve=True)
+    if data_cfg.source == "local":  # the suffix stays: with format auto it decides how the file is read
+        data["path"] = [files[data_cfg.path], Path(data_cfg.path).suffix.lower()] if data_cfg.path else None
+        data["files"] = {name: files[path] for name, path in sorted(data["files"].items())}
+    return data
+
+
+class Cell:
+    """What is known about one (submission, task) cell while it is evaluated."""
+    def __init__(self, task: Any, submission_name: str, submission_sha: str, run_cfg: Any):
+
+        self.task = task
+        self.submission = submission_name
+        files = {name: sha256_file(p) if p.is_file() else None for name, p in data_files(task.data).items()}
+        self.data_sha256 = files
+        self.task_hash = config_hash(task)
+        inputs_key = {"data": _data_content(task.data, files), "fields": OmegaConf.to_container(task.fields, resolve=True),
+                      "model_side": child_task_config(task)}
+        pool = fewshot_pool_config(task)  # checks the few-shot settings (a ConfigError names the task and key)
+        if pool is not None:  # the shots are part of what the model is asked: their data is part of the key
+            pool_files = {name: sha256_file(p) if p.is_file() else None for name, p in data_files(pool).items()}
+            inputs_key["fewshot_pool"] = _data_content(pool, pool_files)
+        asked = {"submission": submission_sha, "inputs": inputs_key, "device": run_cfg.device}
+        if run_cfg.backend.name != DEFAULT_BACKEND or run_cfg.backend.options:  # the default keeps earlier keys
+            asked["backend"] = OmegaConf.to_container(run_cfg.backend, resolve=True)
+        self.prediction_key = _sha(asked)
+        metric_side = {"metrics": list(task.metrics), "options": OmegaConf.to_container(task.metric_options, resolve=True),
+                       "primary": task.primary_metric, "versions": library_versions()}
+        if run_cfg.contest is not None:  # a contest's partition decides what a record scores (harness.contest.splits)
+            metric_side["contest"] = {"sha256": contest_hash(run_cfg), "part": board_part(run_cfg)}
+        self.score_key = _sha({"predictions": self.prediction_key, "metrics": metric_side, "harness": __version__})
+
+
+def provenance(cell: Cell, submission_sha: Optional[str], run_cfg: Any) -> Dict[str, Any]:
+    return {"harness": __version__, "python": platform.python_version(), "libraries": library_versions(),
+            "task_config_sha256": cell.task_hash, "data_sha256": cell.data_sha256,
+            "submission_sha256": submission_sha,
+            "run_config_sha256": config_hash({"device": run_cfg.device, "seed": run_cfg.seed}),
+            "contest_sha256": None if run_cfg.contest is None else config_hash(run_cfg.contest)}
+
+
+def _prompt_provenance(task: Any, submission: Optional[Submission]) -> Dict[str, Any]:
+    """The whole prompt config (task side and what the submission declared) and its sha256."""
+    config = prompt_config(task, submission.manifest if submission else None)
+    return {"prompt_config": config, "prompt_config_sha256": config_hash(config)}
+
+
+def make_record(cell: Cell, submission: Optional[Submission], status: str, *, submission_sha: Optional[str],
+                run_cfg: Any, scored: Any = None, reason: str = "", log: str = "", extra_counts=None,
+                isolation: Optional[Dict[str, str]] = None) -> Record:
+    manifest = submission.manifest if submission else None
+    record: Record = {
+        "submission": cell.submission, "team": manifest.team if manifest else None,
+        "submission_kind": manifest.kind if manifest else None, "task": cell.task.name, "task_kind": cell.task.kind,
+        "status": status, "reason": reason, "log": log, "primary_metric": cell.task.primary_metric,
+        "primary": None, "scores": {}, "higher_is_better": {}, "signatures": {}, "counts": {},
+        "keys": {"predictions": cell.prediction_key, "scores": cell.score_key},
+        "provenance": {**provenance(cell, submission_sha, run_cfg), **_prompt_provenance(cell.task, submission)},
+    }
+    if scored is not None:
+        record.update(scores=scored.scores, higher_is_better=scored.higher_is_better, signatures=scored.signatures,
+                      primary=scored.scores[cell.task.primary_metric], counts=dict(scored.counts))
+    record["counts"].update(extra_counts or {})
+    if isolation:  # what the model's process ran under (harness.execution.isolation)
+        record["provenance"]["isolation"] = isolation
+    return record
