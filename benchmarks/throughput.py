@@ -33,8 +33,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from harness.compose import compose  # noqa: E402
-from tasks.examples import load_examples  # noqa: E402
 from tasks import KINDS  # noqa: E402
+from tasks.examples import load_examples  # noqa: E402
 
 
 def task_examples(cfg, name: str, repeat: int):

@@ -10,8 +10,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Tuple
 
-from omegaconf import MISSING
-from omegaconf import OmegaConf
+from omegaconf import MISSING, OmegaConf
 
 TASK_KINDS = ("translation", "summarization", "qa", "classification", "language_modeling")
 

@@ -10,17 +10,18 @@ happens in the backend, which holds the tokenizer (harness.models.hf).
 from __future__ import annotations
 
 import copy
+import dataclasses
 import hashlib
 import json
 import random
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
-from harness.errors import ConfigError, SubmissionError
-from harness.data import data_files
 from omegaconf import OmegaConf
-from tasks import kind_of
+
 from harness.config import config_hash
-import dataclasses
+from harness.data import data_files
+from harness.errors import ConfigError, SubmissionError
+from tasks import kind_of
 from tasks.base import truncation_rule
 
 FEWSHOT_SOURCES = ("train", "fixed")
@@ -212,13 +213,3 @@ def _request_data(request: Any) -> Dict[str, Any]:
 
 
 # ---------------------------------------------------------------- reading answers
-
-
-def strip_reasoning(text: str, start: str, end: str) -> str:
-    """The answer after a reasoning block: the text after the last `end`; "" for a block that never closed
-    (`start` without `end`: the model ran out of tokens while thinking); the text itself when it has no block."""
-    if end in text:
-        return text[text.rindex(end) + len(end):]
-    if start in text:
-        return ""
-    return text

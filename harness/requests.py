@@ -167,3 +167,13 @@ class Backend(Protocol):
     def guard_nonfinite(self) -> None:
         """From now on, a NaN in the model's outputs raises NonFiniteOutput instead of scoring garbage."""
         ...
+
+
+def strip_reasoning(text: str, start: str, end: str) -> str:
+    """The answer after a reasoning block: the text after the last `end`; "" for a block that never closed
+    (`start` without `end`: the model ran out of tokens while thinking); the text itself when it has no block."""
+    if end in text:
+        return text[text.rindex(end) + len(end):]
+    if start in text:
+        return ""
+    return text

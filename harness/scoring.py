@@ -5,9 +5,10 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Mapping, Optional, Sequence
 
+from omegaconf import OmegaConf
+
 from harness.data import Example
 from harness.errors import ConfigError, SubmissionError
-from omegaconf import OmegaConf
 from harness.metrics import build_metric
 from tasks import kind_of
 

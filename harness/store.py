@@ -15,7 +15,9 @@ import os
 import tempfile
 from pathlib import Path
 from typing import Any, Dict, Iterable, List, Optional
+
 from filelock import FileLock
+
 from harness.data import sha256_file
 
 LOCK_NAME = ".lock"

@@ -15,12 +15,11 @@ import tempfile
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
+from harness import safety, store
 from harness.errors import SubmissionError
-from harness import safety
-from harness.submission import load_submission
 from harness.execution.evaluator import Evaluator
-from harness import store
 from harness.requests import shown_with_choices
+from harness.submission import load_submission
 from tasks import kind_of
 from tasks.examples import load_examples
 

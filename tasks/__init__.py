@@ -7,13 +7,13 @@ from __future__ import annotations
 
 from typing import Any, Dict
 
+from harness.errors import ConfigError
 from tasks.base import TaskKind
 from tasks.classification import Classification
 from tasks.language_modeling import LanguageModeling
 from tasks.qa import QuestionAnswering
 from tasks.summarization import Summarization
 from tasks.translation import Translation
-from harness.errors import ConfigError
 
 KINDS: Dict[str, TaskKind] = {k.name: k for k in (Translation(), Summarization(), QuestionAnswering(),
                                                  Classification(), LanguageModeling())}

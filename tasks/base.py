@@ -8,14 +8,11 @@ from __future__ import annotations
 from typing import Any, Dict, List, Mapping, Optional, Protocol, Sequence, Tuple
 
 import jinja2
-
-from harness.data import Example
-from harness.errors import ConfigError
-from harness.requests import SIDES
-from harness.requests import PromptParts
-from harness.requests import GenerateRequest
-from harness.data import lookup
 from omegaconf import OmegaConf
+
+from harness.data import Example, lookup
+from harness.errors import ConfigError
+from harness.requests import SIDES, GenerateRequest, PromptParts
 
 _SENTINEL = "\x00CUT\x00"
 _JINJA = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True, autoescape=False)

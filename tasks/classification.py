@@ -5,8 +5,8 @@ from typing import Any, List, Mapping, Optional, Sequence, Tuple
 
 from harness.data import Example
 from harness.errors import ConfigError
-from tasks.base import Shot, generate_request, mapped_inputs, prompt_parts, require_fields, truncation_rule
 from harness.requests import LoglikelihoodRequest
+from tasks.base import Shot, generate_request, mapped_inputs, prompt_parts, require_fields, truncation_rule
 
 
 class Classification:

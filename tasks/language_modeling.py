@@ -6,8 +6,8 @@ from typing import Any, List, Mapping, Optional, Sequence, Tuple
 
 from harness.data import Example
 from harness.errors import SubmissionError
-from tasks.base import require_fields
 from harness.requests import RollingRequest
+from tasks.base import require_fields
 
 
 class LanguageModeling:

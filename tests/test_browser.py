@@ -13,11 +13,12 @@ import shutil
 import tempfile
 from pathlib import Path
 
+import board_examples as ex
 import pytest
 
-import board_examples as ex
 from harness import cli
-from harness.publish import page as board_page, readme
+from harness.publish import page as board_page
+from harness.publish import readme
 
 pytestmark = pytest.mark.browser
 

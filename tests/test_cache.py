@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from harness import store
-from harness.execution import isolation
 from harness.compose import compose
+from harness.execution import isolation
 from harness.execution.cells import Cell
 from harness.execution.evaluator import Evaluator
 from harness.submission import submission_sha256

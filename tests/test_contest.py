@@ -12,12 +12,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from harness.board import frame as board_frame, history, policies, write
-from harness.contest import entries as contest_entries, ledger as contest_ledger, rules, splits
+from harness.board import frame as board_frame
+from harness.board import history, policies, write
 from harness.cli import main
 from harness.compose import compose
-from tasks.examples import Example
+from harness.contest import entries as contest_entries
+from harness.contest import ledger as contest_ledger
+from harness.contest import rules, splits
 from harness.errors import ConfigError
+from tasks.examples import Example
 
 ROOT = Path(__file__).resolve().parents[1]
 CONF = Path(__file__).resolve().parent / "contest_conf"
@@ -455,8 +458,8 @@ def test_two_phase_contest_end_to_end(tmp_path, capsys, monkeypatch, demo_exampl
 def scores_by_part(cfg, results, names):
     """(private and full-set scores, public scores, private references) of every cell, computed here."""
     from harness import store
-    from tasks.examples import load_examples
     from harness.scoring import score
+    from tasks.examples import load_examples
 
     private, public, references = {}, {}, set()
     for task_name, task in cfg.tasks.items():

@@ -6,10 +6,10 @@ import shutil
 
 import pytest
 import torch
+from tiny_models import tiny_corpus, train_tokenizer
 
 from harness.models.hf import HFCausalBackend, HFSeq2SeqBackend, rolling_windows, truncate_prompt
 from harness.requests import GenerateRequest, LoglikelihoodRequest, RollingRequest
-from tiny_models import tiny_corpus, train_tokenizer
 
 CORPUS = tiny_corpus()
 # Mixed lengths, from empty to several sentences, in no particular order.

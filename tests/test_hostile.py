@@ -22,14 +22,14 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+from hostile import builders
 
-from harness.execution import isolation
+from harness import status
 from harness.cli import main
 from harness.compose import compose
-from harness import status
 from harness.errors import SubmissionError
+from harness.execution import isolation
 from harness.execution.executors import evaluate_all
-from hostile import builders
 
 ROOT = Path(__file__).resolve().parents[1]
 DEMO = ROOT / "tasks" / "data" / "demo"

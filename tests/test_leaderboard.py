@@ -7,7 +7,8 @@ import math
 import pandas as pd
 import pytest
 
-from harness.board import frame as board_frame, write
+from harness.board import frame as board_frame
+from harness.board import write
 
 
 def record(submission, task, primary, status="ok", higher=True, reason=""):

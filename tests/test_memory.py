@@ -8,8 +8,8 @@ import dataclasses
 import pytest
 
 from harness.compose import compose
-from tasks.examples import load_examples
 from harness.execution.isolation import run_job
+from tasks.examples import load_examples
 
 TASKS = ("demo_summarization", "demo_classification", "demo_language_modeling")
 BASE = 40  # examples per task in the small job

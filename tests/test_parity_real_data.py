@@ -22,9 +22,17 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import pytest
-
-from parity_helpers import (assert_ok, data_file, evaluate_cli, evaluate_many, every_nth_missing, make_submission,
-                            read_lines, read_tsv_rows, require_shared_data)
+from parity_helpers import (
+    assert_ok,
+    data_file,
+    evaluate_cli,
+    evaluate_many,
+    every_nth_missing,
+    make_submission,
+    read_lines,
+    read_tsv_rows,
+    require_shared_data,
+)
 
 
 @pytest.fixture(scope="module")

@@ -9,18 +9,18 @@ from pathlib import Path
 import jinja2
 import pytest
 import torch
+from tiny_models import tiny_corpus, train_tokenizer
 
 from harness.compose import compose
-from tasks.examples import load_examples
 from harness.errors import ConfigError, SubmissionError
-from harness.models.hf import HFCausalBackend, HFSeq2SeqBackend
-from harness.prompting import prompt_config_sha256, select_shots, strip_reasoning
-from harness.requests import GenerateRequest, LoglikelihoodRequest, PromptParts
 from harness.execution.cells import Cell
 from harness.execution.evaluator import Evaluator
+from harness.models.hf import HFCausalBackend, HFSeq2SeqBackend
+from harness.prompting import prompt_config_sha256, select_shots
+from harness.requests import GenerateRequest, LoglikelihoodRequest, PromptParts, strip_reasoning
 from harness.submission import load_submission
 from harness.validate import print_report, validate
-from tiny_models import tiny_corpus, train_tokenizer
+from tasks.examples import load_examples
 
 CORPUS = tiny_corpus()
 # A chat template that writes the BOS token itself, as Llama's do, and marks each turn's role: [S]ystem, [U]ser,

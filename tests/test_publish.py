@@ -7,12 +7,13 @@ import json
 import re
 from html.parser import HTMLParser
 
+import board_examples as ex
 import pytest
 
-import board_examples as ex
 from harness import cli, store
-from harness.publish import page as board_page, plots, readme
 from harness.errors import ConfigError
+from harness.publish import page as board_page
+from harness.publish import plots, readme
 
 
 class _Page(HTMLParser):
@@ -108,7 +109,8 @@ def test_page_is_self_contained(written):
 
 def test_page_bytes_are_deterministic(tmp_path):
     ex.board(tmp_path / "one")
-    from harness.board import frame as board_frame, write
+    from harness.board import frame as board_frame
+    from harness.board import write
 
     write.write(list(reversed(ex.records())), ex.SUITE, ex.TASKS, "mean_normalized", tmp_path / "two")
     one = (tmp_path / "one" / ex.SUITE / "index.html").read_bytes()
@@ -128,7 +130,8 @@ def test_plots_are_stable_svg(written):
 
 
 def test_aggregate_direction_follows_the_policy(tmp_path):
-    from harness.board import frame as board_frame, write
+    from harness.board import frame as board_frame
+    from harness.board import write
 
     write.write(ex.records(), ex.SUITE, ex.TASKS, "mean_rank", tmp_path)
     html = (tmp_path / ex.SUITE / "index.html").read_text(encoding="utf-8")

@@ -18,12 +18,12 @@ import time
 from pathlib import Path
 
 import pytest
+from tiny_models import write_entries
 
-from harness.execution import executors
 from harness.cli import main
 from harness.compose import compose
 from harness.errors import ConfigError
-from tiny_models import write_entries
+from harness.execution import executors
 
 ROOT = Path(__file__).resolve().parents[1]
 # Two tasks (one generative, one scored by log-likelihood) keep each model job short on a 2-core machine.

@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from tiny_models import write_entries
 
 from harness import store
 from harness.cli import main
-from tiny_models import write_entries
 
 TASKS = ("demo_translation", "demo_summarization", "demo_qa", "demo_classification", "demo_language_modeling")
 BOARD_FILES = ("leaderboard.md", "leaderboard.csv", "leaderboard.json")

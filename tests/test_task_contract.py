@@ -6,12 +6,18 @@ import math
 import pytest
 
 from harness.compose import available, compose
-from tasks.examples import load_examples
 from harness.prompting import select_shots
-from harness.requests import (GenerateRequest, Generation, Loglikelihood, LoglikelihoodRequest, RollingLoglikelihood,
-                              RollingRequest)
+from harness.requests import (
+    GenerateRequest,
+    Generation,
+    Loglikelihood,
+    LoglikelihoodRequest,
+    RollingLoglikelihood,
+    RollingRequest,
+)
 from harness.scoring import score
 from tasks import kind_of
+from tasks.examples import load_examples
 
 
 class EchoBackend:

@@ -9,12 +9,12 @@ import shutil
 from pathlib import Path
 
 import pytest
+from hostile import builders
 
 from harness.cli import main
 from harness.compose import compose
 from harness.submission import discover
 from harness.validate import MANIFEST_CHECK, print_report, validate
-from hostile import builders
 
 ROOT = Path(__file__).resolve().parents[1]
 SHIPPED = discover(ROOT / "submissions")

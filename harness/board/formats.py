@@ -6,10 +6,11 @@ from typing import Any, Dict, Optional, Sequence, Tuple
 
 import pandas as pd
 
-from harness.status import MARK_TEXT
 from harness.board.frame import BoardExtras, _cells, is_baseline
 from harness.board.policies import MISSING_RULES, POLICIES
+from harness.status import MARK_TEXT
 from harness.store import dumps
+
 
 def _rank_text(row: pd.Series) -> str:
     return "—" if pd.isna(row["rank"]) else str(int(row["rank"]))

@@ -16,6 +16,7 @@ import pandas as pd
 from harness import status
 from harness.board.policies import MISSING_RULES, POLICIES, policy_aggregate
 
+
 def _cells(records: Sequence[Dict[str, Any]], tasks: Sequence[str]) -> Dict[str, Dict[str, Dict[str, Any]]]:
     """submission -> task -> record, for the suite's tasks."""
     out: Dict[str, Dict[str, Dict[str, Any]]] = {}

@@ -17,11 +17,12 @@ from harness.board import history
 from harness.board.formats import to_csv, to_json, to_markdown
 from harness.board.frame import BoardExtras, _task_info, build
 from harness.board.policies import MISSING_RULES, POLICIES
-from harness.board.uncertainty import Key, rescore, resample_cells, uncertainty
+from harness.board.uncertainty import Key, resample_cells, rescore, uncertainty
 from harness.contest import ledger, rules
 from harness.contest.splits import board_part, part_rows, part_scores
 from harness.errors import ConfigError
 from harness.publish import page
+
 
 def render(frame: pd.DataFrame, records: Sequence[Dict[str, Any]], suite: str, tasks: Sequence[str], policy: str,
            extras: Optional[BoardExtras] = None) -> Dict[str, str]:

@@ -8,11 +8,12 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
 
-from harness.contest.ledger import (_update_ledger, accepted, counted, failed, read_ledger, write_lock)
+from harness.contest.ledger import _update_ledger, accepted, counted, failed, read_ledger, write_lock
 from harness.contest.rules import iso, open_phase, parse_time, phase_for_suite, phase_named, schedule
 from harness.errors import SubmissionError
 from harness.submission import load_submission, submission_sha256
 from harness.validate import validate
+
 
 def _limit_refusal(phase: Any, entries: List[Dict[str, Any]], now: datetime) -> Optional[str]:
     today = [e for e in entries if parse_time(e["at"], "at").date() == now.date()]

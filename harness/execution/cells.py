@@ -14,6 +14,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any, Dict, Optional, TypedDict
 
+from omegaconf import OmegaConf
+
 from harness import __version__
 from harness.config import config_hash
 from harness.contest.rules import contest_hash
@@ -23,8 +25,6 @@ from harness.execution.isolation import child_task_config
 from harness.models import DEFAULT_BACKEND
 from harness.prompting import fewshot_pool_config, prompt_config
 from harness.submission import Submission
-from omegaconf import OmegaConf
-
 
 
 class CellKeys(TypedDict):

@@ -22,6 +22,7 @@ from harness.submission import Submission, load_submission, submission_sha256
 from tasks import kind_of
 from tasks.examples import Example, load_examples
 
+
 class Evaluator:
     """Evaluates submissions on a set of tasks and hands each cell's record and predictions to `sink`: the store by
     default; on a Ray worker, a list the driver receives and writes (harness.execution.executors)."""

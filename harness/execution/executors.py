@@ -23,10 +23,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
+from omegaconf import OmegaConf
+
 from harness.errors import ConfigError
 from harness.execution.cells import Cell
 from harness.execution.evaluator import Evaluator
-from omegaconf import OmegaConf
 
 EXECUTORS = ("local", "ray")
 REASON_CHARS = 500

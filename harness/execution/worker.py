@@ -26,12 +26,17 @@ from omegaconf import OmegaConf
 
 from harness.config import TaskConfig
 from harness.models import DEFAULT_BACKEND, load_backend
-from harness.requests import (GenerateRequest, LoglikelihoodRequest, ModelSpec, NonFiniteOutput, RollingRequest,
-                              shown_with_choices)
+from harness.requests import (
+    GenerateRequest,
+    LoglikelihoodRequest,
+    ModelSpec,
+    NonFiniteOutput,
+    RollingRequest,
+    shown_with_choices,
+)
 from harness.status import LOG_CHARS
 from harness.store import atomic_write_text
 from tasks import kind_of
-
 
 
 class ModelLoadError(Exception):

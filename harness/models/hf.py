@@ -55,7 +55,6 @@ from transformers import (
 )
 from transformers.modeling_outputs import BaseModelOutput
 
-from harness.prompting import strip_reasoning
 from harness.config import parse_batch_size, positive_int
 from harness.requests import (
     GenerateRequest,
@@ -67,6 +66,7 @@ from harness.requests import (
     PromptParts,
     RollingLoglikelihood,
     RollingRequest,
+    strip_reasoning,
 )
 
 logger = logging.getLogger(__name__)

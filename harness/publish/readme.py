@@ -8,6 +8,7 @@ from pathlib import Path
 from harness.errors import ConfigError
 from harness.store import atomic_write_text
 
+
 def markers(suite: str) -> tuple:
     return f"<!-- leaderboard:{suite}:start -->", f"<!-- leaderboard:{suite}:end -->"
 
