@@ -55,7 +55,7 @@ def compose(overrides: Sequence[str]) -> Any:
         parse_batch_size(cfg.batch_size)
     except ValueError as e:
         raise ConfigError(f"config error: {e}") from e
-    check_backend(cfg.backend.name)
+    check_backend(cfg.backend.name, config.plain(cfg.backend.options))
     if cfg.contest is not None:  # checked beyond its types, and against its lock
         ledger.check(cfg, overrides)
     return cfg

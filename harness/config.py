@@ -218,6 +218,10 @@ class RunConfig:
     executor: ExecutorConfig = field(default_factory=ExecutorConfig)  # `executor=local|ray` (harness/conf/executor)
     backend: BackendConfig = field(default_factory=BackendConfig)  # `backend=hf` (harness/conf/backend)
     generation_caps: GenerationCapsConfig = field(default_factory=GenerationCapsConfig)
+    # `kind: endpoint` entries (a model behind an OpenAI-compatible server the organizer names):
+    allow_endpoints: List[str] = field(default_factory=list)  # hosts (host or host:port) they may use; empty: none
+    endpoint_api_key_env: Optional[str] = None  # the environment variable holding their API key (never written)
+    reuse_endpoint_predictions: bool = False  # a remote model can change under its name: predict again every run
 
 
 # ---------------------------------------------------------------- values checked beyond their types
@@ -254,6 +258,11 @@ def register_configs() -> None:
 
     cs = ConfigStore.instance()
     cs.store(name="run_schema", node=RunConfig)
+
+
+def plain(node: Any) -> Any:
+    """A config node as plain dicts and lists (resolved); plain data as it is."""
+    return OmegaConf.to_container(node, resolve=True) if OmegaConf.is_config(node) else node
 
 
 def config_hash(node: Any) -> str:

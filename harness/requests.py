@@ -5,8 +5,8 @@ into predictions. A backend never sees references.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Dict, List, Optional, Protocol, Sequence, Tuple, Union
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Optional, Protocol, Sequence, Tuple, Union
 
 Span = Optional[Tuple[int, int]]
 SIDES = ("right", "left")  # which end of the cut span loses tokens first
@@ -132,6 +132,18 @@ class NonFiniteOutput(Exception):
     """The model produced NaN logits or log-likelihoods (a backend raises it; the cell is `bad-output`)."""
 
 
+class Unsupported(NotImplementedError):
+    """The backend cannot answer this request type at all (the cell is `n/a`, with this message as its reason)."""
+
+
+class EndpointTimeout(TimeoutError):
+    """A serving engine or endpoint did not answer in time, retries included (the cell is `timeout`)."""
+
+
+class EndpointUnavailable(ConnectionError):
+    """A serving engine or endpoint could not be reached or kept failing, retries included (the cell is `crashed`)."""
+
+
 @dataclass(frozen=True)
 class ModelSpec:
     """What the child process is told about the model it runs (never a reference, never a task's data source)."""
@@ -142,6 +154,10 @@ class ModelSpec:
     trust_remote_code: bool = False
     chat_template: bool = False
     reasoning: Optional[Tuple[str, str]] = None  # (start, end) of a reasoning block stripped before scoring
+    backend: str = "hf"  # the registered backend that runs it (harness.models.BACKENDS)
+    options: Dict[str, Any] = field(default_factory=dict)  # the run config's backend.options
+    # kind endpoint: {base_url, model, api_key_env}; the key itself is in that environment variable only
+    endpoint: Optional[Dict[str, str]] = None
 
 
 class Backend(Protocol):
@@ -167,6 +183,13 @@ class Backend(Protocol):
     def guard_nonfinite(self) -> None:
         """From now on, a NaN in the model's outputs raises NonFiniteOutput instead of scoring garbage."""
         ...
+
+
+def cut_at_stop(text: str, stops: Sequence[str]) -> str:
+    """`text` up to the earliest occurrence of any stop string."""
+    positions = [text.find(stop) for stop in stops]
+    found = [p for p in positions if p >= 0]
+    return text[:min(found)] if found else text
 
 
 def strip_reasoning(text: str, start: str, end: str) -> str:

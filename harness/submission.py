@@ -10,6 +10,7 @@ import difflib
 import hashlib
 import os
 import re
+import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, List, Optional
@@ -20,7 +21,7 @@ from harness.errors import SubmissionError
 from harness.models.baselines import BASELINES
 
 MANIFEST = "submission.yaml"
-KINDS = ("hf-causal", "hf-seq2seq", "predictions", "baseline")
+KINDS = ("hf-causal", "hf-seq2seq", "predictions", "baseline", "endpoint")
 DTYPES = ("auto", "float32", "bfloat16", "float16")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 _HUB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9][A-Za-z0-9._-]*)?$")
@@ -39,6 +40,9 @@ class Manifest:
     # hf kinds: {start: "<think>", end: "</think>"}: the block is removed from generated text before scoring
     reasoning: Optional[Dict[str, str]] = None
     max_new_tokens: Optional[int] = None  # hf kinds: raise every task's token budget to this, up to the run's cap
+    # endpoint kind: {base_url: "https://host/v1", model: "served-model-id"}, an OpenAI-compatible server the
+    # organizer allows (run config allow_endpoints); its API key comes from the organizer's environment, never here
+    endpoint: Optional[Dict[str, str]] = None
 
 
 @dataclass(frozen=True)
@@ -53,8 +57,10 @@ class Submission:
 
 _FIELDS = {f.name: f for f in dataclasses.fields(Manifest)}
 _TYPES = {"team": str, "name": str, "kind": str, "model": str, "baseline": str, "dtype": str,
-          "trust_remote_code": bool, "chat_template": bool, "reasoning": dict, "max_new_tokens": int}
+          "trust_remote_code": bool, "chat_template": bool, "reasoning": dict, "max_new_tokens": int, "endpoint": dict}
+MODEL_KINDS = ("hf-causal", "hf-seq2seq", "endpoint")  # kinds a model answers (locally or behind an endpoint)
 _HF_ONLY = ("chat_template", "reasoning", "max_new_tokens")
+_ENDPOINT_KEYS = ("base_url", "model")
 
 
 def load_submission(folder: str | os.PathLike) -> Submission:
@@ -121,10 +127,10 @@ def _check_fields(path: Path, data: Dict[str, Any]) -> Manifest:
 
 def _check_prompting_fields(path: Path, manifest: Manifest, data: Dict[str, Any]) -> None:
     """chat_template, reasoning and max_new_tokens: for model entries only, each well-formed."""
-    if manifest.kind not in ("hf-causal", "hf-seq2seq"):
+    if manifest.kind not in MODEL_KINDS:
         given = [key for key in _HF_ONLY if key in data and data[key] not in (None, False)]
         if given:
-            raise SubmissionError(f"{path}: field {given[0]!r} is only for kinds hf-causal and hf-seq2seq, "
+            raise SubmissionError(f"{path}: field {given[0]!r} is only for kinds {', '.join(MODEL_KINDS)}, "
                                   f"not {manifest.kind!r}")
     if manifest.max_new_tokens is not None and manifest.max_new_tokens < 1:
         raise SubmissionError(f"{path}: field 'max_new_tokens': {manifest.max_new_tokens} must be a positive integer")
@@ -155,6 +161,10 @@ def _check_kind(path: Path, folder: Path, manifest: Manifest) -> None:
         check_model_path(path, folder, manifest.model)
     elif manifest.model is not None:
         raise SubmissionError(f"{path}: field 'model' is only for kinds hf-causal and hf-seq2seq, not {kind!r}")
+    if kind == "endpoint":
+        check_endpoint(path, manifest.endpoint)
+    elif manifest.endpoint is not None:
+        raise SubmissionError(f"{path}: field 'endpoint' is only for kind 'endpoint', not {kind!r}")
     if kind == "baseline":
         if manifest.baseline not in BASELINES:
             raise SubmissionError(f"{path}: field 'baseline': {manifest.baseline!r} is not a built-in baseline; "
@@ -163,6 +173,37 @@ def _check_kind(path: Path, folder: Path, manifest: Manifest) -> None:
         raise SubmissionError(f"{path}: field 'baseline' is only for kind 'baseline', not {kind!r}")
     if kind == "predictions" and not (folder / "predictions").is_dir():
         raise SubmissionError(f"{folder}: kind 'predictions' needs a predictions/ folder with <task>.jsonl files")
+
+
+def check_endpoint(path: Path, endpoint: Optional[Dict[str, Any]]) -> None:
+    """`endpoint: {base_url: http(s)://host[:port]/..., model: id}`, nothing else (an API key never belongs here)."""
+    example = "e.g. `endpoint: {base_url: \"https://api.example.com/v1\", model: \"my-model\"}`"
+    if endpoint is None:
+        raise SubmissionError(f"{path}: field 'endpoint' is required for kind 'endpoint' ({example})")
+    if set(endpoint) != set(_ENDPOINT_KEYS):
+        extra = sorted(set(endpoint) - set(_ENDPOINT_KEYS))
+        hint = " (an API key is never part of a submission: the organizer sets it)" if extra else ""
+        raise SubmissionError(f"{path}: field 'endpoint': expected exactly the keys base_url and model, got "
+                              f"{', '.join(map(repr, endpoint)) or 'none'}{hint} ({example})")
+    for key in _ENDPOINT_KEYS:
+        if not isinstance(endpoint[key], str) or not endpoint[key].strip():
+            raise SubmissionError(f"{path}: field 'endpoint.{key}': expected a non-empty string, got "
+                                  f"{endpoint[key]!r} ({example})")
+    if endpoint_host(endpoint["base_url"]) is None:
+        raise SubmissionError(f"{path}: field 'endpoint.base_url': {endpoint['base_url']!r} is not an http(s) URL "
+                              f"with a host ({example})")
+
+
+def endpoint_host(base_url: str) -> Optional[str]:
+    """`host` or `host:port` of an http(s) URL (lower case), None for anything else."""
+    parts = urllib.parse.urlsplit(base_url.strip())
+    try:
+        port = parts.port
+    except ValueError:  # a port that is not a number
+        return None
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.username or parts.password:
+        return None
+    return parts.hostname.lower() + (f":{port}" if port else "")
 
 
 def check_model_path(path: Path, folder: Path, model: str) -> None:

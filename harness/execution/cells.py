@@ -17,12 +17,12 @@ from typing import Any, Dict, Optional, TypedDict
 from omegaconf import OmegaConf
 
 from harness import __version__
-from harness.config import config_hash
+from harness.config import config_hash, plain
 from harness.contest.rules import contest_hash
 from harness.contest.splits import board_part
 from harness.data import data_files, sha256_file
 from harness.execution.isolation import child_task_config
-from harness.models import DEFAULT_BACKEND
+from harness.models import DEFAULT_BACKEND, engine_facts
 from harness.prompting import fewshot_pool_config, prompt_config
 from harness.submission import Submission
 
@@ -86,7 +86,8 @@ def _data_content(data_cfg: Any, files: Dict[str, Optional[str]]) -> Dict[str, A
 
 class Cell:
     """What is known about one (submission, task) cell while it is evaluated."""
-    def __init__(self, task: Any, submission_name: str, submission_sha: str, run_cfg: Any):
+    def __init__(self, task: Any, submission_name: str, submission_sha: str, run_cfg: Any,
+                 backend: Optional[Dict[str, Any]] = None):
 
         self.task = task
         self.submission = submission_name
@@ -100,8 +101,9 @@ class Cell:
             pool_files = {name: sha256_file(p) if p.is_file() else None for name, p in data_files(pool).items()}
             inputs_key["fewshot_pool"] = _data_content(pool, pool_files)
         asked = {"submission": submission_sha, "inputs": inputs_key, "device": run_cfg.device}
-        if run_cfg.backend.name != DEFAULT_BACKEND or run_cfg.backend.options:  # the default keeps earlier keys
-            asked["backend"] = OmegaConf.to_container(run_cfg.backend, resolve=True)
+        backend = backend or plain(run_cfg.backend)  # {name, options}: an endpoint entry's differs from the run's
+        if backend["name"] != DEFAULT_BACKEND or backend["options"]:  # the default keeps earlier keys
+            asked["backend"] = {**backend, **engine_facts(backend["name"])}  # the engine's version included
         self.prediction_key = _sha(asked)
         metric_side = {"metrics": list(task.metrics), "options": OmegaConf.to_container(task.metric_options, resolve=True),
                        "primary": task.primary_metric, "versions": library_versions()}
@@ -126,7 +128,7 @@ def _prompt_provenance(task: Any, submission: Optional[Submission]) -> Dict[str,
 
 def make_record(cell: Cell, submission: Optional[Submission], status: str, *, submission_sha: Optional[str],
                 run_cfg: Any, scored: Any = None, reason: str = "", log: str = "", extra_counts=None,
-                isolation: Optional[Dict[str, str]] = None) -> Record:
+                isolation: Optional[Dict[str, str]] = None, backend: Optional[Dict[str, Any]] = None) -> Record:
     manifest = submission.manifest if submission else None
     record: Record = {
         "submission": cell.submission, "team": manifest.team if manifest else None,
@@ -142,4 +144,6 @@ def make_record(cell: Cell, submission: Optional[Submission], status: str, *, su
     record["counts"].update(extra_counts or {})
     if isolation:  # what the model's process ran under (harness.execution.isolation)
         record["provenance"]["isolation"] = isolation
+    if backend:  # a serving engine or endpoint: name, options, engine and version, served model
+        record["provenance"]["backend"] = backend
     return record

@@ -13,12 +13,15 @@ from harness import safety, store
 from harness.contest.splits import public_view
 from harness.errors import SubmissionError
 from harness.execution.cells import Cell, make_record
-from harness.execution.isolation import run_job
+from harness.config import plain
+from harness.execution.isolation import Remote, run_job
+from harness.models import DEFAULT_BACKEND, ENDPOINT_BACKEND, engine_facts, unsupported
 from harness.models.baselines import BASELINES
+from harness.models.engines import CLIENT_OPTIONS
 from harness.models.predictions import predictions_file, read_predictions
 from harness.prompting import check_generation_request, prompt_sha256, select_shots, task_for_submission
 from harness.scoring import score
-from harness.submission import Submission, load_submission, submission_sha256
+from harness.submission import Submission, endpoint_host, load_submission, submission_sha256
 from tasks import kind_of
 from tasks.examples import Example, load_examples
 
@@ -69,15 +72,21 @@ class Evaluator:
             check_generation_request(submission.manifest, str(folder / "submission.yaml"), self.cfg)
         except SubmissionError as e:
             return self._reject(submission.name, e)
+        refusal = endpoint_refusal(submission.manifest, self.cfg, str(folder / "submission.yaml"))
+        if refusal is not None:
+            return self._reject(submission.name, refusal)
         sub_sha = submission_sha256(folder)
-        cells = {name: Cell(task, submission.name, sub_sha, self.cfg) for name, task in self.tasks.items()}
+        backend = backend_of(submission.manifest, self.cfg)
+        cells = {name: Cell(task, submission.name, sub_sha, self.cfg, backend) for name, task in self.tasks.items()}
+        # a remote model can change under its name: its cells are predicted again unless the organizer pins them
+        reuse = submission.manifest.kind != "endpoint" or self.cfg.reuse_endpoint_predictions
         # Held while this run decides and does the submission's work: a second run at the same time waits, then
         # finds the cells done instead of running the same model again.
         with store.submission_lock(self.results, submission.name):
             records: Dict[str, Dict[str, Any]] = {}
             to_predict: List[Cell] = []
             for name, cell in cells.items():
-                cached = store.read_record(self.results, submission.name, name)
+                cached = store.read_record(self.results, submission.name, name) if reuse else None
                 if cached and not store.complete(self.results, cached):
                     cached = None  # its predictions are not the ones it was scored from (an interrupted write)
                 if cached and cached["keys"] == {"predictions": cell.prediction_key, "scores": cell.score_key}:
@@ -120,7 +129,8 @@ class Evaluator:
     def _score_and_store(self, submission: Submission, sub_sha: str, cell: Cell, predictions: Dict[str, Any],
                          extra_counts: Dict[str, int], unknown: Optional[int] = None,
                          isolation: Optional[Dict[str, str]] = None,
-                         prompt_hashes: Optional[Dict[str, str]] = None) -> Dict[str, Any]:
+                         prompt_hashes: Optional[Dict[str, str]] = None,
+                         backend: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
         examples = self.examples(cell.task)
         try:
             # in a contest the record holds the public part's scores only; the private part is scored by `reveal`
@@ -130,7 +140,7 @@ class Evaluator:
         if unknown is not None:
             scored.counts["unknown"] = unknown
         record = make_record(cell, submission, "ok", submission_sha=sub_sha, run_cfg=self.cfg, scored=scored,
-                             extra_counts=extra_counts, isolation=isolation)
+                             extra_counts=extra_counts, isolation=isolation, backend=backend)
         rows = [{"id": e.id, "prediction": predictions.get(e.id)} for e in examples]
         if prompt_hashes:  # model entries: the sha256 of what each example asked the model (harness.prompting)
             for row in rows:
@@ -141,9 +151,10 @@ class Evaluator:
         return record
 
     def _fail(self, submission: Optional[Submission], sub_sha: str, cell: Cell, status: str, reason: str,
-              log: str = "", isolation: Optional[Dict[str, str]] = None) -> Dict[str, Any]:
+              log: str = "", isolation: Optional[Dict[str, str]] = None,
+              backend: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
         record = make_record(cell, submission, status, submission_sha=sub_sha, run_cfg=self.cfg, reason=reason, log=log,
-                             isolation=isolation)
+                             isolation=isolation, backend=backend)
         self.sink(record, None)
         return record
 
@@ -176,11 +187,15 @@ class Evaluator:
 
     def _from_model(self, submission: Submission, sub_sha: str, cells: List[Cell]) -> List[Dict[str, Any]]:
         records, runnable = [], []
+        backend = backend_of(submission.manifest, self.cfg)
+        cannot = unsupported(backend["name"], submission.manifest.kind) if submission.manifest.kind != "endpoint" else None
         for cell in cells:
             examples = self.examples(cell.task)
             if examples and not any(e.inputs for e in examples):
                 records.append(self._mark(submission, sub_sha, cell, "n/a",
                                           "the task has references only; only predictions entries can be scored"))
+            elif cannot:
+                records.append(self._mark(submission, sub_sha, cell, "n/a", cannot))
             elif cell.task.kind == "language_modeling" and submission.manifest.kind == "hf-seq2seq":
                 records.append(self._mark(submission, sub_sha, cell, "n/a",
                                           "perplexity needs a decoder-only model; seq2seq entries are not scored on it"))
@@ -190,29 +205,42 @@ class Evaluator:
             return records
         manifest = submission.manifest
         trust = manifest.trust_remote_code and manifest.name in self.cfg.allow_remote_code
-        model = {"backend": self.cfg.backend.name, "kind": manifest.kind,
-                 "location": str(safety.model_folder(submission)), "dtype": manifest.dtype,
+        model = {"backend": backend["name"], "options": backend["options"], "kind": manifest.kind,
+                 "location": self._location(submission), "dtype": manifest.dtype,
                  "trust_remote_code": trust, "chat_template": manifest.chat_template, "reasoning": manifest.reasoning}
+        remote = None
+        if manifest.kind == "endpoint":  # the key's variable is named, never its value (that stays in the env)
+            model["endpoint"] = {**manifest.endpoint, "api_key_env": self.cfg.endpoint_api_key_env}
+            remote = Remote(endpoint_host(manifest.endpoint["base_url"]), self.cfg.endpoint_api_key_env)
         prepared = {cell.task.name: self.prepare(cell.task, examples, manifest) for cell, examples in runnable}
         self.echo(f"running {manifest.name} on {', '.join(c.task.name for c, _ in runnable)}")
         self.models_loaded += 1
         outcome = run_job(model, [(prepared[c.task.name][0], ex) for c, ex in runnable], device=self.cfg.device,
                           batch_size=self.cfg.batch_size, progress=self.cfg.progress,
                           shots={name: shots for name, (_, shots, _) in prepared.items()},
-                          echo_prompts=self.echo_prompts)
+                          echo_prompts=self.echo_prompts, remote=remote)
         self.jobs[manifest.name] = outcome
+        facts = backend_provenance(backend, manifest)
         for cell, _ in runnable:
             name = cell.task.name
             if name in outcome.failures:
                 status, reason, log = outcome.failures[name]
-                records.append(self._fail(submission, sub_sha, cell, status, reason, log, outcome.isolation))
+                records.append(self._fail(submission, sub_sha, cell, status, reason, log, outcome.isolation, facts))
             else:
                 meta = outcome.meta[name]
                 records.append(self._score_and_store(submission, sub_sha, cell, outcome.predictions[name],
                                                      {"truncated": int(meta.get("truncated", 0)),
                                                       "dropped_shots": int(meta.get("dropped_shots", 0))},
-                                                     isolation=outcome.isolation, prompt_hashes=prepared[name][2]))
+                                                     isolation=outcome.isolation, prompt_hashes=prepared[name][2],
+                                                     backend=facts))
         return records
+
+    @staticmethod
+    def _location(submission: Submission) -> str:
+        """The model folder (local kinds) or the endpoint's base URL."""
+        if submission.manifest.kind == "endpoint":
+            return submission.manifest.endpoint["base_url"]
+        return str(safety.model_folder(submission))
 
     def prepare(self, task: Any, examples: List[Example], manifest: Any) -> tuple:
         """(the task as this entry runs it, each example's shots, each example's prompt sha256), in the parent:
@@ -223,3 +251,38 @@ class Evaluator:
         requests = kind_of(task).requests(task, [e.inputs for e in examples], shots)
         hashes = {e.id: prompt_sha256(r, manifest.chat_template) for e, r in zip(examples, requests)}
         return task, shots, hashes
+
+
+def backend_of(manifest: Any, run_cfg: Any) -> Dict[str, Any]:
+    """{name, options} of the backend that runs this entry: the run's, except that an endpoint entry always goes
+    through the OpenAI client (taking the run's client options, if any)."""
+    name, options = run_cfg.backend.name, plain(run_cfg.backend.options) or {}
+    if manifest.kind != "endpoint":
+        return {"name": name, "options": options}
+    return {"name": ENDPOINT_BACKEND, "options": {k: v for k, v in options.items() if k in CLIENT_OPTIONS}}
+
+
+def backend_provenance(backend: Dict[str, Any], manifest: Any) -> Optional[Dict[str, Any]]:
+    """What a record says about a non-default backend: its name and options, the engine and its version, the served
+    model id; for an endpoint, that its answers carry no weights hash. None for the default backend."""
+    if backend["name"] == DEFAULT_BACKEND and not backend["options"]:
+        return None
+    facts = {**backend, **engine_facts(backend["name"]), "served_model": manifest.model}
+    if manifest.kind == "endpoint":
+        facts.update(served_model=manifest.endpoint["model"], base_url=manifest.endpoint["base_url"],
+                     engine="remote endpoint", weights_sha256="unknown: a remote endpoint's answers carry no weights "
+                     "hash; its cells are predicted again every run unless reuse_endpoint_predictions=true")
+    return facts
+
+
+def endpoint_refusal(manifest: Any, run_cfg: Any, where: str) -> Optional[SubmissionError]:
+    """An endpoint entry whose host is not on the organizer's allow_endpoints (empty by default: all refused)."""
+    if manifest.kind != "endpoint":
+        return None
+    host = endpoint_host(manifest.endpoint["base_url"])
+    allowed = {str(h).strip().lower() for h in run_cfg.allow_endpoints}
+    if host in allowed or host.split(":")[0] in allowed:
+        return None
+    return SubmissionError(f"{where}: field 'endpoint.base_url': host {host!r} is not on the run config's "
+                           f"allow_endpoints ({', '.join(sorted(allowed)) or 'empty: no endpoint is allowed'}); the "
+                           f"organizer adds it with allow_endpoints=[{host}]", status="refused")

@@ -29,6 +29,7 @@ from omegaconf import OmegaConf
 
 from harness.data import Example
 from harness.errors import SubmissionError
+from harness.models.engines import ENGINES
 from harness.status import CHILD_STATUSES, LOG_CHARS, REASON_CHARS
 from tasks import kind_of
 
@@ -57,6 +58,19 @@ class JobOutcome:
     timings: Dict[str, Any] = field(default_factory=dict)  # the child's own: startup_s, load_s, per request type
 
 
+@dataclass(frozen=True)
+class Remote:
+    """A job whose model is a remote endpoint (`kind: endpoint`): it needs the network to `host`, and its API key
+    (the value of environment variable `key_env`) is handed to the child in its environment only."""
+
+    host: str
+    key_env: Optional[str] = None
+
+
+# Names of variables whose values are secrets though their names do not say so (an endpoint's API key variable).
+_SECRET_VARIABLES: set = set()
+
+
 @dataclass
 class Launch:
     status: str  # ok, timeout, or a failure type
@@ -69,8 +83,10 @@ class Launch:
 # ---------------------------------------------------------------- what the child gets
 
 
-def child_env(home: Path) -> Dict[str, str]:
+def child_env(home: Path, key_env: Optional[str] = None) -> Dict[str, str]:
     env = {k: os.environ[k] for k in _KEEP_ENV if k in os.environ}
+    if key_env and key_env in os.environ:  # an endpoint's API key: the one secret a child may hold
+        env[key_env] = os.environ[key_env]
     env.update(_OFFLINE)
     # Caches and home inside the job folder: nothing is read from or written to the organizer's hub cache, and
     # huggingface_hub finds no token file to send along.
@@ -112,23 +128,35 @@ def network_isolation() -> Tuple[Tuple[str, ...], str]:
     return (), f"not enforced (unshare failed: {why})"
 
 
-def isolation_note(budget: float, max_output_bytes: int, max_file_bytes: int) -> Dict[str, str]:
+def isolation_note(budget: float, max_output_bytes: int, max_file_bytes: int, remote: Optional[Remote] = None,
+                   engine: Optional[str] = None) -> Dict[str, str]:
     """What this job's child runs under, recorded in every cell of the job."""
-    return {
+    network = network_isolation()[1]
+    if remote is not None:
+        network = (f"not isolated: the entry is a remote endpoint on {remote.host} (on allow_endpoints); the job "
+                   f"talks to that host only and nothing of the entry runs here")
+    elif engine is not None:
+        network += f"; the serving engine ({engine}) runs inside it, listening on 127.0.0.1 only"
+    note = {
         "process": "fresh interpreter (python -m harness.execution.worker), own session; killed as a group when done",
         "inputs": "task inputs only: no references, field mappings, metrics or data locations",
         "environment": f"scrubbed: only {', '.join(_KEEP_ENV)} kept; hub offline; home and caches in the job folder",
-        "network": network_isolation()[1],
+        "network": network,
         "limits": f"wall clock {budget:g} s; {max_output_bytes} bytes of output per example; files written by the "
                   f"child at most {max_file_bytes} bytes (RLIMIT_FSIZE); no core dumps",
         "filesystem": f"not isolated: the child runs as user {getpass.getuser()!r} and can read what that user can",
         "weights": "safetensors only: pickle files refused before loading, torch.load disabled in the child",
     }
+    if remote is not None:
+        note["weights"] = "none here: a remote endpoint's answers carry no weights hash (the model may change)"
+        note["environment"] += f"; the API key variable {remote.key_env!r} passed" if remote.key_env else ""
+    return note
 
 
-def child_command(job_dir: Path) -> List[str]:
+def child_command(job_dir: Path, isolate_network: bool = True) -> List[str]:
     # -s: no user site-packages; the working folder is the empty job home, so nothing shadows an import.
-    return [*network_isolation()[0], sys.executable, "-s", "-m", "harness.execution.worker", str(job_dir)]
+    prefix = network_isolation()[0] if isolate_network else ()
+    return [*prefix, sys.executable, "-s", "-m", "harness.execution.worker", str(job_dir)]
 
 
 # ---------------------------------------------------------------- running a job
@@ -136,10 +164,11 @@ def child_command(job_dir: Path) -> List[str]:
 
 def run_job(model: Dict[str, Any], tasks: Sequence[Tuple[Any, List[Example]]], *, device: str, batch_size: Any,
             progress: bool, max_output_bytes: int = MAX_OUTPUT_BYTES,
-            shots: Optional[Dict[str, Optional[List[list]]]] = None, echo_prompts: int = 0) -> JobOutcome:
+            shots: Optional[Dict[str, Optional[List[list]]]] = None, echo_prompts: int = 0,
+            remote: Optional[Remote] = None) -> JobOutcome:
     """Run one model on the tasks' examples in a child process. `shots` (task -> per-example few-shot examples,
     train data only) go with the inputs; `echo_prompts` asks the child for the rendered prompts of each task's
-    first N examples (`harness validate`)."""
+    first N examples (`harness validate`); `remote`: the model is an endpoint on that host (network allowed)."""
     budget = sum(float(task.budget_s) for task, _ in tasks)
     max_file_bytes = file_cap(tasks, max_output_bytes)
     with tempfile.TemporaryDirectory(prefix="harness-job-") as tmp:
@@ -158,19 +187,24 @@ def run_job(model: Dict[str, Any], tasks: Sequence[Tuple[Any, List[Example]]], *
                "parent_pid": os.getpid()}  # the child dies with this process (worker.die_with_parent)
         (job_dir / "job.json").write_text(json.dumps(job), encoding="utf-8")
         (job_dir / "home").mkdir()
-        launch = launch_child(child_command(job_dir), job_dir, budget, progress)
+        if remote is not None and remote.key_env:
+            _SECRET_VARIABLES.add(remote.key_env)
+        launch = launch_child(child_command(job_dir, isolate_network=remote is None), job_dir, budget, progress,
+                              key_env=remote.key_env if remote else None)
         outcome = collect(job_dir, tasks, launch, max_output_bytes)
-    outcome.isolation = isolation_note(budget, max_output_bytes, max_file_bytes)
+    engine = model.get("backend") if model.get("backend") in ENGINES else None
+    outcome.isolation = isolation_note(budget, max_output_bytes, max_file_bytes, remote, engine)
     return outcome
 
 
-def launch_child(argv: Sequence[str], job_dir: Path, budget: float, progress: bool) -> Launch:
+def launch_child(argv: Sequence[str], job_dir: Path, budget: float, progress: bool,
+                 key_env: Optional[str] = None) -> Launch:
     """Run the child under its wall-clock budget; its exit becomes a typed status."""
     log_path = job_dir / "child.log"
     started = time.monotonic()
     with open(log_path, "wb") as log:
         try:
-            child = subprocess.Popen(list(argv), cwd=job_dir / "home", env=child_env(job_dir / "home"),
+            child = subprocess.Popen(list(argv), cwd=job_dir / "home", env=child_env(job_dir / "home", key_env),
                                      stdin=subprocess.DEVNULL, stdout=log, stderr=None if progress else log,
                                      start_new_session=True)
         except OSError as e:
@@ -249,7 +283,7 @@ def redact(text: str) -> str:
     """Remove the values of this process's secret-looking variables (the child never had them; a log might
     still quote a file that holds one)."""
     for name, value in os.environ.items():
-        if len(value) >= 8 and _SECRET_NAME.search(name):
+        if len(value) >= 8 and (_SECRET_NAME.search(name) or name in _SECRET_VARIABLES):
             text = text.replace(value, "[redacted]")
     return text
 

@@ -32,6 +32,7 @@ from harness.requests import (
     ModelSpec,
     NonFiniteOutput,
     RollingRequest,
+    Unsupported,
     shown_with_choices,
 )
 from harness.status import LOG_CHARS
@@ -62,13 +63,16 @@ def classify_failure(error: BaseException) -> str:
         return "refused"
     if isinstance(error, (NonFiniteOutput, OutputTooLarge)):
         return "bad-output"
+    if isinstance(error, TimeoutError):
+        return "timeout"  # a serving engine or endpoint that did not answer in time (EndpointTimeout)
     if isinstance(error, NotImplementedError):
         return "n/a"  # the backend cannot answer this request type (a seq2seq model on perplexity)
     return "crashed"
 
 
 def failure(error: BaseException) -> Dict[str, str]:
-    return {"status": classify_failure(error), "reason": f"{type(error).__name__}: {error}"[:LOG_CHARS],
+    reason = str(error) if isinstance(error, Unsupported) else f"{type(error).__name__}: {error}"
+    return {"status": classify_failure(error), "reason": reason[:LOG_CHARS],
             "log": traceback.format_exc()[-LOG_CHARS:]}
 
 
@@ -103,7 +107,9 @@ def model_spec(model: Dict[str, Any]) -> ModelSpec:
     reasoning = model.get("reasoning")
     return ModelSpec(kind=model["kind"], location=model["location"], dtype=model["dtype"],
                      trust_remote_code=model["trust_remote_code"], chat_template=bool(model.get("chat_template", False)),
-                     reasoning=(reasoning["start"], reasoning["end"]) if reasoning else None)
+                     reasoning=(reasoning["start"], reasoning["end"]) if reasoning else None,
+                     backend=model.get("backend", DEFAULT_BACKEND), options=dict(model.get("options") or {}),
+                     endpoint=model.get("endpoint"))
 
 
 def read_tasks(job_dir: Path, job: Dict[str, Any]) -> Tuple[Dict[str, Any], Dict[str, List[str]], Dict[str, list]]:
@@ -285,6 +291,9 @@ def run(job_dir: Path, job: Dict[str, Any], started: float) -> None:
     writer.flush_all()
     answer(backend, writer, pool(requests), timings)
     atomic_write_text(out / "timings.json", json.dumps(timings, sort_keys=True))
+    close = getattr(backend, "close", None)  # a serving engine this process started (harness.models.served)
+    if close is not None:
+        close()
 
 
 def die_with_parent(parent_pid: Any) -> None:

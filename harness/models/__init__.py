@@ -8,21 +8,42 @@ against the Protocol.
 from __future__ import annotations
 
 import importlib
-from typing import Any, Dict
+from typing import Any, Dict, Optional
 
 from harness.errors import ConfigError
+from harness.models.engines import ENGINES, backend_options, engine_version, unserved_kind
 from harness.requests import Backend, ModelSpec
 
 # name -> module under harness.models exposing `load`
 BACKENDS: Dict[str, str] = {
     "hf": "hf",
+    "openai": "openai_api",  # an OpenAI-compatible endpoint (`kind: endpoint` entries)
+    "transformers-serve": "served",  # engines started on the entry's weights (harness.models.engines)
+    "vllm": "served",
 }
 DEFAULT_BACKEND = "hf"
+ENDPOINT_BACKEND = "openai"  # what `kind: endpoint` entries run through, whatever the run's backend
 
 
-def check_backend(name: str) -> None:
+def check_backend(name: str, options: Optional[Dict[str, Any]] = None) -> None:
+    """A registered backend name and its options (a ConfigError names the bad key and the valid ones)."""
     if name not in BACKENDS:
         raise ConfigError(f"backend.name: {name!r} is not valid; use one of {', '.join(BACKENDS)} (backend=NAME)")
+    backend_options(name, dict(options or {}))
+
+
+def unsupported(name: str, kind: str) -> Optional[str]:
+    """Why backend `name` cannot run a `kind` model entry (None where it can)."""
+    if name in ENGINES:
+        return unserved_kind(name, kind)
+    if name == ENDPOINT_BACKEND:
+        return "backend=openai runs endpoint entries (kind: endpoint) only; use backend=hf, transformers-serve or vllm"
+    return None
+
+
+def engine_facts(name: str) -> Dict[str, Any]:
+    """The engine behind backend `name` and its installed version (keys and provenance); {} for hf."""
+    return {"engine": name, "engine_version": engine_version(name)} if name in ENGINES else {}
 
 
 def load_backend(name: str, spec: ModelSpec, *, device: str, batch_size: Any, progress: bool) -> Backend:

@@ -66,6 +66,7 @@ from harness.requests import (
     PromptParts,
     RollingLoglikelihood,
     RollingRequest,
+    cut_at_stop,
     strip_reasoning,
 )
 
@@ -215,13 +216,6 @@ def _within_budget(batch: list[int], row_tokens: Callable[[int], int], budget: i
         if k and (k + 1) * longest > budget:
             return batch[:k]
     return batch
-
-
-def cut_at_stop(text: str, stops: Sequence[str]) -> str:
-    """`text` up to the earliest occurrence of any stop string."""
-    positions = [text.find(stop) for stop in stops]
-    found = [p for p in positions if p >= 0]
-    return text[:min(found)] if found else text
 
 
 class _StopStrings(StoppingCriteria):
