@@ -90,12 +90,12 @@ class OpenAIBackend:
             raise Unsupported(f"{NO_PROMPT_LOGPROBS} for chat entries (chat completions echo no prompt)")
         if not requests:
             return []
-        first = self._score_one(requests[0])  # one probe: a server without prompt log-probabilities fails here
+        first = self._typed(self._score_one, requests[0])  # one probe: a server without prompt log-probabilities fails here
         return [first] + self._map(self._score_one, requests[1:])
 
     def rolling_loglikelihood(self, requests: Sequence[RollingRequest]) -> List[RollingLoglikelihood]:
         if requests and not self.chat:
-            self._score_one(LoglikelihoodRequest(context="", continuation=requests[0].text[:64]))
+            self._typed(self._echo, requests[0].text[:200])  # n/a for the same reason as log-likelihood, if so
         raise Unsupported("perplexity through an OpenAI-compatible server is not supported (its windows need the "
                           "server's tokenizer and start token); use backend=hf")
 
@@ -135,10 +135,17 @@ class OpenAIBackend:
 
     def _score_one(self, request: LoglikelihoodRequest) -> Loglikelihood:
         context = request.context.rstrip()  # its trailing whitespace moves to the continuation (module doc)
-        response = self.client.completions.create(
-            model=self.model, prompt=request.context + request.continuation, temperature=0, max_tokens=1,
-            echo=True, logprobs=1)
+        response = self._echo(request.context + request.continuation)
         return continuation_logprob(response, len(context), len(request.context + request.continuation))
+
+    def _echo(self, text: str) -> Any:
+        """The server's answer with `text`'s own token log-probabilities (raises Unsupported where it gives none)."""
+        response = self.client.completions.create(model=self.model, prompt=text, temperature=0, max_tokens=1,
+                                                  echo=True, logprobs=1)
+        logprobs = getattr(response.choices[0], "logprobs", None) if response.choices else None
+        if logprobs is None or not getattr(logprobs, "token_logprobs", None) or not getattr(logprobs, "text_offset", None):
+            raise Unsupported(NO_PROMPT_LOGPROBS)
+        return response
 
     def _map(self, one: Callable[[Any], T], requests: Sequence[Any]) -> List[T]:
         """`one` over the requests, `concurrency` at a time, in request order; client errors become typed."""
