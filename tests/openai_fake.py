@@ -1,5 +1,5 @@
 """A small OpenAI-compatible server for the serving tests: `/v1/models`, `/v1/completions` and
-`/v1/chat/completions`, on 127.0.0.1, recording every request (path, headers, body).
+`/v1/chat/completions`, on 127.0.0.1, recording every request (path, headers in lower case, body).
 
 It answers deterministically from the prompt (so tests know what to expect) and can misbehave on cue: a list of
 behaviours is consumed one per request (then `default` applies): "ok", "500", "hang" (never answers), "close"
@@ -78,14 +78,14 @@ class FakeOpenAI:
                 pass
 
             def do_GET(self) -> None:
-                fake.requests.append({"method": "GET", "path": self.path, "headers": dict(self.headers), "raw": ""})
+                fake.requests.append({"method": "GET", "path": self.path, "headers": {k.lower(): v for k, v in self.headers.items()}, "raw": ""})
                 self._send(200, {"object": "list", "data": [{"id": "fake-model", "object": "model", "created": 0,
                                                              "owned_by": "tests"}]})
 
             def do_POST(self) -> None:
                 raw = self.rfile.read(int(self.headers.get("Content-Length", 0))).decode("utf-8")
                 with fake.lock:
-                    fake.requests.append({"method": "POST", "path": self.path, "headers": dict(self.headers),
+                    fake.requests.append({"method": "POST", "path": self.path, "headers": {k.lower(): v for k, v in self.headers.items()},
                                           "raw": raw})
                 behaviour = fake.next_behaviour()
                 if behaviour == "hang":

@@ -23,6 +23,7 @@ from types import SimpleNamespace
 
 import pytest
 from hostile import builders
+from openai_fake import FakeOpenAI
 
 from harness import status
 from harness.cli import main
@@ -251,6 +252,24 @@ def test_the_child_never_sees_references_train_data_or_unmapped_columns(hostile)
     for canary in (CANARY_QA, CANARY_TRAIN, CANARY_UNMAPPED):
         assert canary in planted
         assert not any(canary in text for text in child_side), canary
+
+
+def test_references_never_reach_a_serving_endpoint(tmp_path):
+    """The canary test over HTTP: a test server records every request body an endpoint entry's job sends."""
+    (tmp_path / "conf" / "suite").mkdir(parents=True)
+    (tmp_path / "conf" / "suite" / "hostile.yaml").write_text(SUITE, encoding="utf-8")
+    data = plant_canaries(tmp_path / "data")
+    with FakeOpenAI(logprobs=True) as server:
+        builders.endpoint_entry(tmp_path / "submissions", "remote", server.base_url)
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+            code = main(["run"] + run_overrides(tmp_path, data) + [f"allow_endpoints=[127.0.0.1:{server.port}]"])
+    assert code == 0
+    statuses = {t: json.loads((tmp_path / "store" / "remote" / f"{t}.json").read_text())["status"] for t in TASKS}
+    assert statuses == {"demo_qa": "ok", "demo_classification": "ok", "demo_language_modeling": "n/a"}
+    bodies = server.bodies()
+    assert any(data["first_question"] in body for body in bodies)  # the inputs did reach the server
+    for canary in (CANARY_QA, CANARY_TRAIN, CANARY_UNMAPPED):
+        assert not any(canary in body for body in bodies), canary
 
 
 def test_the_child_environment_is_scrubbed_and_offline(hostile):

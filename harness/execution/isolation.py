@@ -147,6 +147,8 @@ def isolation_note(budget: float, max_output_bytes: int, max_file_bytes: int, re
         "filesystem": f"not isolated: the child runs as user {getpass.getuser()!r} and can read what that user can",
         "weights": "safetensors only: pickle files refused before loading, torch.load disabled in the child",
     }
+    if engine is not None:
+        note["weights"] += f" ({engine} loads them in a process of its own, which torch.load is not patched in)"
     if remote is not None:
         note["weights"] = "none here: a remote endpoint's answers carry no weights hash (the model may change)"
         note["environment"] += f"; the API key variable {remote.key_env!r} passed" if remote.key_env else ""

@@ -192,3 +192,9 @@ def slow_entry(root: Path, name: str, model_dir: str) -> Path:
         model.transformer.ln_f.bias.copy_(direction)
         model.transformer.wte.weight[letter] = 100 * direction  # always "a": never EOS, never a newline
     return _save(root, name, model, tokenizer)
+
+
+def endpoint_entry(root: Path, name: str, base_url: str, model: str = "fake-model") -> Path:
+    """A model behind an OpenAI-compatible server (nothing of it is local)."""
+    return manifest(root / name, f"team: team-{name}\nname: {name}\nkind: endpoint\n"
+                                 f"endpoint: {{base_url: \"{base_url}\", model: \"{model}\"}}\n")
