@@ -60,9 +60,13 @@ class EngineProcess:
         with open(log, "wb") as out:
             self.process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT)
 
-    def exited(self) -> Optional[str]:
-        """None while the engine runs; else what became of it, with the end of its log."""
-        code = self.process.poll()
+    def exited(self, wait_s: float = 0.0) -> Optional[str]:
+        """None while the engine runs (after waiting up to `wait_s` for it to end); else what became of it, with
+        the end of its log."""
+        try:
+            code = self.process.wait(timeout=wait_s) if wait_s else self.process.poll()
+        except subprocess.TimeoutExpired:
+            code = None
         if code is None:
             return None
         return f"the serving engine ({self.name}) exited with code {code}; its log ends: {self.tail()}"
@@ -131,6 +135,8 @@ def load(spec: ModelSpec, *, device: str, batch_size: Any, progress: bool) -> Se
     info: Dict[str, Any] = {"engine": name, "engine_version": engine_version(name), "device": device, "dtype": dtype,
                             "engine_options": {k: v for k, v in options.items() if k in ENGINES[name].options}}
     backend = ServedBackend(base_url, spec.location, chat=spec.chat_template, reasoning=spec.reasoning,
-                            options=options, info=info, alive=engine.exited)
+                            options=options, info=info,
+                            # a dying engine drops its connections a moment before it can be reaped
+                            alive=lambda: engine.exited(wait_s=5.0))
     backend.engine = engine
     return backend
