@@ -19,7 +19,7 @@ from harness import safety, store
 from harness.errors import SubmissionError
 from harness.execution.evaluator import Evaluator
 from harness.requests import shown_with_choices
-from harness.submission import load_submission
+from harness.submission import MODEL_KINDS, load_submission
 from tasks import kind_of
 from tasks.examples import load_examples
 
@@ -119,7 +119,7 @@ def _task_report(record: Dict[str, Any], evaluator: Any, task: Any, store_dir: P
     examples = evaluator.examples(task)
     out: Dict[str, Any] = {"status": record["status"], "reason": record["reason"], "log": record["log"],
                            "examples": len(examples), "scores": record["scores"], "counts": record["counts"]}
-    if record["submission_kind"] in ("hf-causal", "hf-seq2seq") and record["status"] != "n/a":
+    if record["submission_kind"] in MODEL_KINDS and record["status"] != "n/a":
         job = evaluator.jobs.get(record["submission"])
         from_model = job.prompts.get(record["task"], {}) if job is not None else {}
         if from_model:  # as the model's process laid them out, special tokens included

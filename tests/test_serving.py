@@ -4,7 +4,11 @@ tests/test_serving_engines.py (slow tier); vLLM in the GPU tier."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import time
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -12,6 +16,7 @@ from openai_fake import FakeOpenAI, answer_for, word_logprob, words
 
 from harness.compose import compose
 from harness.errors import ConfigError
+from harness.execution.isolation import network_isolation
 from harness.execution.worker import classify_failure, failure
 from harness.models import check_backend, unsupported
 from harness.models.engines import engine_options
@@ -26,6 +31,7 @@ from harness.requests import (
     Unsupported,
 )
 
+ROOT = Path(__file__).resolve().parents[1]
 FAST = {"max_retries": 0, "request_timeout_s": 5}
 
 
@@ -161,6 +167,34 @@ def test_a_server_that_goes_away_mid_job_is_unavailable_with_the_engines_word():
         dead = backend(server, options={"concurrency": 1}, alive=lambda: "the serving engine (x) exited with code -9")
         with pytest.raises(EndpointUnavailable, match="exited with code -9"):
             dead.generate(requests)
+
+
+# ---------------------------------------------------------------- the engine's network
+
+
+LOOPBACK_PROBE = """
+import socket
+from harness.models.served import loopback_up
+def connects():
+    server = socket.socket(); server.bind(("127.0.0.1", 0)); server.listen()
+    try:
+        socket.create_connection(server.getsockname(), timeout=2).close()
+        return True
+    except OSError:
+        return False
+before = connects()
+loopback_up()
+print(before, connects())
+"""
+
+
+def test_loopback_comes_up_inside_the_childs_network_namespace():
+    prefix, note = network_isolation()
+    if not prefix:
+        pytest.skip(f"no network namespace here: {note}")
+    out = subprocess.run([*prefix, sys.executable, "-c", LOOPBACK_PROBE], capture_output=True, text=True,
+                         timeout=60, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert out.stdout.split() == ["False", "True"], out.stderr  # down in a fresh namespace, then up
 
 
 # ---------------------------------------------------------------- configuration

@@ -7,11 +7,14 @@ the child's process group, so the harness kills it with the child whatever happe
 """
 from __future__ import annotations
 
+import ctypes
 import fcntl
 import os
+import signal
 import socket
 import struct
 import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any, Dict, Optional
@@ -28,11 +31,20 @@ _LOG_TAIL = 2000
 
 def loopback_up() -> None:
     """Bring `lo` up: a fresh network namespace (`unshare --net`) starts with it down, so nothing could connect to
-    the engine. A no-op where it is up already."""
+    the engine. A no-op where it is up already (and off Linux, where the harness makes no namespace)."""
+    if not sys.platform.startswith("linux"):
+        return
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
         flags = struct.unpack("16sh14x", fcntl.ioctl(s.fileno(), _SIOCGIFFLAGS, struct.pack("16sh14x", b"lo", 0)))[1]
         if not flags & _IFF_UP:
             fcntl.ioctl(s.fileno(), _SIOCSIFFLAGS, struct.pack("16sh14x", b"lo", flags | _IFF_UP))
+
+
+def _die_with_parent() -> None:
+    """Linux: the engine gets SIGKILL when the process that started it dies, even by kill -9 (the job's process
+    group is killed by the harness; this covers a harness that died first and took the job with it)."""
+    if sys.platform.startswith("linux"):
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL, 0, 0, 0)  # 1: PR_SET_PDEATHSIG
 
 
 def free_port() -> int:
@@ -58,7 +70,8 @@ class EngineProcess:
     def __init__(self, name: str, argv: list, log: Path):
         self.name, self.log = name, log
         with open(log, "wb") as out:
-            self.process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT)
+            self.process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+                                            preexec_fn=_die_with_parent)
 
     def exited(self, wait_s: float = 0.0) -> Optional[str]:
         """None while the engine runs (after waiting up to `wait_s` for it to end); else what became of it, with
