@@ -229,3 +229,34 @@ def test_kinds_an_engine_cannot_serve_are_named():
     assert "encoder-decoder" in unsupported("transformers-serve", "hf-seq2seq")
     assert "endpoint entries" in unsupported("openai", "hf-causal")
     assert unsupported("hf", "hf-seq2seq") is None
+
+
+def test_the_engine_and_its_version_are_in_the_prediction_key(monkeypatch):
+    import harness.models
+    from harness.execution.cells import Cell
+
+    hf_cfg, vllm_cfg = compose(["suite=demo"]), compose(["suite=demo", "backend=vllm"])
+    task = hf_cfg.tasks.demo_qa
+
+    def key(cfg, version="0.11.0"):
+        monkeypatch.setattr(harness.models, "engine_version", lambda name: version)
+        return Cell(task, "entry", "sha", cfg).prediction_key
+
+    assert key(vllm_cfg) != key(hf_cfg)
+    assert key(vllm_cfg) != key(vllm_cfg, "0.12.0")
+    assert key(vllm_cfg) != key(compose(["suite=demo", "backend=vllm", "backend.options.tensor_parallel_size=2"]))
+    endpoint = {"name": "openai", "options": {}}
+    assert Cell(task, "entry", "sha", vllm_cfg, endpoint).prediction_key == Cell(task, "entry", "sha", hf_cfg,
+                                                                                  endpoint).prediction_key
+
+
+def test_an_api_key_variable_is_redacted_whatever_its_name(monkeypatch):
+    from harness.execution import isolation
+
+    monkeypatch.setenv("PLAIN_NAMED_VARIABLE", "value-of-the-endpoint-key-123")
+    assert "value-of-the-endpoint-key-123" in isolation.redact("log: value-of-the-endpoint-key-123")
+    monkeypatch.setattr(isolation, "_SECRET_VARIABLES", {"PLAIN_NAMED_VARIABLE"})
+    assert isolation.redact("log: value-of-the-endpoint-key-123") == "log: [redacted]"
+    home = Path("/nonexistent-home")
+    assert isolation.child_env(home, "PLAIN_NAMED_VARIABLE")["PLAIN_NAMED_VARIABLE"] == "value-of-the-endpoint-key-123"
+    assert "PLAIN_NAMED_VARIABLE" not in isolation.child_env(home)
