@@ -2,6 +2,7 @@
 
     python benchmarks/throughput.py                       # the shipped tiny GPT-2, demo data, CPU
     python benchmarks/throughput.py --model DIR --device cuda --batch-size 32 --repeat 8
+    python benchmarks/throughput.py --model DIR --device cuda --serve vllm      # and through vLLM's server
 
 Prints, for each workload, examples/s and tokens/s of
   - bare:    a plain loop, batches in dataset order, `model.generate` (greedy) or one forward per batch;
@@ -167,6 +168,30 @@ def bench_job(cfg, args):
           f"child peak RSS {outcome.peak_rss_bytes / 2**20:.0f} MiB")
 
 
+def bench_served(cfg, args):
+    """Generation through a serving engine (`--serve vllm|transformers-serve`) against backend hf, both as the
+    isolated job `harness run` starts (engine start and model load included), on the same generation task."""
+    from harness.execution.isolation import run_job
+
+    task, examples = task_examples(cfg, "demo_summarization", args.repeat)
+    results = {}
+    for backend in ("hf", args.serve):
+        model = {"backend": backend, "options": {"concurrency": args.concurrency} if backend != "hf" else {},
+                 "kind": "hf-causal", "location": args.model, "dtype": "auto", "trust_remote_code": False}
+        outcome, seconds = timed(lambda: run_job(model, [(task, examples)], device=args.device,
+                                                 batch_size=args.batch_size, progress=False))
+        if outcome.failures:
+            print(f"  {backend}: failed: {outcome.failures}")
+            return
+        load = outcome.timings.get("startup_s", 0.0) + outcome.timings.get("load_s", 0.0)
+        generate = outcome.timings["types"]["GenerateRequest"]["seconds"]
+        results[backend] = outcome.predictions[task.name]
+        print(f"  {backend:<18} {len(examples) / generate:8.1f} examples/s generating ({generate:.2f} s; job "
+              f"{seconds:.2f} s incl. {load:.2f} s start and load)")
+    same = sum(results["hf"][i] == results[args.serve][i] for i in results["hf"])
+    print(f"  identical predictions: {same}/{len(examples)}")
+
+
 def bench_noop_rerun():
     """A second `harness run suite=demo` over a complete store: wall time, and whether torch was imported."""
     probe = ("import json, sys, time; t = time.perf_counter(); from harness.cli import main; code = main(sys.argv[1:]);"
@@ -256,6 +281,9 @@ def main() -> int:
     parser.add_argument("--new-tokens", type=int, default=32)
     parser.add_argument("--rounds", type=int, default=3, help="timed repetitions of each loop; the best is kept")
     parser.add_argument("--skip-job", action="store_true", help="skip the isolated job and the no-op rerun")
+    parser.add_argument("--serve", choices=("vllm", "transformers-serve"),
+                        help="also time generation through this serving engine against backend hf")
+    parser.add_argument("--concurrency", type=int, default=16, help="requests in flight to the serving engine")
     args = parser.parse_args()
     torch.manual_seed(0)
     cfg = compose(["suite=demo"])
@@ -270,6 +298,9 @@ def main() -> int:
         bench_job(cfg, args)
         print("no-op rerun of `harness run suite=demo` over a complete store:")
         bench_noop_rerun()
+    if args.serve:
+        print(f"generation as an isolated job, demo_summarization x{args.repeat}: hf against {args.serve}")
+        bench_served(cfg, args)
     bench_lm_eval(cfg, args)
     return 0
 
