@@ -260,3 +260,9 @@ def test_an_api_key_variable_is_redacted_whatever_its_name(monkeypatch):
     home = Path("/nonexistent-home")
     assert isolation.child_env(home, "PLAIN_NAMED_VARIABLE")["PLAIN_NAMED_VARIABLE"] == "value-of-the-endpoint-key-123"
     assert "PLAIN_NAMED_VARIABLE" not in isolation.child_env(home)
+
+
+def test_a_request_without_stop_strings_sends_no_stop_field():
+    with FakeOpenAI() as server:
+        backend(server).generate([GenerateRequest(prompt="Q:", max_new_tokens=3)])
+    assert "stop" not in posts(server)[0]

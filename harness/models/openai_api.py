@@ -118,7 +118,7 @@ class OpenAIBackend:
     # -- one request each
 
     def _generate_one(self, request: GenerateRequest) -> Generation:
-        stop = list(request.stop) or None
+        stop = list(request.stop) or openai.NOT_GIVEN  # no stop strings: the field is left out, not null
         if self.chat:
             parts = _parts(request)
             response = self.client.chat.completions.create(
