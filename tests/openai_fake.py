@@ -78,14 +78,14 @@ class FakeOpenAI:
                 pass
 
             def do_GET(self) -> None:
-                fake.requests.append({"method": "GET", "path": self.path, "headers": {k.lower(): v for k, v in self.headers.items()}, "raw": ""})
+                fake.requests.append({"method": "GET", "path": self.path, "headers": self._headers(), "raw": ""})
                 self._send(200, {"object": "list", "data": [{"id": "fake-model", "object": "model", "created": 0,
                                                              "owned_by": "tests"}]})
 
             def do_POST(self) -> None:
                 raw = self.rfile.read(int(self.headers.get("Content-Length", 0))).decode("utf-8")
                 with fake.lock:
-                    fake.requests.append({"method": "POST", "path": self.path, "headers": {k.lower(): v for k, v in self.headers.items()},
+                    fake.requests.append({"method": "POST", "path": self.path, "headers": self._headers(),
                                           "raw": raw})
                 behaviour = fake.next_behaviour()
                 if behaviour == "hang":
@@ -103,6 +103,9 @@ class FakeOpenAI:
                     self._send(200, fake.chat(body))
                 else:
                     self._send(200, fake.completion(body))
+
+            def _headers(self) -> Dict[str, str]:
+                return {k.lower(): v for k, v in self.headers.items()}
 
             def _send(self, code: int, payload: Dict[str, Any]) -> None:
                 data = json.dumps(payload).encode("utf-8")

@@ -44,7 +44,8 @@ def written(work: Path) -> str:
 @pytest.fixture
 def work(tmp_path):
     (tmp_path / "submissions").mkdir()
-    shutil.copytree(ROOT / "submissions" / "baseline-majority-class", tmp_path / "submissions" / "baseline-majority-class")
+    baseline = "baseline-majority-class"
+    shutil.copytree(ROOT / "submissions" / baseline, tmp_path / "submissions" / baseline)
     return tmp_path
 
 
@@ -55,7 +56,8 @@ def test_an_endpoint_entry_is_scored_with_its_key_from_the_environment(work, mon
         builders.endpoint_entry(work / "submissions", "remote", server.base_url, model="served/id")
         code = run(work, f"allow_endpoints=[127.0.0.1:{server.port}]", f"endpoint_api_key_env={KEY_ENV}")
     assert code == 0
-    assert {record(work, "remote", t)["status"] for t in ("demo_qa", "demo_translation", "demo_classification")} == {"ok"}
+    scored = ("demo_qa", "demo_translation", "demo_classification")
+    assert {record(work, "remote", t)["status"] for t in scored} == {"ok"}
     na = record(work, "remote", "demo_language_modeling")
     assert (na["status"], "perplexity" in na["reason"]) == ("n/a", True)
     posts = [r for r in server.requests if r["method"] == "POST"]

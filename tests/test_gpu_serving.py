@@ -91,8 +91,9 @@ def both(model_dir: str, tmp_path: Path, monkeypatch) -> Dict[str, object]:
                     batch_size=32, progress=False)
     results["hf_generate"] = timed(lambda: local.generate(generating))
     results["hf_score"] = timed(lambda: local.loglikelihood(scoring))
-    results["n_tokens"] = [len(local._encode([r.context + r.continuation])[0]) - len(local._encode([r.context.rstrip()])[0])
-                           for r in scoring]
+    whole = local._encode([r.context + r.continuation for r in scoring])
+    contexts = local._encode([r.context.rstrip() for r in scoring])
+    results["n_tokens"] = [len(a) - len(b) for a, b in zip(whole, contexts)]
     return results
 
 
@@ -108,4 +109,5 @@ def test_vllm_agrees_with_the_hf_backend(small_model, tmp_path, monkeypatch):
             zip(results["vllm_score"][0], results["hf_score"][0], results["n_tokens"])]
     assert max(gaps) <= 1e-3, f"largest log-likelihood gap {max(gaps):.2e} nats per token"
     for kind, n in (("generate", N_GENERATE), ("score", N_SCORE)):
-        print(f"{kind:<9} vllm {n / results[f'vllm_{kind}'][1]:8.1f} req/s | hf {n / results[f'hf_{kind}'][1]:8.1f} req/s")
+        vllm_rate, hf_rate = n / results[f"vllm_{kind}"][1], n / results[f"hf_{kind}"][1]
+        print(f"{kind:<9} vllm {vllm_rate:8.1f} req/s | hf {hf_rate:8.1f} req/s")

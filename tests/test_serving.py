@@ -78,6 +78,7 @@ def test_a_reasoning_block_is_removed_before_the_stop_strings_apply():
                                                        "text": "<think>a\nb</think> Paris\nmore"}]}
         result = backend(server, reasoning=("<think>", "</think>")).generate([request])[0]
     assert result.text == " Paris"
+    assert "stop" not in posts(server)[0]  # a stop inside the block must not end the answer before it begins
 
 
 # ---------------------------------------------------------------- log-likelihood
@@ -156,7 +157,8 @@ def test_a_server_that_never_answers_times_out():
     started = time.monotonic()
     with FakeOpenAI(default="hang") as server:
         with pytest.raises(EndpointTimeout, match="did not answer within 0.5 s") as caught:
-            backend(server, options={"request_timeout_s": 0.5}).generate([GenerateRequest(prompt="Q:", max_new_tokens=5)])
+            slow = backend(server, options={"request_timeout_s": 0.5})
+            slow.generate([GenerateRequest(prompt="Q:", max_new_tokens=5)])
     assert time.monotonic() - started < 10
     assert classify_failure(caught.value) == "timeout"
 

@@ -188,7 +188,8 @@ class Evaluator:
     def _from_model(self, submission: Submission, sub_sha: str, cells: List[Cell]) -> List[Dict[str, Any]]:
         records, runnable = [], []
         backend = backend_of(submission.manifest, self.cfg)
-        cannot = unsupported(backend["name"], submission.manifest.kind) if submission.manifest.kind != "endpoint" else None
+        kind = submission.manifest.kind
+        cannot = unsupported(backend["name"], kind) if kind != "endpoint" else None
         for cell in cells:
             examples = self.examples(cell.task)
             if examples and not any(e.inputs for e in examples):

@@ -106,7 +106,8 @@ def refuse_unpickling() -> None:
 def model_spec(model: Dict[str, Any]) -> ModelSpec:
     reasoning = model.get("reasoning")
     return ModelSpec(kind=model["kind"], location=model["location"], dtype=model["dtype"],
-                     trust_remote_code=model["trust_remote_code"], chat_template=bool(model.get("chat_template", False)),
+                     trust_remote_code=model["trust_remote_code"],
+                     chat_template=bool(model.get("chat_template", False)),
                      reasoning=(reasoning["start"], reasoning["end"]) if reasoning else None,
                      backend=model.get("backend", DEFAULT_BACKEND), options=dict(model.get("options") or {}),
                      endpoint=model.get("endpoint"))

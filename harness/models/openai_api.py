@@ -7,7 +7,8 @@ Decisions that change numbers, in one place:
   `/v1/completions` as the text a non-chat model reads (`parts.plain()`, every shot); chat entries go to
   `/v1/chat/completions` as turns (`parts.messages()`), laid out by the server's chat template. The stop strings
   are applied again here (a server may return the text past them), and a declared reasoning block is removed
-  first, as the HF backend does.
+  first, as the HF backend does (for such entries the stops are applied here only, after the block). A chat
+  entry's target prefix cannot be put after the assistant header through the chat API: it is left out.
 * The server tokenizes and holds the window: prompts are not cut here, so a prompt longer than the server's
   window is the server's error (the task fails and says so), never a silent cut.
 * Log-likelihood reads the prompt's log-probabilities: `/v1/completions` with `echo` and `logprobs` on the text
@@ -90,7 +91,8 @@ class OpenAIBackend:
             raise Unsupported(f"{NO_PROMPT_LOGPROBS} for chat entries (chat completions echo no prompt)")
         if not requests:
             return []
-        first = self._typed(self._score_one, requests[0])  # one probe: a server without prompt log-probabilities fails here
+        # one probe first: a server without prompt log-probabilities fails here, before the rest is sent
+        first = self._typed(self._score_one, requests[0])
         return [first] + self._map(self._score_one, requests[1:])
 
     def rolling_loglikelihood(self, requests: Sequence[RollingRequest]) -> List[RollingLoglikelihood]:
@@ -118,7 +120,9 @@ class OpenAIBackend:
     # -- one request each
 
     def _generate_one(self, request: GenerateRequest) -> Generation:
-        stop = list(request.stop) or openai.NOT_GIVEN  # no stop strings: the field is left out, not null
+        # No stop strings: the field is left out, not null. With a reasoning block they apply after it only, so
+        # they are not sent (a stop inside the block would end the answer before it began).
+        stop = list(request.stop) if request.stop and not self.reasoning else openai.NOT_GIVEN
         if self.chat:
             parts = _parts(request)
             response = self.client.chat.completions.create(
@@ -142,8 +146,7 @@ class OpenAIBackend:
         """The server's answer with `text`'s own token log-probabilities (raises Unsupported where it gives none)."""
         response = self.client.completions.create(model=self.model, prompt=text, temperature=0, max_tokens=1,
                                                   echo=True, logprobs=1)
-        logprobs = getattr(response.choices[0], "logprobs", None) if response.choices else None
-        if logprobs is None or not getattr(logprobs, "token_logprobs", None) or not getattr(logprobs, "text_offset", None):
+        if not response.choices or not _has_prompt_logprobs(getattr(response.choices[0], "logprobs", None)):
             raise Unsupported(NO_PROMPT_LOGPROBS)
         return response
 
@@ -177,9 +180,8 @@ class OpenAIBackend:
 
 def continuation_logprob(response: Any, context_end: int, text_end: int) -> Loglikelihood:
     """(sum of log p, all greedy) of the echoed prompt tokens starting at or after character `context_end`."""
-    choice = response.choices[0]
-    logprobs = getattr(choice, "logprobs", None)
-    if logprobs is None or not getattr(logprobs, "token_logprobs", None) or not getattr(logprobs, "text_offset", None):
+    logprobs = getattr(response.choices[0], "logprobs", None)
+    if not _has_prompt_logprobs(logprobs):
         raise Unsupported(NO_PROMPT_LOGPROBS)
     tokens, values, offsets = logprobs.tokens, logprobs.token_logprobs, logprobs.text_offset
     top = logprobs.top_logprobs or [None] * len(tokens)
@@ -190,6 +192,11 @@ def continuation_logprob(response: Any, context_end: int, text_end: int) -> Logl
     total = float(sum(values[i] for i in picked))
     greedy = all(top[i] and max(top[i], key=top[i].get) == tokens[i] for i in picked)
     return Loglikelihood(logprob=total, is_greedy=bool(greedy))
+
+
+def _has_prompt_logprobs(logprobs: Any) -> bool:
+    return logprobs is not None and bool(getattr(logprobs, "token_logprobs", None)) \
+        and bool(getattr(logprobs, "text_offset", None))
 
 
 def _parts(request: GenerateRequest) -> PromptParts:
