@@ -268,3 +268,14 @@ def test_a_request_without_stop_strings_sends_no_stop_field():
     with FakeOpenAI() as server:
         backend(server).generate([GenerateRequest(prompt="Q:", max_new_tokens=3)])
     assert "stop" not in posts(server)[0]
+
+
+def test_an_engine_that_is_not_installed_is_named_before_anything_starts(monkeypatch, tmp_path):
+    from harness.models import served
+    from harness.requests import ModelSpec
+
+    monkeypatch.setattr(served, "engine_version", lambda name: None)
+    monkeypatch.setattr(served, "EngineProcess", lambda *a: pytest.fail("no engine may start"))
+    spec = ModelSpec(kind="hf-causal", location=str(tmp_path), backend="vllm")
+    with pytest.raises(ValueError, match="backend vllm needs the 'vllm' package where the model runs: pip install vllm"):
+        served.load(spec, device="cpu", batch_size=1, progress=False)

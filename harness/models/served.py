@@ -133,6 +133,10 @@ def load(spec: ModelSpec, *, device: str, batch_size: Any, progress: bool) -> Se
     why = unserved_kind(name, spec.kind)
     if why:
         raise ValueError(why)
+    if engine_version(name) is None:
+        package = ENGINES[name].package
+        raise ValueError(f"backend {name} needs the {package!r} package where the model runs: pip install {package}"
+                         + (" (or this project's serving extra)" if name == "transformers-serve" else ""))
     options = engine_options(name, spec.options)
     device, dtype = resolved(device, spec.dtype)
     loopback_up()
