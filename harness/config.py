@@ -12,9 +12,6 @@ from typing import Any, Dict, List, Optional, Tuple
 
 from omegaconf import MISSING, OmegaConf
 
-TASK_KINDS = ("translation", "summarization", "qa", "classification", "language_modeling")
-
-
 @dataclass
 class PathsConfig:
     submissions: str = "submissions"

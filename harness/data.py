@@ -216,15 +216,23 @@ def _load_text_files(data_cfg: Any, where: str) -> List[Dict[str, Any]]:
         path = resolve_path(data_cfg.files[field_name])
         if not path.is_file():
             raise ConfigError(f"{where}.files.{field_name}: text file {str(path)!r} does not exist")
-        with open(path, encoding="utf-8", newline="\n") as f:
-            columns[field_name] = f.read().split("\n")
-        if columns[field_name] and columns[field_name][-1] == "":
-            columns[field_name].pop()  # the final newline ends the last line; it does not start a new one
+        columns[field_name] = read_lines(path)
     lengths = {name: len(lines) for name, lines in columns.items()}
     if len(set(lengths.values())) > 1:
         raise ConfigError(f"{where}.files: line-aligned files differ in length: {lengths}")
     n = next(iter(lengths.values()), 0)
     return [{name: columns[name][i] for name in columns} for i in range(n)]
+
+
+def read_lines(path: Path) -> List[str]:
+    """The lines of a line-aligned text file, split on "\n" only: a "\r" or a Unicode line separator inside a
+    line is text, as in sacrebleu's and the WMT files' own reading. The final newline ends the last line; it does
+    not start a new one."""
+    with open(path, encoding="utf-8", newline="\n") as f:
+        lines = f.read().split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    return lines
 
 
 def lookup(row: Dict[str, Any], column: str) -> Any:

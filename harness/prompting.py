@@ -42,8 +42,8 @@ def fewshot_pool_config(task: Any) -> Optional[Any]:
         raise ConfigError(f"{where}.source {fewshot.source!r} is not valid; use one of {', '.join(FEWSHOT_SOURCES)}")
     if fewshot.num_fewshot == 0:
         return None
-    if task.kind == "language_modeling":
-        raise ConfigError(f"{where}.num_fewshot is {fewshot.num_fewshot}, but language_modeling tasks score whole "
+    if not kind_of(task).prompted:
+        raise ConfigError(f"{where}.num_fewshot is {fewshot.num_fewshot}, but {task.kind} tasks score whole "
                           f"documents and take no shots; set it to 0")
     if fewshot.source == "fixed":
         if fewshot.num_fewshot > len(fewshot.fixed):
@@ -171,10 +171,7 @@ def prompt_config(task: Any, manifest: Any = None) -> Dict[str, Any]:
 
 
     kind = kind_of(task)
-    field, side = (None, None)
-    if task.kind != "language_modeling":
-
-        field, side = truncation_rule(task, kind)
+    field, side = truncation_rule(task, kind) if kind.prompted else (None, None)
     effective = task_for_submission(task, manifest) if manifest is not None else task
     config = {
         "prompt": task.prompt, "instruction": task.instruction, "system_prompt": task.system_prompt,
@@ -183,7 +180,7 @@ def prompt_config(task: Any, manifest: Any = None) -> Dict[str, Any]:
         else OmegaConf.to_container(task.train, resolve=True),
         "truncation": {"field": field, "side": side},
         "generation": OmegaConf.to_container(effective.generation, resolve=True),
-        "classify_by": task.classify_by if task.kind == "classification" else None,
+        "classify_by": kind.answer_mode(task),
     }
     if manifest is not None:
         config["chat_template"] = bool(getattr(manifest, "chat_template", False))

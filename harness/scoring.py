@@ -9,7 +9,7 @@ from omegaconf import OmegaConf
 
 from harness.data import Example
 from harness.errors import ConfigError, SubmissionError
-from harness.metrics import build_metric
+from harness.metrics import build_metric, metric_class
 from tasks import kind_of
 
 
@@ -26,12 +26,10 @@ class Scored:
 
 
 def metric_options(task: Any, name: str) -> Dict[str, Any]:
-
+    """The metric's options: what it takes from the task (its own hook), overridden by the task's metric_options."""
     options = task.metric_options.get(name, {}) if task.metric_options else {}
     options = OmegaConf.to_container(options) if OmegaConf.is_config(options) else dict(options)
-    if name == "classification":
-        options.setdefault("labels", list(task.labels.values()))
-    return options
+    return {**metric_class(name).options_from_task(task), **options}
 
 
 def score(task: Any, examples: Sequence[Example], predictions: Mapping[str, Any],

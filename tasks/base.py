@@ -25,6 +25,16 @@ class TaskKind(Protocol):
     name: str
     input_fields: Tuple[str, ...]  # logical fields the model sees
     default_truncate_field: Optional[str]
+    prompted: bool  # the model sees a prompt (shots, truncation apply); False: whole documents, no prompt
+    stratified: bool  # the target is a label the public/private split keeps in proportion (harness.contest.splits)
+    fits_on_train: bool  # the kind's baselines fit on the task's train split (none without one)
+
+    def answer_mode(self, task: Any) -> Optional[str]:
+        """How answers are read where the task chooses it (classification: `classify_by`), else None; recorded
+        in the prompt config (harness.prompting)."""
+
+    def unsupported(self, submission_kind: str) -> Optional[str]:
+        """Why entries of this submission kind are not scored on tasks of this kind (the cell shows n/a), or None."""
 
     def make_example(self, task: Any, example_id: str, fields: Mapping[str, Any], where: str) -> Example: ...
 
@@ -121,6 +131,15 @@ class GenerationKind:
     name = ""
     input_fields: Tuple[str, ...] = ()
     default_truncate_field: Optional[str] = None
+    prompted = True
+    stratified = False
+    fits_on_train = False
+
+    def answer_mode(self, task: Any) -> Optional[str]:
+        return None
+
+    def unsupported(self, submission_kind: str) -> Optional[str]:
+        return None
 
     def requests(self, task: Any, inputs: Sequence[Mapping[str, Any]],
                  shots: Optional[Sequence[Sequence[Shot]]] = None) -> List[Any]:

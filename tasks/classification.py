@@ -13,6 +13,15 @@ class Classification:
     name = "classification"
     input_fields = ("text",)
     default_truncate_field = "text"
+    prompted = True
+    stratified = True
+    fits_on_train = True  # majority-class counts the train split's labels
+
+    def answer_mode(self, task: Any) -> Optional[str]:
+        return task.classify_by
+
+    def unsupported(self, submission_kind: str) -> Optional[str]:
+        return None
 
     def label_names(self, task: Any) -> List[str]:
         if not task.labels:

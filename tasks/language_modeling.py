@@ -14,6 +14,17 @@ class LanguageModeling:
     name = "language_modeling"
     input_fields = ("text",)
     default_truncate_field = None
+    prompted = False  # whole documents: no prompt, no shots, nothing cut
+    stratified = False
+    fits_on_train = True  # unigram-lm fits on the train split
+
+    def answer_mode(self, task: Any) -> Optional[str]:
+        return None
+
+    def unsupported(self, submission_kind: str) -> Optional[str]:
+        if submission_kind == "hf-seq2seq":
+            return "perplexity needs a decoder-only model; seq2seq entries are not scored on it"
+        return None
 
     def make_example(self, task: Any, example_id: str, fields: Mapping[str, Any], where: str) -> Example:
         require_fields(self.name, fields, ["text"], where)

@@ -19,6 +19,7 @@ import numpy as np
 from harness.config import config_hash
 from harness.contest.rules import phase_for_suite
 from harness.errors import SubmissionError
+from tasks import kind_of
 from tasks.examples import Example, load_examples
 
 PARTS = ("public", "private", "full")
@@ -60,7 +61,7 @@ def _task_seed(name: str) -> int:
 def public_mask(task: Any, examples: Sequence[Example], partition: Any) -> np.ndarray:
     """True for the examples in the public part, in example order."""
     strata: Dict[Any, List[int]] = {}
-    stratify = partition.stratify and task.kind == "classification"
+    stratify = partition.stratify and kind_of(task).stratified
     for index, example in enumerate(examples):
         strata.setdefault(example.target if stratify else "", []).append(index)
     quotas = _quotas(float(partition.public_fraction), {key: len(rows) for key, rows in strata.items()})

@@ -22,14 +22,21 @@ from harness.submission import Submission, load_submission, submission_sha256
 from tasks import kind_of
 from tasks.examples import Example, load_examples
 
+# (submission, its sha256, the cells that need its model) -> their records
+ModelCells = Callable[[Submission, str, List[Cell]], List[Dict[str, Any]]]
+
 
 class Evaluator:
     """Evaluates submissions on a set of tasks and hands each cell's record and predictions to `sink`: the store by
-    default; on a Ray worker, a list the driver receives and writes (harness.execution.executors)."""
+    default; on a Ray worker, a list the driver receives and writes (harness.execution.executors).
+
+    `run_model` does the cells that need the submission's model: by default `run_model_job` (a child process, here
+    and now); the Ray driver passes one that sets them aside for a Ray job (harness.execution.executors.Planner)."""
 
     def __init__(self, run_cfg: Any, tasks: Dict[str, Any], echo: Callable[[str], None] = print,
                  sink: Optional[Callable[[Dict[str, Any], Optional[List[Dict[str, Any]]]], None]] = None,
-                 echo_prompts: int = 0):
+                 echo_prompts: int = 0, run_model: Optional[ModelCells] = None):
+        self.run_model: ModelCells = run_model or self.run_model_job
         self.cfg = run_cfg
         self.tasks = tasks
         self.results = Path(run_cfg.paths.results)
@@ -115,7 +122,7 @@ class Evaluator:
             return [self._from_file(submission, sub_sha, cell) for cell in cells]
         if kind == "baseline":
             return [self._from_baseline(submission, sub_sha, cell) for cell in cells]
-        return self._from_model(submission, sub_sha, cells)
+        return self.run_model(submission, sub_sha, cells)
 
     def _score_and_store(self, submission: Submission, sub_sha: str, cell: Cell, predictions: Dict[str, Any],
                          extra_counts: Dict[str, int], unknown: Optional[int] = None,
@@ -126,7 +133,7 @@ class Evaluator:
             # in a contest the record holds the public part's scores only; the private part is scored by `reveal`
             scored = public_view(self.cfg, cell.task, examples, score(cell.task, examples, predictions))
         except SubmissionError as e:
-            return self._fail(submission, sub_sha, cell, e.status, str(e))
+            return self.fail(submission, sub_sha, cell, e.status, str(e))
         if unknown is not None:
             scored.counts["unknown"] = unknown
         record = make_record(cell, submission, "ok", submission_sha=sub_sha, run_cfg=self.cfg, scored=scored,
@@ -140,7 +147,7 @@ class Evaluator:
         self.sink(record, rows)
         return record
 
-    def _fail(self, submission: Optional[Submission], sub_sha: str, cell: Cell, status: str, reason: str,
+    def fail(self, submission: Optional[Submission], sub_sha: str, cell: Cell, status: str, reason: str,
               log: str = "", isolation: Optional[Dict[str, str]] = None) -> Dict[str, Any]:
         record = make_record(cell, submission, status, submission_sha=sub_sha, run_cfg=self.cfg, reason=reason, log=log,
                              isolation=isolation)
@@ -149,7 +156,7 @@ class Evaluator:
 
     def _mark(self, submission: Submission, sub_sha: str, cell: Cell, status: str, reason: str) -> Dict[str, Any]:
         """A cell that is not a failure and has no score: not-submitted, n/a."""
-        return self._fail(submission, sub_sha, cell, status, reason)
+        return self.fail(submission, sub_sha, cell, status, reason)
 
     def _from_file(self, submission: Submission, sub_sha: str, cell: Cell) -> Dict[str, Any]:
         path = predictions_file(submission.folder, cell.task.name)
@@ -159,7 +166,7 @@ class Evaluator:
         try:
             predictions = read_predictions(path, check)
         except SubmissionError as e:
-            return self._fail(submission, sub_sha, cell, e.status, str(e))
+            return self.fail(submission, sub_sha, cell, e.status, str(e))
         return self._score_and_store(submission, sub_sha, cell, predictions, {})
 
     def _from_baseline(self, submission: Submission, sub_sha: str, cell: Cell) -> Dict[str, Any]:
@@ -170,20 +177,20 @@ class Evaluator:
         if predictions is None:
             return self._mark(submission, sub_sha, cell, "n/a",
                               f"baseline {submission.manifest.baseline} does not cover {task.kind} tasks"
-                              + ("" if task.train is not None or task.kind not in ("classification", "language_modeling")
+                              + ("" if task.train is not None or not kind_of(task).fits_on_train
                                  else " without a train split"))
         return self._score_and_store(submission, sub_sha, cell, {e.id: p for e, p in zip(examples, predictions)}, {})
 
-    def _from_model(self, submission: Submission, sub_sha: str, cells: List[Cell]) -> List[Dict[str, Any]]:
+    def run_model_job(self, submission: Submission, sub_sha: str, cells: List[Cell]) -> List[Dict[str, Any]]:
+        """The cells that need the submission's model: n/a where it cannot be scored, else one model job for all."""
         records, runnable = [], []
         for cell in cells:
             examples = self.examples(cell.task)
             if examples and not any(e.inputs for e in examples):
                 records.append(self._mark(submission, sub_sha, cell, "n/a",
                                           "the task has references only; only predictions entries can be scored"))
-            elif cell.task.kind == "language_modeling" and submission.manifest.kind == "hf-seq2seq":
-                records.append(self._mark(submission, sub_sha, cell, "n/a",
-                                          "perplexity needs a decoder-only model; seq2seq entries are not scored on it"))
+            elif (unsupported := kind_of(cell.task).unsupported(submission.manifest.kind)) is not None:
+                records.append(self._mark(submission, sub_sha, cell, "n/a", unsupported))
             else:
                 runnable.append((cell, examples))
         if not runnable:
@@ -205,7 +212,7 @@ class Evaluator:
             name = cell.task.name
             if name in outcome.failures:
                 status, reason, log = outcome.failures[name]
-                records.append(self._fail(submission, sub_sha, cell, status, reason, log, outcome.isolation))
+                records.append(self.fail(submission, sub_sha, cell, status, reason, log, outcome.isolation))
             else:
                 meta = outcome.meta[name]
                 records.append(self._score_and_store(submission, sub_sha, cell, outcome.predictions[name],

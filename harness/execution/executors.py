@@ -75,26 +75,34 @@ class Deferred:
     cells: List[Cell]
 
 
-class Planner(Evaluator):
-    """The driver's Evaluator: the local code path for everything, except that cells which need the submission's
-    model are set aside for a Ray job instead of run here."""
+class Planner:
+    """The driver's side of a Ray run: the local Evaluator for everything, given a model runner that sets the cells
+    which need the submission's model aside for a Ray job instead of running them here."""
 
     def __init__(self, run_cfg: Any, tasks: Dict[str, Any], echo: Callable[[str], None]):
-        super().__init__(run_cfg, tasks, echo)
         self.deferred: List[Deferred] = []
+        self.evaluator = Evaluator(run_cfg, tasks, echo, run_model=self._defer)
 
-    def _from_model(self, submission: Any, sub_sha: str, cells: List[Cell]) -> List[Dict[str, Any]]:
+    def _defer(self, submission: Any, sub_sha: str, cells: List[Cell]) -> List[Dict[str, Any]]:
         self.deferred.append(Deferred(submission, sub_sha, cells))
         return []
+
+    def evaluate(self, folder: Path) -> List[Dict[str, Any]]:
+        """The folder's records, except the cells deferred for its model (take_deferred)."""
+        return self.evaluator.evaluate(folder)
 
     def take_deferred(self) -> Optional[Deferred]:
         return self.deferred.pop() if self.deferred else None
 
+    def write(self, record: Dict[str, Any], rows: Optional[List[Dict[str, Any]]]) -> None:
+        """A record a Ray job brought back, to the store."""
+        self.evaluator.sink(record, rows)
+
     def fail(self, deferred: Deferred, cells: List[Cell], status: str, reason: str,
              log: str = "") -> List[Dict[str, Any]]:
         """Failure records (through the store sink) for cells whose Ray job did not bring them back."""
-        return [self._fail(deferred.submission, deferred.sub_sha, cell, status, reason[:REASON_CHARS], log[-LOG_CHARS:])
-                for cell in cells]
+        return [self.evaluator.fail(deferred.submission, deferred.sub_sha, cell, status, reason[:REASON_CHARS],
+                                    log[-LOG_CHARS:]) for cell in cells]
 
 
 class RayExecutor:
@@ -165,7 +173,7 @@ class RayExecutor:
                                 f"attempts (executor.max_retries={self.cfg.max_retries}): {type(e).__name__}: {e}")
         records = []
         for record, rows in written:
-            planner.sink(record, rows)
+            planner.write(record, rows)
             records.append(record)
         returned = {record["task"] for record in records}
         missing = [cell for cell in deferred.cells if cell.task.name not in returned]
