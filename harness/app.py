@@ -12,8 +12,8 @@ from typing import Any, Callable, Dict, List, Optional, Sequence
 from harness import status
 from harness.board import freshness
 from harness.compose import available, suite_tasks
-from harness.config import RunConfig
-from harness.contest import entries, ledger, rules
+from harness.config import PhaseConfig, RunConfig, TaskConfig
+from harness.contest import entries, ledger
 from harness.errors import ConfigError, SubmissionError
 from harness.execution.cells import Record
 from harness.execution.executors import evaluate_all
@@ -46,7 +46,7 @@ class RunResult:
         return [r for r in self.records if r["status"] in status.FAILED]
 
 
-def write_board(cfg: RunConfig, tasks: Dict[str, Any]) -> BoardResult:
+def write_board(cfg: RunConfig, tasks: Dict[str, TaskConfig]) -> BoardResult:
     """Writes the suite's public board unless it is already what these inputs give; refreshes `cfg.readme`."""
     folder = Path(cfg.paths.leaderboards) / cfg.suite.name
     key = freshness.board_key(cfg, tasks)
@@ -123,8 +123,10 @@ def select(cfg: RunConfig, names: Sequence[str], now: datetime) -> Dict[str, Any
     return entries.select(cfg, names, now)
 
 
-def reveal(cfg: RunConfig, phase: Any, now: datetime) -> Dict[str, Any]:
+def reveal(cfg: RunConfig, phase: PhaseConfig, now: datetime) -> Dict[str, Any]:
     """`harness reveal`: the private board of a phase that has ended; returns the final selection."""
-    from harness.board import write  # imported here: pandas and matplotlib load only when a board is written
+    from harness.board import (
+        write,  # imported here: pandas and matplotlib load only when a board is written
+    )
 
     return write.reveal(cfg, suite_tasks(cfg), phase, now)

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Sequence
 
 from harness import config
-from harness.config import RunConfig, TaskConfig, parse_batch_size, register_configs
+from harness.config import RunConfig, parse_batch_size, register_configs
 from harness.contest import ledger
 from harness.errors import ConfigError
 from harness.models import check_backend
@@ -100,7 +100,7 @@ def available(group: str, overrides: Sequence[str] = ()) -> List[str]:
     return sorted(names)
 
 
-def suite_tasks(cfg: Any) -> Dict[str, Any]:
+def suite_tasks(cfg: RunConfig) -> Dict[str, Any]:
     if cfg.suite is None:
         raise ConfigError(f"choose a suite: suite=NAME (available: {', '.join(available('suite'))})")
     if not cfg.tasks:

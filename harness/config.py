@@ -12,6 +12,7 @@ from typing import Any, Dict, List, Optional, Tuple
 
 from omegaconf import MISSING, OmegaConf
 
+
 @dataclass
 class PathsConfig:
     submissions: str = "submissions"

@@ -18,9 +18,10 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from omegaconf import OmegaConf
 
-from harness.config import config_hash
+from harness.config import RunConfig, TaskConfig, config_hash
 from harness.data import data_files
 from harness.errors import ConfigError, SubmissionError
+from harness.submission import Manifest
 from tasks import kind_of
 from tasks.base import truncation_rule
 
@@ -31,7 +32,7 @@ Shot = Tuple[Dict[str, Any], str]  # (input fields, answer text)
 # ---------------------------------------------------------------- few-shot
 
 
-def fewshot_pool_config(task: Any) -> Optional[Any]:
+def fewshot_pool_config(task: TaskConfig) -> Optional[Any]:
     """The data config shots are sampled from, or None where the task uses no pool (no shots, or a fixed list).
     Raises ConfigError naming the task and key when the settings cannot work."""
     fewshot = task.fewshot
@@ -84,7 +85,7 @@ def shot_answer(target: Any) -> str:
     raise ConfigError(f"a few-shot example needs a text answer, got {target!r}")
 
 
-def fixed_shots(task: Any) -> List[Shot]:
+def fixed_shots(task: TaskConfig) -> List[Shot]:
     """The YAML's fixed shots, each `{<input fields>..., target: <answer>}`, checked against the kind's fields."""
 
 
@@ -109,7 +110,7 @@ def example_seed(seed: int, task_name: str, example_id: str) -> int:
     return int.from_bytes(digest[:8], "big")
 
 
-def select_shots(task: Any, example_ids: Sequence[str],
+def select_shots(task: TaskConfig, example_ids: Sequence[str],
                  load_pool: Callable[[], Sequence[Any]]) -> Optional[List[List[Shot]]]:
     """Each example's shots, in example order; None when the task uses none. `load_pool` gives the train pool's
     examples (called only when shots are sampled from it)."""
@@ -131,14 +132,14 @@ def select_shots(task: Any, example_ids: Sequence[str],
 # ---------------------------------------------------------------- what a submission may choose
 
 
-def generation_caps(run_cfg: Any) -> Tuple[Any, str]:
+def generation_caps(run_cfg: RunConfig) -> Tuple[Any, str]:
     """(the caps that apply, where they are set): a contest's own, locked with it, or else the run config's."""
     if getattr(run_cfg, "contest", None) is not None:
         return run_cfg.contest.generation_caps, f"contest {run_cfg.contest.name}: generation_caps.max_new_tokens"
     return run_cfg.generation_caps, "run config generation_caps.max_new_tokens"
 
 
-def check_generation_request(manifest: Any, where: str, run_cfg: Any) -> None:
+def check_generation_request(manifest: Manifest, where: str, run_cfg: RunConfig) -> None:
     """A manifest's `max_new_tokens` is allowed only up to the organizer's cap (none set: not at all)."""
     asked = manifest.max_new_tokens
     if asked is None:
@@ -153,7 +154,7 @@ def check_generation_request(manifest: Any, where: str, run_cfg: Any) -> None:
                               f"({source})")
 
 
-def task_for_submission(task: Any, manifest: Any) -> Any:
+def task_for_submission(task: TaskConfig, manifest: Manifest) -> Any:
     """The task as this submission's model runs it: a manifest's max_new_tokens raises (never lowers) the task's."""
     asked = getattr(manifest, "max_new_tokens", None)
     if asked is None or asked <= task.generation.max_new_tokens:
@@ -166,7 +167,7 @@ def task_for_submission(task: Any, manifest: Any) -> Any:
 # ---------------------------------------------------------------- what is recorded
 
 
-def prompt_config(task: Any, manifest: Any = None) -> Dict[str, Any]:
+def prompt_config(task: TaskConfig, manifest: Manifest = None) -> Dict[str, Any]:
     """Everything that decides the text a model is given and how its answer is read, as plain data."""
 
 
@@ -188,7 +189,7 @@ def prompt_config(task: Any, manifest: Any = None) -> Dict[str, Any]:
     return config
 
 
-def prompt_config_sha256(task: Any, manifest: Any = None) -> str:
+def prompt_config_sha256(task: TaskConfig, manifest: Manifest = None) -> str:
 
     return config_hash(prompt_config(task, manifest))
 

@@ -24,6 +24,7 @@ from typing import Any, Dict, Optional
 from omegaconf import OmegaConf
 
 from harness import __version__
+from harness.config import RunConfig, TaskConfig
 from harness.data import data_files, sha256_file
 from harness.execution.cells import library_versions
 from harness.store import atomic_write_text, dumps
@@ -48,7 +49,7 @@ def _code_sha() -> str:
     return digest.hexdigest()
 
 
-def board_key(cfg: Any, tasks: Dict[str, Any]) -> Optional[str]:
+def board_key(cfg: RunConfig, tasks: Dict[str, TaskConfig]) -> Optional[str]:
     """The sha256 of everything the suite's board is built from, or None where it cannot be told cheaply."""
     if cfg.contest is not None or any(task.data.source != "local" for task in tasks.values()):
         return None

@@ -18,6 +18,7 @@ from harness.board.formats import to_csv, to_json, to_markdown
 from harness.board.frame import BoardExtras, _task_info, build
 from harness.board.policies import MISSING_RULES, POLICIES
 from harness.board.uncertainty import Key, resample_cells, rescore, uncertainty
+from harness.config import PhaseConfig, RunConfig, TaskConfig
 from harness.contest import ledger, rules
 from harness.contest.splits import board_part, part_rows, part_scores
 from harness.errors import ConfigError
@@ -47,7 +48,7 @@ def write(records: Sequence[Dict[str, Any]], suite: str, tasks: Sequence[str], p
     frame = build(records, tasks, policy, extras_or_default.baselines, extras_or_default.missing)
     write_frame(frame, records, suite, tasks, policy, Path(out_dir) / suite, extras)
     return frame
-def _write(cfg: Any, tasks: Dict[str, Any], records: List[Dict[str, Any]], folder: Path, part: str,
+def _write(cfg: RunConfig, tasks: Dict[str, TaskConfig], records: List[Dict[str, Any]], folder: Path, part: str,
            scored: Dict[Key, Tuple[Any, Any, List[Any]]], **extras: Any) -> pd.DataFrame:
     names = sorted(tasks)
     policy, missing = ((cfg.contest.ranking.policy, cfg.contest.ranking.missing) if cfg.contest is not None
@@ -67,7 +68,7 @@ def _write(cfg: Any, tasks: Dict[str, Any], records: List[Dict[str, Any]], folde
     return frame
 
 
-def _contest_view(cfg: Any, records: List[Dict[str, Any]]) -> Tuple[List[Dict[str, Any]], Dict[str, Any]]:
+def _contest_view(cfg: RunConfig, records: List[Dict[str, Any]]) -> Tuple[List[Dict[str, Any]], Dict[str, Any]]:
     """A contest board's records (baselines and the phase's accepted entries) and its BoardExtras fields."""
     phase = rules.phase_for_suite(cfg.contest, cfg.suite.name)
     if phase is None:
@@ -81,7 +82,7 @@ def _contest_view(cfg: Any, records: List[Dict[str, Any]]) -> Tuple[List[Dict[st
             {"contest": info, "accepted_at": accepted_at, "last_updated": max(accepted_at.values(), default=None)})
 
 
-def write_public(cfg: Any, tasks: Dict[str, Any]) -> pd.DataFrame:
+def write_public(cfg: RunConfig, tasks: Dict[str, TaskConfig]) -> pd.DataFrame:
     """The suite's board at `<paths.leaderboards>/<suite>/`: the public part in a contest, every example
     otherwise."""
     records = store.read_records(Path(cfg.paths.results))
@@ -101,7 +102,7 @@ def _private_record(record: Dict[str, Any], result: Any, rows: np.ndarray) -> Di
                 counts=dict(counts, private_examples=int(len(rows))))
 
 
-def reveal(cfg: Any, tasks: Dict[str, Any], phase: Any, now: datetime) -> Dict[str, Any]:
+def reveal(cfg: RunConfig, tasks: Dict[str, TaskConfig], phase: PhaseConfig, now: datetime) -> Dict[str, Any]:
     """The private board of `phase` at `<paths.leaderboards>/<suite>/private/`: each team's final selection and
     the baselines, scored on the private part. Only after the phase has ended. Returns the selection."""
     if phase.split != "public":

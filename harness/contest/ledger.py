@@ -15,7 +15,14 @@ from filelock import FileLock
 from omegaconf import OmegaConf
 
 from harness import status
-from harness.contest.rules import check_contest, contest_hash, iso, phase_for_suite, schedule
+from harness.config import PhaseConfig, RunConfig
+from harness.contest.rules import (
+    check_contest,
+    contest_hash,
+    iso,
+    phase_for_suite,
+    schedule,
+)
 from harness.errors import ConfigError, SubmissionError
 from harness.store import atomic_write_text, dumps
 from harness.submission import load_submission, submission_sha256
@@ -23,7 +30,7 @@ from harness.submission import load_submission, submission_sha256
 LEDGER = "ledger.json"
 LOCK = "lock.json"
 
-def check(cfg: Any, overrides: Sequence[str]) -> None:
+def check(cfg: RunConfig, overrides: Sequence[str]) -> None:
     """What `compose` checks when a contest is chosen: the config itself, its lock, and that the run does not
     override the contest's declared ranking."""
     check_contest(cfg.contest)
@@ -40,7 +47,7 @@ def check(cfg: Any, overrides: Sequence[str]) -> None:
     check_lock(cfg)
 
 
-def state_dir(cfg: Any) -> Path:
+def state_dir(cfg: RunConfig) -> Path:
     return Path(cfg.paths.contests) / cfg.contest.name
 
 
@@ -53,7 +60,7 @@ def _flatten(data: Any, prefix: str = "") -> Dict[str, Any]:
     return {prefix: json.dumps(data, sort_keys=True)}
 
 
-def check_lock(cfg: Any) -> None:
+def check_lock(cfg: RunConfig) -> None:
     path = state_dir(cfg) / LOCK
     try:
         lock = json.loads(path.read_text(encoding="utf-8"))
@@ -69,14 +76,14 @@ def check_lock(cfg: Any) -> None:
                       f"{'; '.join(changed)}. A locked contest cannot change; restore the locked values")
 
 
-def write_lock(cfg: Any, now: datetime) -> None:
+def write_lock(cfg: RunConfig, now: datetime) -> None:
     path = state_dir(cfg) / LOCK
     if not path.exists():
         atomic_write_text(path, dumps({"contest": cfg.contest.name, "sha256": contest_hash(cfg), "locked_at": iso(now),
                                        "config": OmegaConf.to_container(cfg.contest, resolve=True)}))
 
 
-def read_ledger(cfg: Any) -> Dict[str, Any]:
+def read_ledger(cfg: RunConfig) -> Dict[str, Any]:
     path = state_dir(cfg) / LEDGER
     try:
         return json.loads(path.read_text(encoding="utf-8"))
@@ -84,7 +91,7 @@ def read_ledger(cfg: Any) -> Dict[str, Any]:
         return {"contest": cfg.contest.name, "entries": [], "selections": {}}
 
 
-def _update_ledger(cfg: Any, change) -> Any:
+def _update_ledger(cfg: RunConfig, change) -> Any:
     """Read, change and write the ledger under a file lock (two submissions at once both land)."""
     folder = state_dir(cfg)
     folder.mkdir(parents=True, exist_ok=True)
@@ -116,7 +123,7 @@ def counted(ledger: Dict[str, Any], results: Path, team: str, phase: str) -> Lis
     return [e for e in accepted(ledger, phase) if e["team"] == team and not failed(results, e["name"])]
 
 
-def final_selection(cfg: Any, ledger: Dict[str, Any], phase: Any, public_rank: Dict[str, Optional[int]]) -> Dict[str, Any]:
+def final_selection(cfg: RunConfig, ledger: Dict[str, Any], phase: PhaseConfig, public_rank: Dict[str, Optional[int]]) -> Dict[str, Any]:
     """team -> {"names": [...], "rule": ...}: the submissions that count on the private board. `public_rank`
     maps submissions to their rank on the public board (None when unranked)."""
     selection = cfg.contest.selection
@@ -142,12 +149,12 @@ def final_selection(cfg: Any, ledger: Dict[str, Any], phase: Any, public_rank: D
     return out
 
 
-def board_entries(cfg: Any, ledger: Dict[str, Any], phase: Any) -> Iterable[str]:
+def board_entries(cfg: RunConfig, ledger: Dict[str, Any], phase: PhaseConfig) -> Iterable[str]:
     """The names on a phase's public board: the baselines and every accepted submission of the phase."""
     return sorted(set(cfg.contest.baselines) | {e["name"] for e in accepted(ledger, phase.name)})
 
 
-def run_folders(cfg: Any, folders: Sequence[Path]) -> List[Path]:
+def run_folders(cfg: RunConfig, folders: Sequence[Path]) -> List[Path]:
     """The folders `harness run` evaluates in a contest: baselines and the phase's accepted submissions whose
     files are unchanged since acceptance (a changed one is skipped and named)."""
     phase = phase_for_suite(cfg.contest, cfg.suite.name)

@@ -16,16 +16,17 @@ from typing import Any, Dict, List, Optional, Sequence
 
 import numpy as np
 
-from harness.config import config_hash
+from harness.config import PartitionConfig, RunConfig, TaskConfig, config_hash
 from harness.contest.rules import phase_for_suite
 from harness.errors import SubmissionError
+from harness.scoring import Scored
 from tasks import kind_of
 from tasks.examples import Example, load_examples
 
 PARTS = ("public", "private", "full")
 
 
-def board_part(cfg: Any) -> str:
+def board_part(cfg: RunConfig) -> str:
     """The part a run's records and public board score: `full` without a contest or in a `split: full` phase,
     otherwise `public`. A run outside every phase's suite (`harness evaluate task=...`) scores the public part, so
     a contest's private part never reaches a participant-visible record by accident."""
@@ -58,7 +59,7 @@ def _task_seed(name: str) -> int:
     return int(hashlib.sha256(name.encode("utf-8")).hexdigest()[:16], 16)
 
 
-def public_mask(task: Any, examples: Sequence[Example], partition: Any) -> np.ndarray:
+def public_mask(task: TaskConfig, examples: Sequence[Example], partition: PartitionConfig) -> np.ndarray:
     """True for the examples in the public part, in example order."""
     strata: Dict[Any, List[int]] = {}
     stratify = partition.stratify and kind_of(task).stratified
@@ -77,7 +78,7 @@ def public_mask(task: Any, examples: Sequence[Example], partition: Any) -> np.nd
 _PUBLIC_IDS: Dict[tuple, frozenset] = {}
 
 
-def public_ids(task: Any, examples: Sequence[Example], partition: Any) -> frozenset:
+def public_ids(task: TaskConfig, examples: Sequence[Example], partition: PartitionConfig) -> frozenset:
     """The ids of the whole test set's public part. A run on the first examples only (`data.limit`, the sample
     `harness validate` runs) uses the whole set's partition, so a sample never scores a private example."""
     if task.data.limit is None:
@@ -91,7 +92,7 @@ def public_ids(task: Any, examples: Sequence[Example], partition: Any) -> frozen
     return _PUBLIC_IDS[key]
 
 
-def part_rows(task: Any, examples: Sequence[Example], partition: Optional[Any], part: str) -> np.ndarray:
+def part_rows(task: TaskConfig, examples: Sequence[Example], partition: Optional[Any], part: str) -> np.ndarray:
     """Indices (in example order) of the examples in `part`."""
     if part not in PARTS:
         raise ValueError(f"part {part!r} is not valid; use one of {', '.join(PARTS)}")
@@ -101,7 +102,7 @@ def part_rows(task: Any, examples: Sequence[Example], partition: Optional[Any], 
     return np.array([i for i, e in enumerate(examples) if (e.id in public) == (part == "public")], dtype=int)
 
 
-def part_scores(scored: Any, rows: np.ndarray) -> Dict[str, float]:
+def part_scores(scored: Scored, rows: np.ndarray) -> Dict[str, float]:
     """Every score of `scored` recomputed on the examples at `rows`, from its per-item statistics."""
     scores: Dict[str, float] = {}
     for metric, stats in scored.stats.values():
@@ -110,7 +111,7 @@ def part_scores(scored: Any, rows: np.ndarray) -> Dict[str, float]:
     return scores
 
 
-def public_view(cfg: Any, task: Any, examples: Sequence[Example], scored: Any) -> Any:
+def public_view(cfg: RunConfig, task: TaskConfig, examples: Sequence[Example], scored: Scored) -> Any:
     """What a participant-visible record holds: scores on the public part (or everything when nothing is hidden).
     Counts still describe the whole submitted file (so they are no oracle for which ids are public), plus the size
     of the scored part."""

@@ -17,13 +17,14 @@ from typing import Any, Dict, Optional, TypedDict
 from omegaconf import OmegaConf
 
 from harness import __version__
-from harness.config import config_hash
+from harness.config import DataConfig, RunConfig, TaskConfig, config_hash
 from harness.contest.rules import contest_hash
 from harness.contest.splits import board_part
 from harness.data import data_files, sha256_file
 from harness.execution.isolation import child_task_config
 from harness.models import DEFAULT_BACKEND
 from harness.prompting import fewshot_pool_config, prompt_config
+from harness.scoring import Scored
 from harness.submission import Submission
 
 
@@ -73,7 +74,7 @@ def _sha(data: Any) -> str:
     return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode("utf-8")).hexdigest()
 
 
-def _data_content(data_cfg: Any, files: Dict[str, Optional[str]]) -> Dict[str, Any]:
+def _data_content(data_cfg: DataConfig, files: Dict[str, Optional[str]]) -> Dict[str, Any]:
     """A data config with each local file named by its content (sha256), not its location: data checked out or
     copied elsewhere keeps its cells' keys, and a changed line changes them."""
 
@@ -86,7 +87,7 @@ def _data_content(data_cfg: Any, files: Dict[str, Optional[str]]) -> Dict[str, A
 
 class Cell:
     """What is known about one (submission, task) cell while it is evaluated."""
-    def __init__(self, task: Any, submission_name: str, submission_sha: str, run_cfg: Any):
+    def __init__(self, task: TaskConfig, submission_name: str, submission_sha: str, run_cfg: RunConfig):
 
         self.task = task
         self.submission = submission_name
@@ -110,7 +111,7 @@ class Cell:
         self.score_key = _sha({"predictions": self.prediction_key, "metrics": metric_side, "harness": __version__})
 
 
-def provenance(cell: Cell, submission_sha: Optional[str], run_cfg: Any) -> Dict[str, Any]:
+def provenance(cell: Cell, submission_sha: Optional[str], run_cfg: RunConfig) -> Dict[str, Any]:
     return {"harness": __version__, "python": platform.python_version(), "libraries": library_versions(),
             "task_config_sha256": cell.task_hash, "data_sha256": cell.data_sha256,
             "submission_sha256": submission_sha,
@@ -118,14 +119,14 @@ def provenance(cell: Cell, submission_sha: Optional[str], run_cfg: Any) -> Dict[
             "contest_sha256": None if run_cfg.contest is None else config_hash(run_cfg.contest)}
 
 
-def _prompt_provenance(task: Any, submission: Optional[Submission]) -> Dict[str, Any]:
+def _prompt_provenance(task: TaskConfig, submission: Optional[Submission]) -> Dict[str, Any]:
     """The whole prompt config (task side and what the submission declared) and its sha256."""
     config = prompt_config(task, submission.manifest if submission else None)
     return {"prompt_config": config, "prompt_config_sha256": config_hash(config)}
 
 
 def make_record(cell: Cell, submission: Optional[Submission], status: str, *, submission_sha: Optional[str],
-                run_cfg: Any, scored: Any = None, reason: str = "", log: str = "", extra_counts=None,
+                run_cfg: RunConfig, scored: Scored = None, reason: str = "", log: str = "", extra_counts=None,
                 isolation: Optional[Dict[str, str]] = None) -> Record:
     manifest = submission.manifest if submission else None
     record: Record = {

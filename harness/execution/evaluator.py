@@ -10,15 +10,21 @@ from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional
 
 from harness import safety, store
+from harness.config import RunConfig, TaskConfig
 from harness.contest.splits import public_view
 from harness.errors import SubmissionError
 from harness.execution.cells import Cell, make_record
 from harness.execution.isolation import run_job
 from harness.models.baselines import BASELINES
 from harness.models.predictions import predictions_file, read_predictions
-from harness.prompting import check_generation_request, prompt_sha256, select_shots, task_for_submission
+from harness.prompting import (
+    check_generation_request,
+    prompt_sha256,
+    select_shots,
+    task_for_submission,
+)
 from harness.scoring import score
-from harness.submission import Submission, load_submission, submission_sha256
+from harness.submission import Manifest, Submission, load_submission, submission_sha256
 from tasks import kind_of
 from tasks.examples import Example, load_examples
 
@@ -33,7 +39,7 @@ class Evaluator:
     `run_model` does the cells that need the submission's model: by default `run_model_job` (a child process, here
     and now); the Ray driver passes one that sets them aside for a Ray job (harness.execution.executors.Planner)."""
 
-    def __init__(self, run_cfg: Any, tasks: Dict[str, Any], echo: Callable[[str], None] = print,
+    def __init__(self, run_cfg: RunConfig, tasks: Dict[str, TaskConfig], echo: Callable[[str], None] = print,
                  sink: Optional[Callable[[Dict[str, Any], Optional[List[Dict[str, Any]]]], None]] = None,
                  echo_prompts: int = 0, run_model: Optional[ModelCells] = None):
         self.run_model: ModelCells = run_model or self.run_model_job
@@ -48,12 +54,12 @@ class Evaluator:
         self._pools: Dict[str, List[Example]] = {}  # task -> its few-shot train pool
         self.echo_prompts = echo_prompts  # ask model jobs for the rendered prompts of N examples (harness validate)
 
-    def examples(self, task: Any) -> List[Example]:
+    def examples(self, task: TaskConfig) -> List[Example]:
         if task.name not in self._examples:
             self._examples[task.name] = load_examples(task)
         return self._examples[task.name]
 
-    def shots(self, task: Any, examples: List[Example]) -> Any:
+    def shots(self, task: TaskConfig, examples: List[Example]) -> Any:
         """Each example's few-shot examples (None when the task takes none), drawn from the task's train pool,
         which is read once per run however many entries run the task."""
         def pool() -> List[Example]:
@@ -221,7 +227,7 @@ class Evaluator:
                                                      isolation=outcome.isolation, prompt_hashes=prepared[name][2]))
         return records
 
-    def prepare(self, task: Any, examples: List[Example], manifest: Any) -> tuple:
+    def prepare(self, task: TaskConfig, examples: List[Example], manifest: Manifest) -> tuple:
         """(the task as this entry runs it, each example's shots, each example's prompt sha256), in the parent:
         shots come from the train pool (never the scored split); the hashes are of the requests the child will
         build from the same inputs and shots."""

@@ -27,6 +27,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from omegaconf import OmegaConf
 
+from harness.config import TaskConfig
 from harness.data import Example
 from harness.errors import SubmissionError
 from harness.status import CHILD_STATUSES, LOG_CHARS, REASON_CHARS
@@ -78,7 +79,7 @@ def child_env(home: Path) -> Dict[str, str]:
     return env
 
 
-def child_task_config(task: Any) -> Dict[str, Any]:
+def child_task_config(task: TaskConfig) -> Dict[str, Any]:
     """The task config the child needs to build requests: everything but where the data (and references) live."""
     config = OmegaConf.to_container(task, resolve=True)
     for key in ("data", "train", "fields", "metrics", "metric_options", "primary_metric"):
@@ -316,7 +317,7 @@ def _no_constants(constant: str) -> Any:
     raise ValueError(f"non-finite number {constant}")
 
 
-def read_outputs(path: Path, task: Any, ids: List[str], max_output_bytes: int) -> Dict[str, Any]:
+def read_outputs(path: Path, task: TaskConfig, ids: List[str], max_output_bytes: int) -> Dict[str, Any]:
     """id -> prediction, one JSON line per example: every id once, every value a valid prediction for the task."""
     name = task.name
     if not _regular(path):

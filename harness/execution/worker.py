@@ -138,7 +138,7 @@ def check_finite(results: List[Any]) -> None:
 class Writer:
     """Writes a task's predictions (or its failure) once every request type it uses has been answered."""
 
-    def __init__(self, out: Path, tasks: Dict[str, Any], ids: Dict[str, List[str]], requests: Dict[str, list],
+    def __init__(self, out: Path, tasks: Dict[str, TaskConfig], ids: Dict[str, List[str]], requests: Dict[str, list],
                  max_output_bytes: int):
         self.out, self.tasks, self.ids, self.max_output_bytes = out, tasks, ids, max_output_bytes
         self.answers = {name: [[None] * len(r) if isinstance(r, list) else None for r in items]

@@ -10,6 +10,8 @@ from typing import Any, Dict, List, Sequence
 
 import numpy as np
 
+from harness.config import TaskConfig
+
 
 @dataclass(frozen=True)
 class ScoreInfo:
@@ -25,7 +27,7 @@ class Metric:
     scores: tuple[ScoreInfo, ...] = ()
 
     @classmethod
-    def options_from_task(cls, task: Any) -> Dict[str, Any]:
+    def options_from_task(cls, task: TaskConfig) -> Dict[str, Any]:
         """Options the task's config implies (classification: its labels); the task's `metric_options` override
         them. Most metrics take nothing from the task."""
         return {}

@@ -36,13 +36,18 @@ from __future__ import annotations
 import functools
 import os
 import re
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 from nltk.stem import porter
 from rouge_score import rouge_scorer, scoring
 from rouge_score import tokenize as rouge_tokenize
-from rouge_score.rouge_scorer import _create_ngrams, _lcs_table, _score_ngrams, _summary_level_lcs
+from rouge_score.rouge_scorer import (
+    _create_ngrams,
+    _lcs_table,
+    _score_ngrams,
+    _summary_level_lcs,
+)
 
 from .base import Metric, ScoreInfo, as_stats, check_lengths, reference_lists
 

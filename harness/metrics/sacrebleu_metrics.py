@@ -19,7 +19,14 @@ import numpy as np
 import sacrebleu
 from sacrebleu.metrics import BLEU, CHRF, TER
 
-from .base import Metric, ScoreInfo, as_stats, check_lengths, reference_lists, sequential_sums
+from .base import (
+    Metric,
+    ScoreInfo,
+    as_stats,
+    check_lengths,
+    reference_lists,
+    sequential_sums,
+)
 
 
 def _constructor_options(cls: type) -> tuple[str, ...]:
