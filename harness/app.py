@@ -12,7 +12,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence
 from harness import status
 from harness.board import freshness
 from harness.compose import available, suite_tasks
-from harness.config import PhaseConfig, RunConfig, TaskConfig
+from harness.config import PhaseConfig, RunConfig, TaskConfig, suite_of
 from harness.contest import entries, ledger
 from harness.errors import ConfigError, SubmissionError
 from harness.execution.cells import Record
@@ -48,7 +48,7 @@ class RunResult:
 
 def write_board(cfg: RunConfig, tasks: Dict[str, TaskConfig]) -> BoardResult:
     """Writes the suite's public board unless it is already what these inputs give; refreshes `cfg.readme`."""
-    folder = Path(cfg.paths.leaderboards) / cfg.suite.name
+    folder = Path(cfg.paths.leaderboards) / suite_of(cfg).name
     key = freshness.board_key(cfg, tasks)
     written = not freshness.is_fresh(folder, key)  # a board built from these very inputs is left as it is
     if written:
@@ -60,7 +60,7 @@ def write_board(cfg: RunConfig, tasks: Dict[str, TaskConfig]) -> BoardResult:
     updated = None
     if cfg.readme:
         markdown = (folder / "leaderboard.md").read_text(encoding="utf-8")
-        updated = cfg.readme if readme.update_readme(Path(cfg.readme), cfg.suite.name, markdown) else None
+        updated = cfg.readme if readme.update_readme(Path(cfg.readme), suite_of(cfg).name, markdown) else None
     return BoardResult(folder, written, updated)
 
 

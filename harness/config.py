@@ -12,6 +12,8 @@ from typing import Any, Dict, List, Optional, Tuple
 
 from omegaconf import MISSING, OmegaConf
 
+from harness.errors import ConfigError
+
 
 @dataclass
 class PathsConfig:
@@ -259,3 +261,25 @@ def config_hash(node: Any) -> str:
     data = OmegaConf.to_container(node, resolve=True) if OmegaConf.is_config(node) else node
     blob = json.dumps(data, sort_keys=True, ensure_ascii=False, default=str)
     return hashlib.sha256(blob.encode("utf-8")).hexdigest()
+
+
+def as_dict(node: Any, resolve: bool = True) -> Dict[str, Any]:
+    """A mapping config node as plain data (OmegaConf.to_container, typed for the mappings this project holds)."""
+    data = OmegaConf.to_container(node, resolve=resolve) if OmegaConf.is_config(node) else dict(node)
+    if not isinstance(data, dict):
+        raise TypeError(f"expected a mapping config, got {type(data).__name__}")
+    return {str(key): value for key, value in data.items()}
+
+
+def contest_of(cfg: RunConfig) -> ContestConfig:
+    """The run's contest, for the code that runs only under one (submit, select, reveal, the contest board)."""
+    if cfg.contest is None:
+        raise ConfigError("this command needs a contest: add contest=NAME")
+    return cfg.contest
+
+
+def suite_of(cfg: RunConfig) -> SuiteConfig:
+    """The run's suite, for the code that runs only on one (boards, contests)."""
+    if cfg.suite is None:
+        raise ConfigError("this command needs a suite: add suite=NAME")
+    return cfg.suite

@@ -125,6 +125,8 @@ def _load_local(data_cfg: DataConfig, where: str) -> List[Dict[str, Any]]:
     fmt = _local_format(data_cfg, where)
     if fmt == "text":
         return _load_text_files(data_cfg, where)
+    if not data_cfg.path:
+        raise ConfigError(f"{where}.path: format {fmt} reads one data file; set `path`")
     path = resolve_path(data_cfg.path)
     if not path.is_file():
         raise ConfigError(f"{where}.path: data file {str(path)!r} does not exist")

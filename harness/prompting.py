@@ -18,7 +18,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from omegaconf import OmegaConf
 
-from harness.config import RunConfig, TaskConfig, config_hash
+from harness.config import RunConfig, TaskConfig, as_dict, config_hash
 from harness.data import data_files
 from harness.errors import ConfigError, SubmissionError
 from harness.submission import Manifest
@@ -92,7 +92,7 @@ def fixed_shots(task: TaskConfig) -> List[Shot]:
     fields = set(kind_of(task).input_fields)
     shots = []
     for i, entry in enumerate(task.fewshot.fixed[:task.fewshot.num_fewshot]):
-        entry = OmegaConf.to_container(entry) if OmegaConf.is_config(entry) else dict(entry)
+        entry = as_dict(entry, resolve=False)
         where = f"task {task.name}: fewshot.fixed[{i}]"
         if "target" not in entry:
             raise ConfigError(f"{where} has no `target` (the answer the shot shows)")
@@ -134,8 +134,9 @@ def select_shots(task: TaskConfig, example_ids: Sequence[str],
 
 def generation_caps(run_cfg: RunConfig) -> Tuple[Any, str]:
     """(the caps that apply, where they are set): a contest's own, locked with it, or else the run config's."""
-    if getattr(run_cfg, "contest", None) is not None:
-        return run_cfg.contest.generation_caps, f"contest {run_cfg.contest.name}: generation_caps.max_new_tokens"
+    contest = getattr(run_cfg, "contest", None)
+    if contest is not None:
+        return contest.generation_caps, f"contest {contest.name}: generation_caps.max_new_tokens"
     return run_cfg.generation_caps, "run config generation_caps.max_new_tokens"
 
 
@@ -167,7 +168,7 @@ def task_for_submission(task: TaskConfig, manifest: Manifest) -> Any:
 # ---------------------------------------------------------------- what is recorded
 
 
-def prompt_config(task: TaskConfig, manifest: Manifest = None) -> Dict[str, Any]:
+def prompt_config(task: TaskConfig, manifest: Optional[Manifest] = None) -> Dict[str, Any]:
     """Everything that decides the text a model is given and how its answer is read, as plain data."""
 
 
@@ -189,7 +190,7 @@ def prompt_config(task: TaskConfig, manifest: Manifest = None) -> Dict[str, Any]
     return config
 
 
-def prompt_config_sha256(task: TaskConfig, manifest: Manifest = None) -> str:
+def prompt_config_sha256(task: TaskConfig, manifest: Optional[Manifest] = None) -> str:
 
     return config_hash(prompt_config(task, manifest))
 

@@ -15,7 +15,7 @@ import os
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, List, Optional, Sequence
+from typing import Iterator, List, Optional, Sequence
 
 from harness.errors import SubmissionError
 from harness.submission import Submission
@@ -45,6 +45,8 @@ class Finding:
 
 def model_folder(submission: Submission) -> Optional[Path]:
     """Where a model entry's files are: its folder inside the submission, or its hub id's local cache snapshot."""
+    if submission.manifest.model is None:  # not a model entry
+        return None
     local = submission.folder / submission.manifest.model
     return local.resolve() if local.is_dir() else hub_snapshot(submission.manifest.model)
 

@@ -5,9 +5,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Mapping, Optional, Sequence
 
-from omegaconf import OmegaConf
-
-from harness.config import TaskConfig
+from harness.config import TaskConfig, as_dict
 from harness.data import Example
 from harness.errors import ConfigError, SubmissionError
 from harness.metrics import build_metric, metric_class
@@ -29,7 +27,7 @@ class Scored:
 def metric_options(task: TaskConfig, name: str) -> Dict[str, Any]:
     """The metric's options: what it takes from the task (its own hook), overridden by the task's metric_options."""
     options = task.metric_options.get(name, {}) if task.metric_options else {}
-    options = OmegaConf.to_container(options) if OmegaConf.is_config(options) else dict(options)
+    options = as_dict(options, resolve=False)
     return {**metric_class(name).options_from_task(task), **options}
 
 

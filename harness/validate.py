@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional
 
 from harness import safety, store
-from harness.config import RunConfig, TaskConfig
+from harness.config import RunConfig, TaskConfig, suite_of
+from harness.execution.cells import Record
 from harness.errors import SubmissionError
 from harness.execution.evaluator import Evaluator
 from harness.requests import shown_with_choices
@@ -51,7 +52,7 @@ def _check(name: str, ok: bool, detail: str = "", fix: str = "") -> Dict[str, An
 def validate(folder: Path, cfg: RunConfig, tasks: Dict[str, TaskConfig], n_examples: int = SAMPLE_EXAMPLES) -> Dict[str, Any]:
 
     checks: List[Dict[str, Any]] = []
-    report: Dict[str, Any] = {"submission": str(folder), "suite": cfg.suite.name, "examples": n_examples,
+    report: Dict[str, Any] = {"submission": str(folder), "suite": suite_of(cfg).name, "examples": n_examples,
                               "checks": checks, "tasks": {}, "run": None, "accepted": False}
     try:
         submission = load_submission(folder)
@@ -91,7 +92,7 @@ def _first(task: TaskConfig, n: int) -> Any:
     return task
 
 
-def _record_checks(records: List[Dict[str, Any]], kind: str) -> List[Dict[str, Any]]:
+def _record_checks(records: List[Record], kind: str) -> List[Dict[str, Any]]:
     """One check per task, except that tasks failing for one reason (a model that did not load) share a line."""
     auto_class = "AutoModelForSeq2SeqLM" if kind == "hf-seq2seq" else "AutoModelForCausalLM"
     groups: Dict[tuple, List[str]] = {}
@@ -115,7 +116,7 @@ def _record_checks(records: List[Dict[str, Any]], kind: str) -> List[Dict[str, A
     return checks
 
 
-def _task_report(record: Dict[str, Any], evaluator: Evaluator, task: TaskConfig, store_dir: Path) -> Dict[str, Any]:
+def _task_report(record: Record, evaluator: Evaluator, task: TaskConfig, store_dir: Path) -> Dict[str, Any]:
 
     examples = evaluator.examples(task)
     out: Dict[str, Any] = {"status": record["status"], "reason": record["reason"], "log": record["log"],
@@ -142,7 +143,7 @@ def rendered_prompts(task: TaskConfig, inputs: List[Dict[str, Any]], shots: Any 
         if isinstance(request, list):  # classification by log-likelihood: one context, a continuation per label
             shown.append(shown_with_choices(request[0].context, request))
         else:
-            shown.append(getattr(request, "prompt", None) or getattr(request, "text", ""))
+            shown.append(str(getattr(request, "prompt", None) or getattr(request, "text", "")))
     return shown
 
 

@@ -5,7 +5,7 @@ KINDS, plus its YAML and tests.
 """
 from __future__ import annotations
 
-from typing import Any, Dict
+from typing import Dict
 
 from harness.config import TaskConfig
 from harness.errors import ConfigError

@@ -10,7 +10,7 @@ from typing import Any, Dict, List, Mapping, Optional, Protocol, Sequence, Tuple
 import jinja2
 from omegaconf import OmegaConf
 
-from harness.config import TaskConfig
+from harness.config import TaskConfig, as_dict
 from harness.data import Example, lookup
 from harness.errors import ConfigError
 from harness.requests import SIDES, GenerateRequest, PromptParts
@@ -22,13 +22,28 @@ _JINJA = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newl
 Shot = Tuple[Mapping[str, Any], str]  # a few-shot example: its input fields and its answer text
 
 
-class TaskKind(Protocol):
-    name: str
-    input_fields: Tuple[str, ...]  # logical fields the model sees
-    default_truncate_field: Optional[str]
-    prompted: bool  # the model sees a prompt (shots, truncation apply); False: whole documents, no prompt
-    stratified: bool  # the target is a label the public/private split keeps in proportion (harness.contest.splits)
-    fits_on_train: bool  # the kind's baselines fit on the task's train split (none without one)
+class KindFields(Protocol):
+    """What truncation needs to know of a kind (read-only, so a class attribute satisfies it)."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def input_fields(self) -> Tuple[str, ...]:
+        """The logical fields the model sees."""
+    @property
+    def default_truncate_field(self) -> Optional[str]: ...
+
+
+class TaskKind(KindFields, Protocol):
+    @property
+    def prompted(self) -> bool:
+        """The model sees a prompt (shots and truncation apply); False: whole documents, no prompt."""
+    @property
+    def stratified(self) -> bool:
+        """The target is a label the public/private split keeps in proportion (harness.contest.splits)."""
+    @property
+    def fits_on_train(self) -> bool:
+        """The kind's baselines fit on the task's train split (and cover none of its tasks without one)."""
 
     def answer_mode(self, task: TaskConfig) -> Optional[str]:
         """How answers are read where the task chooses it (classification: `classify_by`), else None; recorded
@@ -73,7 +88,7 @@ def render_prompt(task: TaskConfig, inputs: Mapping[str, Any],
     return text.replace(_SENTINEL, ""), (start, end)
 
 
-def truncation_rule(task: TaskConfig, kind: TaskKind) -> Tuple[Optional[str], str]:
+def truncation_rule(task: TaskConfig, kind: KindFields) -> Tuple[Optional[str], str]:
     """(field cut, side) from `truncation` (or the older `truncate_field`), checked against the kind's fields."""
     legacy, field = task.truncate_field, task.truncation.field
     if legacy and field and legacy != field:
@@ -171,7 +186,7 @@ def example_references(fields: Mapping[str, Any], row: Mapping[str, Any]) -> Any
 
 def field_map(task: TaskConfig) -> Dict[str, Any]:
 
-    return OmegaConf.to_container(task.fields) if OmegaConf.is_config(task.fields) else dict(vars(task.fields))
+    return as_dict(task.fields, resolve=False) if OmegaConf.is_config(task.fields) else dict(vars(task.fields))
 
 
 def mapped_inputs(fields: Mapping[str, Any], names: Sequence[str]) -> Dict[str, Any]:

@@ -11,7 +11,7 @@ from datetime import datetime, timezone
 from typing import Any, Dict, List, Optional
 
 from harness.board.policies import MISSING_RULES, POLICIES
-from harness.config import ContestConfig, RunConfig, config_hash
+from harness.config import ContestConfig, PhaseConfig, RunConfig, config_hash
 from harness.errors import ConfigError
 
 SPLITS = ("public", "full")
@@ -110,11 +110,11 @@ def check_contest(contest: ContestConfig) -> None:
         raise ConfigError(f"contest {contest.name}: " + "; ".join(errors))
 
 
-def phase_for_suite(contest: ContestConfig, suite: str) -> Optional[Any]:
+def phase_for_suite(contest: ContestConfig, suite: str) -> Optional[PhaseConfig]:
     return next((p for p in contest.phases if p.suite == suite), None)
 
 
-def phase_named(contest: ContestConfig, name: str) -> Any:
+def phase_named(contest: ContestConfig, name: str) -> PhaseConfig:
     phase = next((p for p in contest.phases if p.name == name), None)
     if phase is None:
         raise ConfigError(f"contest {contest.name}: no phase {name!r}; phases: "
@@ -122,7 +122,7 @@ def phase_named(contest: ContestConfig, name: str) -> Any:
     return phase
 
 
-def open_phase(contest: ContestConfig, now: datetime) -> Optional[Any]:
+def open_phase(contest: ContestConfig, now: datetime) -> Optional[PhaseConfig]:
     """The phase open at `now` (start <= now < end), if any."""
     for phase in contest.phases:
         if parse_time(phase.start, "start") <= now < parse_time(phase.end, "end"):

@@ -16,7 +16,7 @@ from typing import Any, Dict, List, Optional, Sequence
 
 import numpy as np
 
-from harness.config import PartitionConfig, RunConfig, TaskConfig, config_hash
+from harness.config import PartitionConfig, RunConfig, TaskConfig, config_hash, contest_of
 from harness.contest.rules import phase_for_suite
 from harness.errors import SubmissionError
 from harness.scoring import Scored
@@ -92,12 +92,14 @@ def public_ids(task: TaskConfig, examples: Sequence[Example], partition: Partiti
     return _PUBLIC_IDS[key]
 
 
-def part_rows(task: TaskConfig, examples: Sequence[Example], partition: Optional[Any], part: str) -> np.ndarray:
+def part_rows(task: TaskConfig, examples: Sequence[Example], partition: Optional[PartitionConfig], part: str) -> np.ndarray:
     """Indices (in example order) of the examples in `part`."""
     if part not in PARTS:
         raise ValueError(f"part {part!r} is not valid; use one of {', '.join(PARTS)}")
     if part == "full":
         return np.arange(len(examples))
+    if partition is None:
+        raise ValueError(f"part {part!r} needs the contest's partition")
     public = public_ids(task, examples, partition)
     return np.array([i for i, e in enumerate(examples) if (e.id in public) == (part == "public")], dtype=int)
 
@@ -118,7 +120,7 @@ def public_view(cfg: RunConfig, task: TaskConfig, examples: Sequence[Example], s
     part = board_part(cfg)
     if part == "full":
         return scored
-    rows = part_rows(task, examples, cfg.contest.partition, part)
+    rows = part_rows(task, examples, contest_of(cfg).partition, part)
     if not len(rows):  # only a sample of the examples can miss the public part entirely (validate's first few)
         raise SubmissionError("the examples scored hold no example of the public part; nothing can be shown",
                               status="n/a")

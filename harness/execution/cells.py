@@ -17,7 +17,7 @@ from typing import Any, Dict, Optional, TypedDict
 from omegaconf import OmegaConf
 
 from harness import __version__
-from harness.config import DataConfig, RunConfig, TaskConfig, config_hash
+from harness.config import DataConfig, RunConfig, TaskConfig, as_dict, config_hash
 from harness.contest.rules import contest_hash
 from harness.contest.splits import board_part
 from harness.data import data_files, sha256_file
@@ -78,7 +78,7 @@ def _data_content(data_cfg: DataConfig, files: Dict[str, Optional[str]]) -> Dict
     """A data config with each local file named by its content (sha256), not its location: data checked out or
     copied elsewhere keeps its cells' keys, and a changed line changes them."""
 
-    data = OmegaConf.to_container(data_cfg, resolve=True)
+    data = as_dict(data_cfg)
     if data_cfg.source == "local":  # the suffix stays: with format auto it decides how the file is read
         data["path"] = [files[data_cfg.path], Path(data_cfg.path).suffix.lower()] if data_cfg.path else None
         data["files"] = {name: files[path] for name, path in sorted(data["files"].items())}
@@ -100,7 +100,7 @@ class Cell:
         if pool is not None:  # the shots are part of what the model is asked: their data is part of the key
             pool_files = {name: sha256_file(p) if p.is_file() else None for name, p in data_files(pool).items()}
             inputs_key["fewshot_pool"] = _data_content(pool, pool_files)
-        asked = {"submission": submission_sha, "inputs": inputs_key, "device": run_cfg.device}
+        asked: Dict[str, Any] = {"submission": submission_sha, "inputs": inputs_key, "device": run_cfg.device}
         if run_cfg.backend.name != DEFAULT_BACKEND or run_cfg.backend.options:  # the default keeps earlier keys
             asked["backend"] = OmegaConf.to_container(run_cfg.backend, resolve=True)
         self.prediction_key = _sha(asked)
@@ -126,7 +126,7 @@ def _prompt_provenance(task: TaskConfig, submission: Optional[Submission]) -> Di
 
 
 def make_record(cell: Cell, submission: Optional[Submission], status: str, *, submission_sha: Optional[str],
-                run_cfg: RunConfig, scored: Scored = None, reason: str = "", log: str = "", extra_counts=None,
+                run_cfg: RunConfig, scored: Optional[Scored] = None, reason: str = "", log: str = "", extra_counts=None,
                 isolation: Optional[Dict[str, str]] = None) -> Record:
     manifest = submission.manifest if submission else None
     record: Record = {
@@ -138,8 +138,9 @@ def make_record(cell: Cell, submission: Optional[Submission], status: str, *, su
         "provenance": {**provenance(cell, submission_sha, run_cfg), **_prompt_provenance(cell.task, submission)},
     }
     if scored is not None:
-        record.update(scores=scored.scores, higher_is_better=scored.higher_is_better, signatures=scored.signatures,
-                      primary=scored.scores[cell.task.primary_metric], counts=dict(scored.counts))
+        record["scores"], record["higher_is_better"] = scored.scores, scored.higher_is_better
+        record["signatures"], record["counts"] = scored.signatures, dict(scored.counts)
+        record["primary"] = scored.scores[cell.task.primary_metric]
     record["counts"].update(extra_counts or {})
     if isolation:  # what the model's process ran under (harness.execution.isolation)
         record["provenance"]["isolation"] = isolation

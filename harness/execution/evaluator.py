@@ -7,13 +7,13 @@ from __future__ import annotations
 
 import functools
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional, cast
 
 from harness import safety, store
 from harness.config import RunConfig, TaskConfig
 from harness.contest.splits import public_view
 from harness.errors import SubmissionError
-from harness.execution.cells import Cell, make_record
+from harness.execution.cells import Cell, Record, make_record
 from harness.execution.isolation import run_job
 from harness.models.baselines import BASELINES
 from harness.models.predictions import predictions_file, read_predictions
@@ -29,7 +29,8 @@ from tasks import kind_of
 from tasks.examples import Example, load_examples
 
 # (submission, its sha256, the cells that need its model) -> their records
-ModelCells = Callable[[Submission, str, List[Cell]], List[Dict[str, Any]]]
+ModelCells = Callable[[Submission, str, List[Cell]], List[Record]]
+Sink = Callable[[Record, Optional[List[Dict[str, Any]]]], None]  # a cell's record and prediction rows
 
 
 class Evaluator:
@@ -40,7 +41,7 @@ class Evaluator:
     and now); the Ray driver passes one that sets them aside for a Ray job (harness.execution.executors.Planner)."""
 
     def __init__(self, run_cfg: RunConfig, tasks: Dict[str, TaskConfig], echo: Callable[[str], None] = print,
-                 sink: Optional[Callable[[Dict[str, Any], Optional[List[Dict[str, Any]]]], None]] = None,
+                 sink: Optional[Sink] = None,
                  echo_prompts: int = 0, run_model: Optional[ModelCells] = None):
         self.run_model: ModelCells = run_model or self.run_model_job
         self.cfg = run_cfg
@@ -69,7 +70,7 @@ class Evaluator:
 
         return select_shots(task, [e.id for e in examples], pool)
 
-    def evaluate(self, folder: Path) -> List[Dict[str, Any]]:
+    def evaluate(self, folder: Path) -> List[Record]:
         """Every task's record for the submission in `folder` (from the cache where its keys match)."""
         try:
             submission = load_submission(folder)
@@ -87,14 +88,14 @@ class Evaluator:
         # Held while this run decides and does the submission's work: a second run at the same time waits, then
         # finds the cells done instead of running the same model again.
         with store.submission_lock(self.results, submission.name):
-            records: Dict[str, Dict[str, Any]] = {}
+            records: Dict[str, Record] = {}
             to_predict: List[Cell] = []
             for name, cell in cells.items():
                 cached = store.read_record(self.results, submission.name, name)
                 if cached and not store.complete(self.results, cached):
                     cached = None  # its predictions are not the ones it was scored from (an interrupted write)
                 if cached and cached["keys"] == {"predictions": cell.prediction_key, "scores": cell.score_key}:
-                    records[name] = cached
+                    records[name] = cast(Record, cached)  # the stored JSON of a record make_record built
                 elif cached and cached["keys"]["predictions"] == cell.prediction_key and cached["status"] == "ok":
                     records[name] = self._rescore(submission, sub_sha, cell)
                 else:
@@ -104,7 +105,7 @@ class Evaluator:
                     records[record["task"]] = record
         return [records[name] for name in sorted(records)]
 
-    def _reject(self, folder_name: str, error: SubmissionError) -> List[Dict[str, Any]]:
+    def _reject(self, folder_name: str, error: SubmissionError) -> List[Record]:
         out = []
         for name, task in sorted(self.tasks.items()):
             cell = Cell(task, folder_name, "", self.cfg)
@@ -113,7 +114,7 @@ class Evaluator:
             out.append(record)
         return out
 
-    def _rescore(self, submission: Submission, sub_sha: str, cell: Cell) -> Dict[str, Any]:
+    def _rescore(self, submission: Submission, sub_sha: str, cell: Cell) -> Record:
         rows = store.read_predictions(self.results, submission.name, cell.task.name)
         cached = store.read_record(self.results, submission.name, cell.task.name) or {}
         extra = {k: v for k, v in cached.get("counts", {}).items() if k in ("truncated", "dropped_shots")}
@@ -122,7 +123,7 @@ class Evaluator:
                                      extra, unknown=cached.get("counts", {}).get("unknown", 0),
                                      prompt_hashes=hashes or None)
 
-    def _predict(self, submission: Submission, sub_sha: str, cells: List[Cell]) -> List[Dict[str, Any]]:
+    def _predict(self, submission: Submission, sub_sha: str, cells: List[Cell]) -> List[Record]:
         kind = submission.manifest.kind
         if kind == "predictions":
             return [self._from_file(submission, sub_sha, cell) for cell in cells]
@@ -133,7 +134,7 @@ class Evaluator:
     def _score_and_store(self, submission: Submission, sub_sha: str, cell: Cell, predictions: Dict[str, Any],
                          extra_counts: Dict[str, int], unknown: Optional[int] = None,
                          isolation: Optional[Dict[str, str]] = None,
-                         prompt_hashes: Optional[Dict[str, str]] = None) -> Dict[str, Any]:
+                         prompt_hashes: Optional[Dict[str, str]] = None) -> Record:
         examples = self.examples(cell.task)
         try:
             # in a contest the record holds the public part's scores only; the private part is scored by `reveal`
@@ -144,7 +145,7 @@ class Evaluator:
             scored.counts["unknown"] = unknown
         record = make_record(cell, submission, "ok", submission_sha=sub_sha, run_cfg=self.cfg, scored=scored,
                              extra_counts=extra_counts, isolation=isolation)
-        rows = [{"id": e.id, "prediction": predictions.get(e.id)} for e in examples]
+        rows: List[Dict[str, Any]] = [{"id": e.id, "prediction": predictions.get(e.id)} for e in examples]
         if prompt_hashes:  # model entries: the sha256 of what each example asked the model (harness.prompting)
             for row in rows:
                 row["prompt_sha256"] = prompt_hashes.get(row["id"])
@@ -154,17 +155,17 @@ class Evaluator:
         return record
 
     def fail(self, submission: Optional[Submission], sub_sha: str, cell: Cell, status: str, reason: str,
-              log: str = "", isolation: Optional[Dict[str, str]] = None) -> Dict[str, Any]:
+              log: str = "", isolation: Optional[Dict[str, str]] = None) -> Record:
         record = make_record(cell, submission, status, submission_sha=sub_sha, run_cfg=self.cfg, reason=reason, log=log,
                              isolation=isolation)
         self.sink(record, None)
         return record
 
-    def _mark(self, submission: Submission, sub_sha: str, cell: Cell, status: str, reason: str) -> Dict[str, Any]:
+    def _mark(self, submission: Submission, sub_sha: str, cell: Cell, status: str, reason: str) -> Record:
         """A cell that is not a failure and has no score: not-submitted, n/a."""
         return self.fail(submission, sub_sha, cell, status, reason)
 
-    def _from_file(self, submission: Submission, sub_sha: str, cell: Cell) -> Dict[str, Any]:
+    def _from_file(self, submission: Submission, sub_sha: str, cell: Cell) -> Record:
         path = predictions_file(submission.folder, cell.task.name)
         if not path.is_file():
             return self._mark(submission, sub_sha, cell, "not-submitted", f"no predictions/{cell.task.name}.jsonl")
@@ -175,11 +176,11 @@ class Evaluator:
             return self.fail(submission, sub_sha, cell, e.status, str(e))
         return self._score_and_store(submission, sub_sha, cell, predictions, {})
 
-    def _from_baseline(self, submission: Submission, sub_sha: str, cell: Cell) -> Dict[str, Any]:
+    def _from_baseline(self, submission: Submission, sub_sha: str, cell: Cell) -> Record:
         task = cell.task
         examples = self.examples(task)
         train = functools.partial(load_examples, task, task.train, "train") if task.train is not None else (lambda: None)
-        predictions = BASELINES[submission.manifest.baseline](task, [e.inputs for e in examples], train)
+        predictions = BASELINES[submission.manifest.baseline or ""](task, [e.inputs for e in examples], train)
         if predictions is None:
             return self._mark(submission, sub_sha, cell, "n/a",
                               f"baseline {submission.manifest.baseline} does not cover {task.kind} tasks"
@@ -187,7 +188,7 @@ class Evaluator:
                                  else " without a train split"))
         return self._score_and_store(submission, sub_sha, cell, {e.id: p for e, p in zip(examples, predictions)}, {})
 
-    def run_model_job(self, submission: Submission, sub_sha: str, cells: List[Cell]) -> List[Dict[str, Any]]:
+    def run_model_job(self, submission: Submission, sub_sha: str, cells: List[Cell]) -> List[Record]:
         """The cells that need the submission's model: n/a where it cannot be scored, else one model job for all."""
         records, runnable = [], []
         for cell in cells:

@@ -27,7 +27,7 @@ from omegaconf import OmegaConf
 
 from harness.config import ExecutorConfig, RunConfig, TaskConfig
 from harness.errors import ConfigError
-from harness.execution.cells import Cell
+from harness.execution.cells import Cell, Record
 from harness.execution.evaluator import Evaluator
 from harness.submission import Submission
 
@@ -35,7 +35,7 @@ EXECUTORS = ("local", "ray")
 REASON_CHARS = 500
 LOG_CHARS = 2000
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
-Written = List[Tuple[Dict[str, Any], Optional[List[Dict[str, Any]]]]]  # (record, prediction rows) per cell
+Written = List[Tuple[Record, Optional[List[Dict[str, Any]]]]]  # (record, prediction rows) per cell
 Job = Callable[[Any, Dict[str, Any], str], Written]
 
 
@@ -61,7 +61,7 @@ def executor_for(cfg: ExecutorConfig) -> Any:
 class LocalExecutor:
     """Jobs one after another in this process (each model still in its own child, harness.execution.isolation)."""
     def run(self, run_cfg: RunConfig, tasks: Dict[str, TaskConfig], folders: Sequence[Path],
-            echo: Callable[[str], None]) -> List[Dict[str, Any]]:
+            echo: Callable[[str], None]) -> List[Record]:
         evaluator = Evaluator(run_cfg, tasks, echo)
         return [record for folder in folders for record in evaluator.evaluate(folder)]
 
@@ -85,23 +85,23 @@ class Planner:
         self.deferred: List[Deferred] = []
         self.evaluator = Evaluator(run_cfg, tasks, echo, run_model=self._defer)
 
-    def _defer(self, submission: Submission, sub_sha: str, cells: List[Cell]) -> List[Dict[str, Any]]:
+    def _defer(self, submission: Submission, sub_sha: str, cells: List[Cell]) -> List[Record]:
         self.deferred.append(Deferred(submission, sub_sha, cells))
         return []
 
-    def evaluate(self, folder: Path) -> List[Dict[str, Any]]:
+    def evaluate(self, folder: Path) -> List[Record]:
         """The folder's records, except the cells deferred for its model (take_deferred)."""
         return self.evaluator.evaluate(folder)
 
     def take_deferred(self) -> Optional[Deferred]:
         return self.deferred.pop() if self.deferred else None
 
-    def write(self, record: Dict[str, Any], rows: Optional[List[Dict[str, Any]]]) -> None:
+    def write(self, record: Record, rows: Optional[List[Dict[str, Any]]]) -> None:
         """A record a Ray job brought back, to the store."""
         self.evaluator.sink(record, rows)
 
     def fail(self, deferred: Deferred, cells: List[Cell], status: str, reason: str,
-             log: str = "") -> List[Dict[str, Any]]:
+             log: str = "") -> List[Record]:
         """Failure records (through the store sink) for cells whose Ray job did not bring them back."""
         return [self.evaluator.fail(deferred.submission, deferred.sub_sha, cell, status, reason[:REASON_CHARS],
                                     log[-LOG_CHARS:]) for cell in cells]
@@ -114,7 +114,7 @@ class RayExecutor:
         self.job = job or evaluate_job
 
     def run(self, run_cfg: RunConfig, tasks: Dict[str, TaskConfig], folders: Sequence[Path],
-            echo: Callable[[str], None]) -> List[Dict[str, Any]]:
+            echo: Callable[[str], None]) -> List[Record]:
         ray = import_ray()
         started = connect(ray, self.cfg)
         try:
@@ -125,10 +125,10 @@ class RayExecutor:
                 ray.shutdown()
 
     def _run(self, ray: Any, run_cfg: RunConfig, tasks: Dict[str, TaskConfig], folders: Sequence[Path],
-             echo: Callable[[str], None]) -> List[Dict[str, Any]]:
+             echo: Callable[[str], None]) -> List[Record]:
         planner = Planner(run_cfg, tasks, echo)
         remote = ray.remote(max_calls=1)(self.job)  # max_calls=1: a fresh worker process for every job
-        by_folder: List[List[Dict[str, Any]]] = []
+        by_folder: List[List[Record]] = []
         pending: Dict[Any, Tuple[int, Deferred]] = {}
         try:
             for i, folder in enumerate(folders):
@@ -156,7 +156,7 @@ class RayExecutor:
         return options.remote(run_cfg, job_tasks, str(folder))
 
     def _receive(self, ray: Any, ref: Any, planner: Planner, deferred: Deferred,
-                 echo: Callable[[str], None]) -> List[Dict[str, Any]]:
+                 echo: Callable[[str], None]) -> List[Record]:
         """The job's records, written to the store; a job that did not come back fails each of its cells."""
         name = deferred.submission.name
         try:
@@ -247,6 +247,6 @@ def check_resources(ray: Any, cfg: ExecutorConfig) -> None:
                       f"the Ray cluster offers that ({offered}); lower them (executor.num_gpus=0 runs jobs on CPUs) "
                       f"or add a node that has them")
 def evaluate_all(run_cfg: RunConfig, tasks: Dict[str, TaskConfig], folders: Sequence[Path],
-                 echo: Callable[[str], None] = print) -> List[Dict[str, Any]]:
+                 echo: Callable[[str], None] = print) -> List[Record]:
     """Every cell's record, folder by folder (tasks sorted); the jobs run through `run_cfg.executor`."""
     return executor_for(run_cfg.executor).run(run_cfg, tasks, folders, echo)

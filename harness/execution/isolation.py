@@ -25,9 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
-from omegaconf import OmegaConf
-
-from harness.config import TaskConfig
+from harness.config import TaskConfig, as_dict
 from harness.data import Example
 from harness.errors import SubmissionError
 from harness.status import CHILD_STATUSES, LOG_CHARS, REASON_CHARS
@@ -81,7 +79,7 @@ def child_env(home: Path) -> Dict[str, str]:
 
 def child_task_config(task: TaskConfig) -> Dict[str, Any]:
     """The task config the child needs to build requests: everything but where the data (and references) live."""
-    config = OmegaConf.to_container(task, resolve=True)
+    config = as_dict(task)
     for key in ("data", "train", "fields", "metrics", "metric_options", "primary_metric"):
         config.pop(key, None)
     return config
@@ -145,7 +143,7 @@ def run_job(model: Dict[str, Any], tasks: Sequence[Tuple[Any, List[Example]]], *
     max_file_bytes = file_cap(tasks, max_output_bytes)
     with tempfile.TemporaryDirectory(prefix="harness-job-") as tmp:
         job_dir = Path(tmp)
-        specs = []
+        specs: List[Dict[str, Any]] = []
         for task, examples in tasks:
             name = f"inputs-{len(specs)}.jsonl"
             task_shots = (shots or {}).get(task.name)
@@ -289,7 +287,7 @@ def _child_failure(path: Path) -> Optional[Tuple[str, str, str]]:
     data = _read_small_json(path)
     if data is None:
         return None
-    status = data.get("status") if data.get("status") in CHILD_STATUSES else "crashed"
+    status = str(data["status"]) if data.get("status") in CHILD_STATUSES else "crashed"
     return status, redact(str(data.get("reason", ""))[:REASON_CHARS]), redact(str(data.get("log", ""))[-LOG_CHARS:])
 
 

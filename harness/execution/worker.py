@@ -20,7 +20,7 @@ import sys
 import time
 import traceback
 from pathlib import Path
-from typing import Any, Dict, List, Tuple
+from typing import Any, Dict, List, Tuple, cast
 
 from omegaconf import OmegaConf
 
@@ -111,7 +111,7 @@ def read_tasks(job_dir: Path, job: Dict[str, Any]) -> Tuple[Dict[str, Any], Dict
     few-shot examples, drawn by the parent from train data)."""
     tasks, ids, requests = {}, {}, {}
     for spec in job["tasks"]:
-        task = OmegaConf.merge(OmegaConf.structured(TaskConfig), spec["config"])
+        task = cast(TaskConfig, OmegaConf.merge(OmegaConf.structured(TaskConfig), spec["config"]))
         rows = [json.loads(line) for line in (job_dir / spec["inputs"]).read_text(encoding="utf-8").splitlines()]
         tasks[task.name], ids[task.name] = task, [row["id"] for row in rows]
         shots = [[(shot[0], shot[1]) for shot in row["shots"]] for row in rows] if spec.get("shots") else None

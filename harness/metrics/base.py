@@ -25,6 +25,7 @@ class Metric:
 
     name: str = ""
     scores: tuple[ScoreInfo, ...] = ()
+    OPTIONS: tuple[str, ...] = ()  # the constructor's keyword arguments (build_metric rejects any other)
 
     @classmethod
     def options_from_task(cls, task: TaskConfig) -> Dict[str, Any]:

@@ -30,7 +30,7 @@ from .base import (
 
 
 def _constructor_options(cls: type) -> tuple[str, ...]:
-    params = inspect.signature(cls.__init__).parameters
+    params = inspect.signature(cls).parameters
     return tuple(p for p in params if p not in ("self", "references"))
 
 

@@ -56,7 +56,7 @@ def unigram_lm(task: TaskConfig, inputs: Inputs, train: TrainLoader) -> Optional
     examples = train()
     if not examples:
         return None
-    counts = Counter()
+    counts: Counter[int] = Counter()
     for example in examples:
         counts.update(str(example.inputs["text"]).encode("utf-8"))
     total = sum(counts.values()) + 256
