@@ -17,8 +17,8 @@ from typing import Any, Dict, List, Optional
 
 from harness import safety, store
 from harness.config import RunConfig, TaskConfig, suite_of
-from harness.execution.cells import Record
 from harness.errors import SubmissionError
+from harness.execution.cells import Record
 from harness.execution.evaluator import Evaluator
 from harness.requests import shown_with_choices
 from harness.submission import Submission, load_submission
