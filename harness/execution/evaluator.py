@@ -10,11 +10,12 @@ from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, cast
 
 from harness import safety, store
-from harness.config import RunConfig, TaskConfig
+from harness.config import RunConfig, TaskConfig, as_dict
 from harness.contest.splits import public_view
 from harness.errors import SubmissionError
 from harness.execution.cells import Cell, Record, make_record
 from harness.execution.isolation import run_job
+from harness.models import backend_module
 from harness.models.baselines import BASELINES
 from harness.models.predictions import predictions_file, read_predictions
 from harness.prompting import (
@@ -204,7 +205,8 @@ class Evaluator:
             return records
         manifest = submission.manifest
         trust = manifest.trust_remote_code and manifest.name in self.cfg.allow_remote_code
-        model = {"backend": self.cfg.backend.name, "kind": manifest.kind,
+        model = {"backend": self.cfg.backend.name, "backend_module": backend_module(self.cfg.backend.name),
+                 "backend_options": as_dict(self.cfg.backend.options), "kind": manifest.kind,
                  "location": str(safety.model_folder(submission)), "dtype": manifest.dtype,
                  "trust_remote_code": trust, "chat_template": manifest.chat_template, "reasoning": manifest.reasoning}
         prepared = {cell.task.name: self.prepare(cell.task, examples, manifest) for cell, examples in runnable}

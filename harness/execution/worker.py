@@ -20,13 +20,14 @@ import sys
 import time
 import traceback
 from pathlib import Path
-from typing import Any, Dict, List, Tuple, cast
+from typing import Any, Callable, Dict, List, Tuple, cast
 
 from omegaconf import OmegaConf
 
 from harness.config import TaskConfig
-from harness.models import DEFAULT_BACKEND, load_backend
+from harness.models import load_backend
 from harness.requests import (
+    Backend,
     GenerateRequest,
     LoglikelihoodRequest,
     ModelSpec,
@@ -218,7 +219,7 @@ def _dropped_shots(answer: Any) -> int:
     return int(getattr(answer, "dropped_shots", 0))
 
 
-def write_rendered_prompts(backend: Any, out: Path, ids: Dict[str, List[str]], requests: Dict[str, list],
+def write_rendered_prompts(backend: Backend, out: Path, ids: Dict[str, List[str]], requests: Dict[str, list],
                            n: int) -> None:
     """`harness validate`: the exact text the model is given for each task's first `n` examples."""
     for name, items in requests.items():
@@ -236,11 +237,12 @@ def write_rendered_prompts(backend: Any, out: Path, ids: Dict[str, List[str]], r
         atomic_write_text(out / f"{name}.prompts.json", json.dumps(shown, ensure_ascii=False))
 
 
-def answer(backend: Any, writer: Writer, slots: Dict[type, List[tuple]], timings: Dict[str, Any]) -> None:
+def answer(backend: Backend, writer: Writer, slots: Dict[type, List[tuple]], timings: Dict[str, Any]) -> None:
     """One backend call per request type: the cheap scoring types first, so a job cut off by its budget has
     finished as many tasks as it could. A type that fails fails only the tasks that use it."""
-    methods = {LoglikelihoodRequest: backend.loglikelihood, RollingRequest: backend.rolling_loglikelihood,
-               GenerateRequest: backend.generate}
+    methods: Dict[type, Callable[[List[Any]], List[Any]]] = {
+        LoglikelihoodRequest: backend.loglikelihood, RollingRequest: backend.rolling_loglikelihood,
+        GenerateRequest: backend.generate}
     for request_type, method in methods.items():
         pending = slots.get(request_type, [])
         if not pending:
@@ -272,8 +274,9 @@ def run(job_dir: Path, job: Dict[str, Any], started: float) -> None:
     timings: Dict[str, Any] = {"types": {}}
     loading = time.monotonic()
     try:
-        backend = load_backend(job["model"].get("backend", DEFAULT_BACKEND), model_spec(job["model"]),
-                               device=job["device"], batch_size=job["batch_size"], progress=job["progress"])
+        backend = load_backend(job["model"]["backend_module"], model_spec(job["model"]), device=job["device"],
+                               batch_size=job["batch_size"], progress=job["progress"],
+                               options=job["model"].get("backend_options"))
     except PickleRefused:
         raise
     except Exception as e:

@@ -851,8 +851,11 @@ class HFSeq2SeqBackend(_HFBackend):
         )
 
 
-def load(spec: ModelSpec, *, device: str, batch_size: Any, progress: bool) -> _HFBackend:
-    """The backend for the submission's kind: decoder-only or encoder-decoder."""
+def load(spec: ModelSpec, *, device: str, batch_size: Any, progress: bool,
+         options: Optional[dict[str, Any]] = None) -> _HFBackend:
+    """The backend for the submission's kind: decoder-only or encoder-decoder. It takes no `backend.options`."""
+    if options:
+        raise ValueError(f"backend hf takes no backend.options; got {', '.join(sorted(options))}")
     backend_class = {"hf-causal": HFCausalBackend, "hf-seq2seq": HFSeq2SeqBackend}[spec.kind]
     return backend_class(spec.location, device=device, dtype=spec.dtype, batch_size=batch_size,
                          trust_remote_code=spec.trust_remote_code, progress=progress,
