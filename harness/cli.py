@@ -11,10 +11,12 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 from harness import app, status
+from harness.board.policies import MISSING_RULES, POLICIES
 from harness.compose import available, compose
 from harness.config import contest_of
 from harness.contest import rules
 from harness.errors import ConfigError, HarnessError
+from harness.models import BACKENDS
 from harness.validate import print_report
 
 COMMANDS = {
@@ -43,10 +45,11 @@ def usage(command: Optional[str] = None, overrides: Sequence[str] = ()) -> str:
               f"  suite  (suite=NAME): {', '.join(available('suite', overrides))}",
               f"  task   (task=NAME):  {', '.join(available('task', overrides))}",
               f"  contest (contest=NAME): {', '.join(available('contest', overrides)) or '(none)'}",
-              f"  executor (executor=NAME): {', '.join(available('executor', overrides))}", "",
+              f"  executor (executor=NAME): {', '.join(available('executor', overrides))}",
+              f"  backend (backend=NAME): {', '.join(BACKENDS)}", "",
               "main settings (override with key=value): paths.submissions, paths.results, paths.leaderboards,",
               "  device (auto|cpu|cuda), batch_size (N|auto|auto:N), seed,",
-              "  ranking (mean_normalized|mean_rank|borda|win_rate), missing_cells (worst|unranked), fail_on_error,",
+              f"  ranking ({'|'.join(POLICIES)}), missing_cells ({'|'.join(MISSING_RULES)}), fail_on_error,",
               "  generation_caps.max_new_tokens (how far a submission may raise a task's token budget),",
               "  allow_remote_code, progress, readme=FILE (replace the board's marked block in FILE);",
               "  any task field: tasks.NAME.FIELD=... (suites) or task.FIELD=...;",

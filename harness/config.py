@@ -152,7 +152,7 @@ class SelectionConfig:
 
 @dataclass
 class ContestRankingConfig:
-    policy: str = "mean_normalized"  # mean_normalized | mean_rank | borda | win_rate
+    policy: str = "mean_normalized"  # one of harness.board.policies.POLICIES
     missing: str = "worst"  # worst | unranked: what a failed, missing or n/a cell does to an entry
 
 
@@ -209,7 +209,7 @@ class RunConfig:
     batch_size: Any = 8  # N (rows a batch) | auto | auto:N (GPU: start at 64 / N, shrink on out-of-memory)
     seed: int = 1234
     fail_on_error: bool = False
-    ranking: str = "mean_normalized"  # mean_normalized | mean_rank | borda | win_rate (a contest declares its own)
+    ranking: str = "mean_normalized"  # one of harness.board.policies.POLICIES (a contest declares its own)
     missing_cells: str = "worst"  # worst | unranked: how failed, missing or n/a cells rank (a contest declares its own)
     allow_remote_code: List[str] = field(default_factory=list)  # submission names allowed trust_remote_code
     progress: bool = True

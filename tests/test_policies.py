@@ -89,3 +89,10 @@ def test_a_suite_without_tasks_gives_zero_in_the_pool(name):
 def test_an_unknown_policy_is_a_config_error_naming_the_key_and_the_valid_names():
     with pytest.raises(ConfigError, match=r"ranking: 'best' is not valid; use one of " + ", ".join(POLICIES)):
         policy("best")
+
+
+def test_the_usage_text_lists_every_policy():
+    from harness.cli import usage
+
+    text = usage()
+    assert f"ranking ({'|'.join(POLICIES)})" in text
