@@ -18,7 +18,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from omegaconf import OmegaConf
 
-from harness.config import RunConfig, TaskConfig, as_dict, config_hash
+from harness.config import DataConfig, RunConfig, TaskConfig, as_dict, config_hash
 from harness.data import data_files
 from harness.errors import ConfigError, SubmissionError
 from harness.submission import Manifest
@@ -32,7 +32,7 @@ Shot = Tuple[Dict[str, Any], str]  # (input fields, answer text)
 # ---------------------------------------------------------------- few-shot
 
 
-def fewshot_pool_config(task: TaskConfig) -> Optional[Any]:
+def fewshot_pool_config(task: TaskConfig) -> Optional[DataConfig]:
     """The data config shots are sampled from, or None where the task uses no pool (no shots, or a fixed list).
     Raises ConfigError naming the task and key when the settings cannot work."""
     fewshot = task.fewshot
@@ -60,7 +60,7 @@ def fewshot_pool_config(task: TaskConfig) -> Optional[Any]:
     return task.train
 
 
-def same_data(a: Any, b: Any) -> bool:
+def same_data(a: DataConfig, b: DataConfig) -> bool:
     """Whether two data configs read the same examples (same files, or the same hub dataset, config and split)."""
     if a.source != b.source:
         return False
@@ -70,7 +70,7 @@ def same_data(a: Any, b: Any) -> bool:
     return (a.path, a.name, a.split, a.revision) == (b.path, b.name, b.split, b.revision)
 
 
-def _describe(data: Any) -> str:
+def _describe(data: DataConfig) -> str:
     if data.source == "local":
         return ", ".join([data.path] if data.path else list(data.files.values()))
     return f"{data.path} ({data.name or 'default'}, split {data.split})"
