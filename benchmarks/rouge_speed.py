@@ -17,16 +17,9 @@ import os
 import random
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
-
-
-def read_lines(path: str) -> list[str]:
-    with open(path, encoding="utf-8", newline="") as f:
-        lines = f.read().split("\n")
-    if lines and lines[-1] == "":
-        lines.pop()
-    return lines
 
 
 def synthetic_pairs(n: int, seed: int = 0) -> tuple[list[str], list[str]]:
@@ -57,11 +50,12 @@ def main(argv=None) -> int:
     from rouge_score import rouge_scorer
 
     import harness.metrics.rouge as fast_rouge
+    from harness.data import read_lines  # split as the harness's `format: text` reader splits
     from harness.metrics import build_metric
 
     if args.data:
-        refs = read_lines(os.path.join(args.data, args.refs))
-        preds = read_lines(os.path.join(args.data, args.preds))
+        refs = read_lines(Path(args.data) / args.refs)
+        preds = read_lines(Path(args.data) / args.preds)
         if len(refs) != len(preds):
             sys.exit(f"{args.refs}: {len(refs)} lines but {args.preds}: {len(preds)} lines")
         source = f"{args.data} ({args.refs} vs {args.preds})"

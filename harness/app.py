@@ -12,8 +12,8 @@ from typing import Any, Callable, Dict, List, Optional, Sequence
 from harness import status
 from harness.board import freshness
 from harness.compose import available, suite_tasks
-from harness.config import RunConfig
-from harness.contest import entries, ledger, rules
+from harness.config import PhaseConfig, RunConfig, TaskConfig, suite_of
+from harness.contest import entries, ledger
 from harness.errors import ConfigError, SubmissionError
 from harness.execution.cells import Record
 from harness.execution.executors import evaluate_all
@@ -46,9 +46,9 @@ class RunResult:
         return [r for r in self.records if r["status"] in status.FAILED]
 
 
-def write_board(cfg: RunConfig, tasks: Dict[str, Any]) -> BoardResult:
+def write_board(cfg: RunConfig, tasks: Dict[str, TaskConfig]) -> BoardResult:
     """Writes the suite's public board unless it is already what these inputs give; refreshes `cfg.readme`."""
-    folder = Path(cfg.paths.leaderboards) / cfg.suite.name
+    folder = Path(cfg.paths.leaderboards) / suite_of(cfg).name
     key = freshness.board_key(cfg, tasks)
     written = not freshness.is_fresh(folder, key)  # a board built from these very inputs is left as it is
     if written:
@@ -60,7 +60,7 @@ def write_board(cfg: RunConfig, tasks: Dict[str, Any]) -> BoardResult:
     updated = None
     if cfg.readme:
         markdown = (folder / "leaderboard.md").read_text(encoding="utf-8")
-        updated = cfg.readme if readme.update_readme(Path(cfg.readme), cfg.suite.name, markdown) else None
+        updated = cfg.readme if readme.update_readme(Path(cfg.readme), suite_of(cfg).name, markdown) else None
     return BoardResult(folder, written, updated)
 
 
@@ -123,8 +123,10 @@ def select(cfg: RunConfig, names: Sequence[str], now: datetime) -> Dict[str, Any
     return entries.select(cfg, names, now)
 
 
-def reveal(cfg: RunConfig, phase: Any, now: datetime) -> Dict[str, Any]:
+def reveal(cfg: RunConfig, phase: PhaseConfig, now: datetime) -> Dict[str, Any]:
     """`harness reveal`: the private board of a phase that has ended; returns the final selection."""
-    from harness.board import write  # imported here: pandas and matplotlib load only when a board is written
+    from harness.board import (
+        write,  # imported here: pandas and matplotlib load only when a board is written
+    )
 
     return write.reveal(cfg, suite_tasks(cfg), phase, now)

@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Optional, Sequence
 
 from harness import app, status
+from harness.board.policies import MISSING_RULES, POLICIES
 from harness.compose import available, compose
+from harness.config import contest_of
 from harness.contest import rules
 from harness.errors import ConfigError, HarnessError
+from harness.models import BACKENDS
 from harness.validate import print_report
 
 COMMANDS = {
@@ -42,10 +45,11 @@ def usage(command: Optional[str] = None, overrides: Sequence[str] = ()) -> str:
               f"  suite  (suite=NAME): {', '.join(available('suite', overrides))}",
               f"  task   (task=NAME):  {', '.join(available('task', overrides))}",
               f"  contest (contest=NAME): {', '.join(available('contest', overrides)) or '(none)'}",
-              f"  executor (executor=NAME): {', '.join(available('executor', overrides))}", "",
+              f"  executor (executor=NAME): {', '.join(available('executor', overrides))}",
+              f"  backend (backend=NAME): {', '.join(BACKENDS)}", "",
               "main settings (override with key=value): paths.submissions, paths.results, paths.leaderboards,",
               "  device (auto|cpu|cuda), batch_size (N|auto|auto:N), seed,",
-              "  ranking (mean_normalized|mean_rank|borda|win_rate), missing_cells (worst|unranked), fail_on_error,",
+              f"  ranking ({'|'.join(POLICIES)}), missing_cells ({'|'.join(MISSING_RULES)}), fail_on_error,",
               "  generation_caps.max_new_tokens (how far a submission may raise a task's token budget),",
               "  allow_remote_code, progress, readme=FILE (replace the board's marked block in FILE);",
               "  any task field: tasks.NAME.FIELD=... (suites) or task.FIELD=...;",
@@ -129,11 +133,11 @@ def cmd_submit(args: Sequence[str]) -> int:
                           f"{' '.join(positional) or 'none'})")
     now = rules.utc_now()  # the harness's clock, never a time from the manifest
     cfg = compose(overrides)
-    phase = rules.open_phase(cfg.contest, now)
+    phase = rules.open_phase(contest_of(cfg), now)
     if phase is not None and not any(o.startswith("suite=") for o in overrides):
         cfg = compose(overrides + [f"suite={phase.suite}"])
     if cfg.suite is None:
-        cfg = compose(overrides + [f"suite={cfg.contest.phases[0].suite}"])  # closed: refused below, and recorded
+        cfg = compose(overrides + [f"suite={contest_of(cfg).phases[0].suite}"])  # closed: refused below, and recorded
     outcome = app.submit(Path(positional[0]), cfg, now)
     if outcome["report"] is not None and outcome["state"] == "invalid":
         print_report(outcome["report"], False)
@@ -141,11 +145,13 @@ def cmd_submit(args: Sequence[str]) -> int:
         print(f"harness submit: {outcome['state']}: {outcome['reason']} (not counted against the team's limits)",
               file=sys.stderr)
         return 1
+    contest = contest_of(cfg)
+    phase = rules.phase_named(contest, outcome["phase"])  # the phase that accepted it
     limits = phase.limits
     print(f"accepted {outcome['name']} (team {outcome['team']}) in phase {outcome['phase']} at {outcome['at']}; "
           f"{outcome['counted']} counted submission(s) in the phase (limits: {limits.per_day or 'no limit'} a day, "
           f"{limits.total or 'no limit'} in total); it is scored by the next `harness run suite={phase.suite} "
-          f"contest={cfg.contest.name}`")
+          f"contest={contest.name}`")
     return 0
 
 
@@ -160,11 +166,12 @@ def cmd_select(args: Sequence[str]) -> int:
 def cmd_reveal(args: Sequence[str]) -> int:
     positional, overrides = _contest_overrides(args, "reveal", "[PHASE]")
     cfg = compose(overrides)
-    hidden = [p for p in cfg.contest.phases if p.split == "public"]
+    contest = contest_of(cfg)
+    hidden = [p for p in contest.phases if p.split == "public"]
     if len(positional) > 1 or (not positional and len(hidden) != 1):
-        raise ConfigError(f"reveal needs the phase: harness reveal PHASE contest={cfg.contest.name} (phases with a "
+        raise ConfigError(f"reveal needs the phase: harness reveal PHASE contest={contest.name} (phases with a "
                           f"private part: {', '.join(p.name for p in hidden) or 'none'})")
-    phase = rules.phase_named(cfg.contest, positional[0]) if positional else hidden[0]
+    phase = rules.phase_named(contest, positional[0]) if positional else hidden[0]
     cfg = compose([o for o in overrides if not o.startswith("suite=")] + [f"suite={phase.suite}"])
     selection = app.reveal(cfg, phase, rules.utc_now())
     out = Path(cfg.paths.leaderboards) / phase.suite / "private"

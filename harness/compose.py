@@ -10,10 +10,10 @@ import difflib
 import re
 from importlib import resources
 from pathlib import Path
-from typing import Any, Dict, List, Sequence
+from typing import Any, Dict, List, Sequence, cast
 
 from harness import config
-from harness.config import RunConfig, TaskConfig, parse_batch_size, register_configs
+from harness.config import RunConfig, parse_batch_size, register_configs
 from harness.contest import ledger
 from harness.errors import ConfigError
 from harness.models import check_backend
@@ -34,7 +34,7 @@ def _with_default_searchpath(overrides: Sequence[str]) -> List[str]:
     return out
 
 
-def compose(overrides: Sequence[str]) -> Any:
+def compose(overrides: Sequence[str]) -> RunConfig:
     """The run config for these overrides. Raises ConfigError with Hydra's message (key and value named)."""
     # Hydra is imported here: `harness --help` and the usage text start without it.
     from hydra import compose as hydra_compose
@@ -56,9 +56,10 @@ def compose(overrides: Sequence[str]) -> Any:
     except ValueError as e:
         raise ConfigError(f"config error: {e}") from e
     check_backend(cfg.backend.name, config.plain(cfg.backend.options))
-    if cfg.contest is not None:  # checked beyond its types, and against its lock
-        ledger.check(cfg, overrides)
-    return cfg
+    run_cfg = cast(RunConfig, cfg)  # a DictConfig over the RunConfig schema: read as one
+    if run_cfg.contest is not None:  # checked beyond its types, and against its lock
+        ledger.check(run_cfg, overrides)
+    return run_cfg
 
 
 def _explain(message: str) -> str:
@@ -67,7 +68,7 @@ def _explain(message: str) -> str:
     message = message.split("\nConfig search path:")[0].rstrip()
     unknown = re.search(r"Could not override '([^']+)'.*?Key '([^']+)' not in '(\w+)'", message, re.S)
     schema = getattr(config, unknown.group(3), None) if unknown else None
-    if schema is None or not dataclasses.is_dataclass(schema):
+    if unknown is None or schema is None or not dataclasses.is_dataclass(schema):
         return message
     key, name = unknown.group(1), unknown.group(2)
     valid = [f.name for f in dataclasses.fields(schema)]
@@ -84,7 +85,7 @@ def available(group: str, overrides: Sequence[str] = ()) -> List[str]:
         if key.lstrip("+") == "hydra.searchpath":
             roots = [p.strip().strip("'\"") for p in value.strip().strip("[]").split(",") if p.strip()]
     roots.append("pkg://harness/conf")  # the primary config module (the contest group lives there)
-    names = set()
+    names: set[str] = set()
     for root in roots:
         if root.startswith("pkg://"):
             package, _, sub = root[len("pkg://"):].partition("/")
@@ -92,7 +93,7 @@ def available(group: str, overrides: Sequence[str] = ()) -> List[str]:
                 folder = resources.files(package.replace("/", "."))
             except ModuleNotFoundError:
                 continue
-            folder = folder.joinpath(sub, group) if sub else folder.joinpath(group)
+            folder = folder.joinpath(sub).joinpath(group) if sub else folder.joinpath(group)
         else:
             folder = Path(root.removeprefix("file://")) / group
         if folder.is_dir():
@@ -100,7 +101,7 @@ def available(group: str, overrides: Sequence[str] = ()) -> List[str]:
     return sorted(names)
 
 
-def suite_tasks(cfg: Any) -> Dict[str, Any]:
+def suite_tasks(cfg: RunConfig) -> Dict[str, Any]:
     if cfg.suite is None:
         raise ConfigError(f"choose a suite: suite=NAME (available: {', '.join(available('suite'))})")
     if not cfg.tasks:

@@ -12,7 +12,7 @@ from typing import Any, Dict, List, Optional, Tuple
 
 from omegaconf import MISSING, OmegaConf
 
-TASK_KINDS = ("translation", "summarization", "qa", "classification", "language_modeling")
+from harness.errors import ConfigError
 
 
 @dataclass
@@ -152,7 +152,7 @@ class SelectionConfig:
 
 @dataclass
 class ContestRankingConfig:
-    policy: str = "mean_normalized"  # mean_normalized | mean_rank | borda | win_rate
+    policy: str = "mean_normalized"  # one of harness.board.policies.POLICIES
     missing: str = "worst"  # worst | unranked: what a failed, missing or n/a cell does to an entry
 
 
@@ -209,7 +209,7 @@ class RunConfig:
     batch_size: Any = 8  # N (rows a batch) | auto | auto:N (GPU: start at 64 / N, shrink on out-of-memory)
     seed: int = 1234
     fail_on_error: bool = False
-    ranking: str = "mean_normalized"  # mean_normalized | mean_rank | borda | win_rate (a contest declares its own)
+    ranking: str = "mean_normalized"  # one of harness.board.policies.POLICIES (a contest declares its own)
     missing_cells: str = "worst"  # worst | unranked: how failed, missing or n/a cells rank (a contest declares its own)
     allow_remote_code: List[str] = field(default_factory=list)  # submission names allowed trust_remote_code
     progress: bool = True
@@ -270,3 +270,25 @@ def config_hash(node: Any) -> str:
     data = OmegaConf.to_container(node, resolve=True) if OmegaConf.is_config(node) else node
     blob = json.dumps(data, sort_keys=True, ensure_ascii=False, default=str)
     return hashlib.sha256(blob.encode("utf-8")).hexdigest()
+
+
+def as_dict(node: Any, resolve: bool = True) -> Dict[str, Any]:
+    """A mapping config node as plain data (OmegaConf.to_container, typed for the mappings this project holds)."""
+    data = OmegaConf.to_container(node, resolve=resolve) if OmegaConf.is_config(node) else dict(node)
+    if not isinstance(data, dict):
+        raise TypeError(f"expected a mapping config, got {type(data).__name__}")
+    return {str(key): value for key, value in data.items()}
+
+
+def contest_of(cfg: RunConfig) -> ContestConfig:
+    """The run's contest, for the code that runs only under one (submit, select, reveal, the contest board)."""
+    if cfg.contest is None:
+        raise ConfigError("this command needs a contest: add contest=NAME")
+    return cfg.contest
+
+
+def suite_of(cfg: RunConfig) -> SuiteConfig:
+    """The run's suite, for the code that runs only on one (boards, contests)."""
+    if cfg.suite is None:
+        raise ConfigError("this command needs a suite: add suite=NAME")
+    return cfg.suite

@@ -14,6 +14,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
+from harness.config import DataConfig
 from harness.errors import ConfigError
 
 FORMATS = ("jsonl", "csv", "tsv", "parquet", "json", "squad", "text")
@@ -40,7 +41,7 @@ def resolve_path(path: str) -> Path:
     return Path(path)
 
 
-def data_files(data_cfg: Any) -> Dict[str, Path]:
+def data_files(data_cfg: DataConfig) -> Dict[str, Path]:
     """The local files a data config reads, as {path as configured: resolved path} (empty for hub datasets).
 
     Records name files as configured (`pkg://tasks/...`, a relative path), never by this machine's absolute path.
@@ -68,7 +69,7 @@ def sha256_file(path: Path) -> str:
     return _SHA256_SEEN[key]
 
 
-def load_rows(data_cfg: Any, where: str) -> List[Dict[str, Any]]:
+def load_rows(data_cfg: DataConfig, where: str) -> List[Dict[str, Any]]:
     """Rows as dicts, each with `__index__` (row index or line number). `where` names the config for errors."""
     if data_cfg.source == "hub":
         rows = _load_hub(data_cfg, where)
@@ -91,7 +92,7 @@ def _datasets() -> Any:
     return datasets
 
 
-def _load_hub(data_cfg: Any, where: str) -> List[Dict[str, Any]]:
+def _load_hub(data_cfg: DataConfig, where: str) -> List[Dict[str, Any]]:
     if not data_cfg.path:
         raise ConfigError(f"{where}.path: a hub dataset id is required when source is 'hub'")
     datasets = _datasets()
@@ -104,7 +105,7 @@ def _load_hub(data_cfg: Any, where: str) -> List[Dict[str, Any]]:
     return ds.to_list()
 
 
-def _local_format(data_cfg: Any, where: str) -> str:
+def _local_format(data_cfg: DataConfig, where: str) -> str:
     if data_cfg.format != "auto":
         if data_cfg.format not in FORMATS:
             raise ConfigError(f"{where}.format: {data_cfg.format!r} is not valid; use one of auto, {', '.join(FORMATS)}")
@@ -120,10 +121,12 @@ def _local_format(data_cfg: Any, where: str) -> str:
     return _EXTENSIONS[suffix]
 
 
-def _load_local(data_cfg: Any, where: str) -> List[Dict[str, Any]]:
+def _load_local(data_cfg: DataConfig, where: str) -> List[Dict[str, Any]]:
     fmt = _local_format(data_cfg, where)
     if fmt == "text":
         return _load_text_files(data_cfg, where)
+    if not data_cfg.path:
+        raise ConfigError(f"{where}.path: format {fmt} reads one data file; set `path`")
     path = resolve_path(data_cfg.path)
     if not path.is_file():
         raise ConfigError(f"{where}.path: data file {str(path)!r} does not exist")
@@ -209,22 +212,30 @@ def _load_squad(path: Path) -> List[Dict[str, Any]]:
     return rows
 
 
-def _load_text_files(data_cfg: Any, where: str) -> List[Dict[str, Any]]:
+def _load_text_files(data_cfg: DataConfig, where: str) -> List[Dict[str, Any]]:
     """Line-aligned text files (WMT style): each named field is one file, row i is line i of every file."""
     columns: Dict[str, List[str]] = {}
     for field_name in sorted(data_cfg.files):
         path = resolve_path(data_cfg.files[field_name])
         if not path.is_file():
             raise ConfigError(f"{where}.files.{field_name}: text file {str(path)!r} does not exist")
-        with open(path, encoding="utf-8", newline="\n") as f:
-            columns[field_name] = f.read().split("\n")
-        if columns[field_name] and columns[field_name][-1] == "":
-            columns[field_name].pop()  # the final newline ends the last line; it does not start a new one
+        columns[field_name] = read_lines(path)
     lengths = {name: len(lines) for name, lines in columns.items()}
     if len(set(lengths.values())) > 1:
         raise ConfigError(f"{where}.files: line-aligned files differ in length: {lengths}")
     n = next(iter(lengths.values()), 0)
     return [{name: columns[name][i] for name in columns} for i in range(n)]
+
+
+def read_lines(path: Path) -> List[str]:
+    """The lines of a line-aligned text file, split on "\n" only: a "\r" or a Unicode line separator inside a
+    line is text, as in sacrebleu's and the WMT files' own reading. The final newline ends the last line; it does
+    not start a new one."""
+    with open(path, encoding="utf-8", newline="\n") as f:
+        lines = f.read().split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    return lines
 
 
 def lookup(row: Dict[str, Any], column: str) -> Any:

@@ -18,9 +18,10 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from omegaconf import OmegaConf
 
-from harness.config import config_hash
+from harness.config import DataConfig, RunConfig, TaskConfig, as_dict, config_hash
 from harness.data import data_files
 from harness.errors import ConfigError, SubmissionError
+from harness.submission import Manifest
 from tasks import kind_of
 from tasks.base import truncation_rule
 
@@ -31,7 +32,7 @@ Shot = Tuple[Dict[str, Any], str]  # (input fields, answer text)
 # ---------------------------------------------------------------- few-shot
 
 
-def fewshot_pool_config(task: Any) -> Optional[Any]:
+def fewshot_pool_config(task: TaskConfig) -> Optional[DataConfig]:
     """The data config shots are sampled from, or None where the task uses no pool (no shots, or a fixed list).
     Raises ConfigError naming the task and key when the settings cannot work."""
     fewshot = task.fewshot
@@ -42,8 +43,8 @@ def fewshot_pool_config(task: Any) -> Optional[Any]:
         raise ConfigError(f"{where}.source {fewshot.source!r} is not valid; use one of {', '.join(FEWSHOT_SOURCES)}")
     if fewshot.num_fewshot == 0:
         return None
-    if task.kind == "language_modeling":
-        raise ConfigError(f"{where}.num_fewshot is {fewshot.num_fewshot}, but language_modeling tasks score whole "
+    if not kind_of(task).prompted:
+        raise ConfigError(f"{where}.num_fewshot is {fewshot.num_fewshot}, but {task.kind} tasks score whole "
                           f"documents and take no shots; set it to 0")
     if fewshot.source == "fixed":
         if fewshot.num_fewshot > len(fewshot.fixed):
@@ -59,7 +60,7 @@ def fewshot_pool_config(task: Any) -> Optional[Any]:
     return task.train
 
 
-def same_data(a: Any, b: Any) -> bool:
+def same_data(a: DataConfig, b: DataConfig) -> bool:
     """Whether two data configs read the same examples (same files, or the same hub dataset, config and split)."""
     if a.source != b.source:
         return False
@@ -69,7 +70,7 @@ def same_data(a: Any, b: Any) -> bool:
     return (a.path, a.name, a.split, a.revision) == (b.path, b.name, b.split, b.revision)
 
 
-def _describe(data: Any) -> str:
+def _describe(data: DataConfig) -> str:
     if data.source == "local":
         return ", ".join([data.path] if data.path else list(data.files.values()))
     return f"{data.path} ({data.name or 'default'}, split {data.split})"
@@ -84,14 +85,14 @@ def shot_answer(target: Any) -> str:
     raise ConfigError(f"a few-shot example needs a text answer, got {target!r}")
 
 
-def fixed_shots(task: Any) -> List[Shot]:
+def fixed_shots(task: TaskConfig) -> List[Shot]:
     """The YAML's fixed shots, each `{<input fields>..., target: <answer>}`, checked against the kind's fields."""
 
 
     fields = set(kind_of(task).input_fields)
     shots = []
     for i, entry in enumerate(task.fewshot.fixed[:task.fewshot.num_fewshot]):
-        entry = OmegaConf.to_container(entry) if OmegaConf.is_config(entry) else dict(entry)
+        entry = as_dict(entry, resolve=False)
         where = f"task {task.name}: fewshot.fixed[{i}]"
         if "target" not in entry:
             raise ConfigError(f"{where} has no `target` (the answer the shot shows)")
@@ -109,7 +110,7 @@ def example_seed(seed: int, task_name: str, example_id: str) -> int:
     return int.from_bytes(digest[:8], "big")
 
 
-def select_shots(task: Any, example_ids: Sequence[str],
+def select_shots(task: TaskConfig, example_ids: Sequence[str],
                  load_pool: Callable[[], Sequence[Any]]) -> Optional[List[List[Shot]]]:
     """Each example's shots, in example order; None when the task uses none. `load_pool` gives the train pool's
     examples (called only when shots are sampled from it)."""
@@ -131,14 +132,15 @@ def select_shots(task: Any, example_ids: Sequence[str],
 # ---------------------------------------------------------------- what a submission may choose
 
 
-def generation_caps(run_cfg: Any) -> Tuple[Any, str]:
+def generation_caps(run_cfg: RunConfig) -> Tuple[Any, str]:
     """(the caps that apply, where they are set): a contest's own, locked with it, or else the run config's."""
-    if getattr(run_cfg, "contest", None) is not None:
-        return run_cfg.contest.generation_caps, f"contest {run_cfg.contest.name}: generation_caps.max_new_tokens"
+    contest = getattr(run_cfg, "contest", None)
+    if contest is not None:
+        return contest.generation_caps, f"contest {contest.name}: generation_caps.max_new_tokens"
     return run_cfg.generation_caps, "run config generation_caps.max_new_tokens"
 
 
-def check_generation_request(manifest: Any, where: str, run_cfg: Any) -> None:
+def check_generation_request(manifest: Manifest, where: str, run_cfg: RunConfig) -> None:
     """A manifest's `max_new_tokens` is allowed only up to the organizer's cap (none set: not at all)."""
     asked = manifest.max_new_tokens
     if asked is None:
@@ -153,7 +155,7 @@ def check_generation_request(manifest: Any, where: str, run_cfg: Any) -> None:
                               f"({source})")
 
 
-def task_for_submission(task: Any, manifest: Any) -> Any:
+def task_for_submission(task: TaskConfig, manifest: Manifest) -> Any:
     """The task as this submission's model runs it: a manifest's max_new_tokens raises (never lowers) the task's."""
     asked = getattr(manifest, "max_new_tokens", None)
     if asked is None or asked <= task.generation.max_new_tokens:
@@ -166,15 +168,12 @@ def task_for_submission(task: Any, manifest: Any) -> Any:
 # ---------------------------------------------------------------- what is recorded
 
 
-def prompt_config(task: Any, manifest: Any = None) -> Dict[str, Any]:
+def prompt_config(task: TaskConfig, manifest: Optional[Manifest] = None) -> Dict[str, Any]:
     """Everything that decides the text a model is given and how its answer is read, as plain data."""
 
 
     kind = kind_of(task)
-    field, side = (None, None)
-    if task.kind != "language_modeling":
-
-        field, side = truncation_rule(task, kind)
+    field, side = truncation_rule(task, kind) if kind.prompted else (None, None)
     effective = task_for_submission(task, manifest) if manifest is not None else task
     config = {
         "prompt": task.prompt, "instruction": task.instruction, "system_prompt": task.system_prompt,
@@ -183,7 +182,7 @@ def prompt_config(task: Any, manifest: Any = None) -> Dict[str, Any]:
         else OmegaConf.to_container(task.train, resolve=True),
         "truncation": {"field": field, "side": side},
         "generation": OmegaConf.to_container(effective.generation, resolve=True),
-        "classify_by": task.classify_by if task.kind == "classification" else None,
+        "classify_by": kind.answer_mode(task),
     }
     if manifest is not None:
         config["chat_template"] = bool(getattr(manifest, "chat_template", False))
@@ -191,7 +190,7 @@ def prompt_config(task: Any, manifest: Any = None) -> Dict[str, Any]:
     return config
 
 
-def prompt_config_sha256(task: Any, manifest: Any = None) -> str:
+def prompt_config_sha256(task: TaskConfig, manifest: Optional[Manifest] = None) -> str:
 
     return config_hash(prompt_config(task, manifest))
 

@@ -15,9 +15,10 @@ import os
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, List, Optional, Sequence
+from typing import Iterator, List, Optional, Sequence
 
 from harness.errors import SubmissionError
+from harness.submission import Submission
 
 HF_KINDS = ("hf-causal", "hf-seq2seq")
 # Suffixes of the pickle-based formats torch, transformers and friends load by name.
@@ -42,13 +43,15 @@ class Finding:
     status: str = "invalid"
 
 
-def model_folder(submission: Any) -> Optional[Path]:
+def model_folder(submission: Submission) -> Optional[Path]:
     """Where a model entry's files are: its folder inside the submission, or its hub id's local cache snapshot."""
+    if submission.manifest.model is None:  # not a model entry
+        return None
     local = submission.folder / submission.manifest.model
     return local.resolve() if local.is_dir() else hub_snapshot(submission.manifest.model)
 
 
-def vet(submission: Any, allow_remote_code: Sequence[str]) -> List[Finding]:
+def vet(submission: Submission, allow_remote_code: Sequence[str]) -> List[Finding]:
     """The organizer's checks on a submission's model before anything loads it (none for other kinds)."""
     manifest = submission.manifest
     if manifest.kind not in HF_KINDS:

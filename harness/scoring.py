@@ -5,11 +5,10 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Mapping, Optional, Sequence
 
-from omegaconf import OmegaConf
-
+from harness.config import TaskConfig, as_dict
 from harness.data import Example
 from harness.errors import ConfigError, SubmissionError
-from harness.metrics import build_metric
+from harness.metrics import build_metric, metric_class
 from tasks import kind_of
 
 
@@ -25,16 +24,14 @@ class Scored:
     stats: Dict[str, Any] = field(default_factory=dict)
 
 
-def metric_options(task: Any, name: str) -> Dict[str, Any]:
-
+def metric_options(task: TaskConfig, name: str) -> Dict[str, Any]:
+    """The metric's options: what it takes from the task (its own hook), overridden by the task's metric_options."""
     options = task.metric_options.get(name, {}) if task.metric_options else {}
-    options = OmegaConf.to_container(options) if OmegaConf.is_config(options) else dict(options)
-    if name == "classification":
-        options.setdefault("labels", list(task.labels.values()))
-    return options
+    options = as_dict(options, resolve=False)
+    return {**metric_class(name).options_from_task(task), **options}
 
 
-def score(task: Any, examples: Sequence[Example], predictions: Mapping[str, Any],
+def score(task: TaskConfig, examples: Sequence[Example], predictions: Mapping[str, Any],
           only: Optional[Sequence[str]] = None) -> Scored:
     """Every metric of the task (or the metrics named in `only`) on these predictions."""
     kind = kind_of(task)

@@ -14,7 +14,7 @@ import json
 import os
 import tempfile
 from pathlib import Path
-from typing import Any, Dict, Iterable, List, Optional
+from typing import Any, Dict, Iterable, List, Mapping, Optional
 
 from filelock import FileLock
 
@@ -71,7 +71,7 @@ def submission_lock(results: Path, submission: str) -> Any:
     return FileLock(str((folder / LOCK_NAME).resolve()), is_singleton=True)
 
 
-def write_cell(results: Path, record: Dict[str, Any], rows: Optional[Iterable[Dict[str, Any]]]) -> None:
+def write_cell(results: Path, record: Mapping[str, Any], rows: Optional[Iterable[Dict[str, Any]]]) -> None:
     submission, task = record["submission"], record["task"]
     pred_path = predictions_path(results, submission, task)
     with submission_lock(results, submission):  # the pair is written by one run at a time
@@ -82,7 +82,7 @@ def write_cell(results: Path, record: Dict[str, Any], rows: Optional[Iterable[Di
         atomic_write_text(record_path(results, submission, task), dumps(record))
 
 
-def complete(results: Path, record: Dict[str, Any]) -> bool:
+def complete(results: Path, record: Mapping[str, Any]) -> bool:
     """Whether a stored record is a finished cell: an ok record's predictions file is the one it was scored from
     (records written before the hash was kept are trusted when their file exists)."""
     if record.get("status") != "ok":

@@ -16,10 +16,12 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional
 
 from harness import safety, store
+from harness.config import RunConfig, TaskConfig, suite_of
 from harness.errors import SubmissionError
+from harness.execution.cells import Record
 from harness.execution.evaluator import Evaluator
 from harness.requests import shown_with_choices
-from harness.submission import MODEL_KINDS, load_submission
+from harness.submission import MODEL_KINDS, Submission, load_submission
 from tasks import kind_of
 from tasks.examples import load_examples
 
@@ -47,10 +49,10 @@ def _check(name: str, ok: bool, detail: str = "", fix: str = "") -> Dict[str, An
     return {"check": name, "ok": ok, "detail": detail, "fix": "" if ok else fix}
 
 
-def validate(folder: Path, cfg: Any, tasks: Dict[str, Any], n_examples: int = SAMPLE_EXAMPLES) -> Dict[str, Any]:
+def validate(folder: Path, cfg: RunConfig, tasks: Dict[str, TaskConfig], n_examples: int = SAMPLE_EXAMPLES) -> Dict[str, Any]:
 
     checks: List[Dict[str, Any]] = []
-    report: Dict[str, Any] = {"submission": str(folder), "suite": cfg.suite.name, "examples": n_examples,
+    report: Dict[str, Any] = {"submission": str(folder), "suite": suite_of(cfg).name, "examples": n_examples,
                               "checks": checks, "tasks": {}, "run": None, "accepted": False}
     try:
         submission = load_submission(folder)
@@ -67,7 +69,7 @@ def validate(folder: Path, cfg: Any, tasks: Dict[str, Any], n_examples: int = SA
     return report
 
 
-def _sample_run(submission: Any, cfg: Any, tasks: Dict[str, Any], n_examples: int, report: Dict[str, Any]) -> None:
+def _sample_run(submission: Submission, cfg: RunConfig, tasks: Dict[str, TaskConfig], n_examples: int, report: Dict[str, Any]) -> None:
     """The organizer's Evaluator on the first examples (all of them for a predictions entry: reading is cheap)."""
     sample = tasks if submission.manifest.kind == "predictions" else {n: _first(t, n_examples) for n, t in tasks.items()}
     with tempfile.TemporaryDirectory(prefix="harness-validate-") as tmp:
@@ -84,13 +86,13 @@ def _sample_run(submission: Any, cfg: Any, tasks: Dict[str, Any], n_examples: in
         report["run"] = _run_report(job, report["tasks"], tasks)
 
 
-def _first(task: Any, n: int) -> Any:
+def _first(task: TaskConfig, n: int) -> Any:
     task = copy.deepcopy(task)
     task.data.limit = n if task.data.limit is None else min(n, task.data.limit)
     return task
 
 
-def _record_checks(records: List[Dict[str, Any]], kind: str) -> List[Dict[str, Any]]:
+def _record_checks(records: List[Record], kind: str) -> List[Dict[str, Any]]:
     """One check per task, except that tasks failing for one reason (a model that did not load) share a line."""
     auto_class = "AutoModelForSeq2SeqLM" if kind == "hf-seq2seq" else "AutoModelForCausalLM"
     groups: Dict[tuple, List[str]] = {}
@@ -114,7 +116,7 @@ def _record_checks(records: List[Dict[str, Any]], kind: str) -> List[Dict[str, A
     return checks
 
 
-def _task_report(record: Dict[str, Any], evaluator: Any, task: Any, store_dir: Path) -> Dict[str, Any]:
+def _task_report(record: Record, evaluator: Evaluator, task: TaskConfig, store_dir: Path) -> Dict[str, Any]:
 
     examples = evaluator.examples(task)
     out: Dict[str, Any] = {"status": record["status"], "reason": record["reason"], "log": record["log"],
@@ -134,14 +136,14 @@ def _task_report(record: Dict[str, Any], evaluator: Any, task: Any, store_dir: P
     return out
 
 
-def rendered_prompts(task: Any, inputs: List[Dict[str, Any]], shots: Any = None) -> List[str]:
+def rendered_prompts(task: TaskConfig, inputs: List[Dict[str, Any]], shots: Any = None) -> List[str]:
     """What the model is asked, per example, as the task kind builds its requests (plain text, with shots)."""
     shown = []
     for request in kind_of(task).requests(task, inputs, shots):
         if isinstance(request, list):  # classification by log-likelihood: one context, a continuation per label
             shown.append(shown_with_choices(request[0].context, request))
         else:
-            shown.append(getattr(request, "prompt", None) or getattr(request, "text", ""))
+            shown.append(str(getattr(request, "prompt", None) or getattr(request, "text", "")))
     return shown
 
 

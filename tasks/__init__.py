@@ -5,8 +5,9 @@ KINDS, plus its YAML and tests.
 """
 from __future__ import annotations
 
-from typing import Any, Dict
+from typing import Dict
 
+from harness.config import TaskConfig
 from harness.errors import ConfigError
 from tasks.base import TaskKind
 from tasks.classification import Classification
@@ -19,7 +20,7 @@ KINDS: Dict[str, TaskKind] = {k.name: k for k in (Translation(), Summarization()
                                                  Classification(), LanguageModeling())}
 
 
-def kind_of(task: Any) -> TaskKind:
+def kind_of(task: TaskConfig) -> TaskKind:
 
     if task.kind not in KINDS:
         raise ConfigError(f"task {task.name}: kind {task.kind!r} is not valid; use one of {', '.join(KINDS)}")

@@ -10,6 +10,7 @@ from typing import Any, Dict, List, Mapping, Optional, Protocol, Sequence, Tuple
 import jinja2
 from omegaconf import OmegaConf
 
+from harness.config import TaskConfig, as_dict
 from harness.data import Example, lookup
 from harness.errors import ConfigError
 from harness.requests import SIDES, GenerateRequest, PromptParts
@@ -21,29 +22,54 @@ _JINJA = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newl
 Shot = Tuple[Mapping[str, Any], str]  # a few-shot example: its input fields and its answer text
 
 
-class TaskKind(Protocol):
-    name: str
-    input_fields: Tuple[str, ...]  # logical fields the model sees
-    default_truncate_field: Optional[str]
+class KindFields(Protocol):
+    """What truncation needs to know of a kind (read-only, so a class attribute satisfies it)."""
 
-    def make_example(self, task: Any, example_id: str, fields: Mapping[str, Any], where: str) -> Example: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def input_fields(self) -> Tuple[str, ...]:
+        """The logical fields the model sees."""
+    @property
+    def default_truncate_field(self) -> Optional[str]: ...
 
-    def requests(self, task: Any, inputs: Sequence[Mapping[str, Any]],
+
+class TaskKind(KindFields, Protocol):
+    @property
+    def prompted(self) -> bool:
+        """The model sees a prompt (shots and truncation apply); False: whole documents, no prompt."""
+    @property
+    def stratified(self) -> bool:
+        """The target is a label the public/private split keeps in proportion (harness.contest.splits)."""
+    @property
+    def fits_on_train(self) -> bool:
+        """The kind's baselines fit on the task's train split (and cover none of its tasks without one)."""
+
+    def answer_mode(self, task: TaskConfig) -> Optional[str]:
+        """How answers are read where the task chooses it (classification: `classify_by`), else None; recorded
+        in the prompt config (harness.prompting)."""
+
+    def unsupported(self, submission_kind: str) -> Optional[str]:
+        """Why entries of this submission kind are not scored on tasks of this kind (the cell shows n/a), or None."""
+
+    def make_example(self, task: TaskConfig, example_id: str, fields: Mapping[str, Any], where: str) -> Example: ...
+
+    def requests(self, task: TaskConfig, inputs: Sequence[Mapping[str, Any]],
                  shots: Optional[Sequence[Sequence[Shot]]] = None) -> List[Any]:
         """One request per example, or (classification) a list of requests per example. `shots[i]` are example
         i's few-shot examples (harness.prompting.select_shots); None: no shots."""
 
-    def predictions(self, task: Any, answers: Sequence[Any]) -> List[Any]:
+    def predictions(self, task: TaskConfig, answers: Sequence[Any]) -> List[Any]:
         """Answers (in the shape `requests` produced) -> one prediction per example."""
-    def check_prediction(self, task: Any, value: Any) -> Optional[str]:
+    def check_prediction(self, task: TaskConfig, value: Any) -> Optional[str]:
         """None when `value` is a valid prediction for this task, else what is wrong with it."""
-    def missing_prediction(self, task: Any) -> Any:
+    def missing_prediction(self, task: TaskConfig) -> Any:
         """What a missing id scores as (an empty text, no label); raise if the kind cannot score it."""
-    def metric_inputs(self, task: Any, examples: Sequence[Example], predictions: Sequence[Any]) -> Tuple[list, list]:
+    def metric_inputs(self, task: TaskConfig, examples: Sequence[Example], predictions: Sequence[Any]) -> Tuple[list, list]:
         """(predictions, targets) in the form the task's metrics take."""
 
 
-def render_prompt(task: Any, inputs: Mapping[str, Any],
+def render_prompt(task: TaskConfig, inputs: Mapping[str, Any],
                   cut_field: Optional[str] = None) -> Tuple[str, Optional[Tuple[int, int]]]:
     """Render the task's prompt; return it and the character span of `cut_field` (the part that may be cut)."""
     try:
@@ -62,7 +88,7 @@ def render_prompt(task: Any, inputs: Mapping[str, Any],
     return text.replace(_SENTINEL, ""), (start, end)
 
 
-def truncation_rule(task: Any, kind: Any) -> Tuple[Optional[str], str]:
+def truncation_rule(task: TaskConfig, kind: KindFields) -> Tuple[Optional[str], str]:
     """(field cut, side) from `truncation` (or the older `truncate_field`), checked against the kind's fields."""
     legacy, field = task.truncate_field, task.truncation.field
     if legacy and field and legacy != field:
@@ -78,7 +104,7 @@ def truncation_rule(task: Any, kind: Any) -> Tuple[Optional[str], str]:
     return field, task.truncation.side
 
 
-def prompt_parts(task: Any, item: Mapping[str, Any], cut_field: Optional[str],
+def prompt_parts(task: TaskConfig, item: Mapping[str, Any], cut_field: Optional[str],
                  shots: Optional[Sequence[Shot]] = None) -> Any:
     """The query's prompt as parts (system, instruction, shots, user text, target prefix, cut span)."""
     user, cut = render_prompt(task, item, cut_field)
@@ -88,13 +114,13 @@ def prompt_parts(task: Any, item: Mapping[str, Any], cut_field: Optional[str],
                        target_delimiter=task.fewshot.target_delimiter)
 
 
-def generate_request(task: Any, parts: Any, side: str) -> Any:
+def generate_request(task: TaskConfig, parts: PromptParts, side: str) -> Any:
 
     text, cut = parts.plain()
     return GenerateRequest(text, task.generation.max_new_tokens, tuple(task.generation.stop), cut, side, parts)
 
 
-def _render(task: Any, template: jinja2.Template, inputs: Mapping[str, Any]) -> str:
+def _render(task: TaskConfig, template: jinja2.Template, inputs: Mapping[str, Any]) -> str:
     try:
         return template.render(**inputs)
     except jinja2.UndefinedError as e:
@@ -121,23 +147,32 @@ class GenerationKind:
     name = ""
     input_fields: Tuple[str, ...] = ()
     default_truncate_field: Optional[str] = None
+    prompted = True
+    stratified = False
+    fits_on_train = False
 
-    def requests(self, task: Any, inputs: Sequence[Mapping[str, Any]],
+    def answer_mode(self, task: TaskConfig) -> Optional[str]:
+        return None
+
+    def unsupported(self, submission_kind: str) -> Optional[str]:
+        return None
+
+    def requests(self, task: TaskConfig, inputs: Sequence[Mapping[str, Any]],
                  shots: Optional[Sequence[Sequence[Shot]]] = None) -> List[Any]:
         field, side = truncation_rule(task, self)
         return [generate_request(task, prompt_parts(task, item, field, shots[i] if shots else None), side)
                 for i, item in enumerate(inputs)]
 
-    def predictions(self, task: Any, answers: Sequence[Any]) -> List[Any]:
+    def predictions(self, task: TaskConfig, answers: Sequence[Any]) -> List[Any]:
         return [answer.text.strip() for answer in answers]
 
-    def check_prediction(self, task: Any, value: Any) -> Optional[str]:
+    def check_prediction(self, task: TaskConfig, value: Any) -> Optional[str]:
         return None if isinstance(value, str) else f"expected a text, got {type(value).__name__}"
 
-    def missing_prediction(self, task: Any) -> Any:
+    def missing_prediction(self, task: TaskConfig) -> Any:
         return ""
 
-    def metric_inputs(self, task: Any, examples: Sequence[Example], predictions: Sequence[Any]) -> Tuple[list, list]:
+    def metric_inputs(self, task: TaskConfig, examples: Sequence[Example], predictions: Sequence[Any]) -> Tuple[list, list]:
         return list(predictions), [example.target for example in examples]
 
 
@@ -149,9 +184,9 @@ def example_references(fields: Mapping[str, Any], row: Mapping[str, Any]) -> Any
     return [lookup(dict(row), c) for c in columns if lookup(dict(row), c) not in (None, "")]
 
 
-def field_map(task: Any) -> Dict[str, Any]:
+def field_map(task: TaskConfig) -> Dict[str, Any]:
 
-    return OmegaConf.to_container(task.fields) if OmegaConf.is_config(task.fields) else dict(vars(task.fields))
+    return as_dict(task.fields, resolve=False) if OmegaConf.is_config(task.fields) else dict(vars(task.fields))
 
 
 def mapped_inputs(fields: Mapping[str, Any], names: Sequence[str]) -> Dict[str, Any]:

@@ -3,23 +3,40 @@ from __future__ import annotations
 
 from typing import Any, List, Mapping, Optional, Sequence, Tuple
 
+from harness.config import TaskConfig
 from harness.data import Example
 from harness.errors import ConfigError
 from harness.requests import LoglikelihoodRequest
-from tasks.base import Shot, generate_request, mapped_inputs, prompt_parts, require_fields, truncation_rule
+from tasks.base import (
+    Shot,
+    generate_request,
+    mapped_inputs,
+    prompt_parts,
+    require_fields,
+    truncation_rule,
+)
 
 
 class Classification:
     name = "classification"
     input_fields = ("text",)
     default_truncate_field = "text"
+    prompted = True
+    stratified = True
+    fits_on_train = True  # majority-class counts the train split's labels
 
-    def label_names(self, task: Any) -> List[str]:
+    def answer_mode(self, task: TaskConfig) -> Optional[str]:
+        return task.classify_by
+
+    def unsupported(self, submission_kind: str) -> Optional[str]:
+        return None
+
+    def label_names(self, task: TaskConfig) -> List[str]:
         if not task.labels:
             raise ConfigError(f"task {task.name}: a classification task needs `labels` (dataset value -> label text)")
         return list(task.labels.values())
 
-    def make_example(self, task: Any, example_id: str, fields: Mapping[str, Any], where: str) -> Example:
+    def make_example(self, task: TaskConfig, example_id: str, fields: Mapping[str, Any], where: str) -> Example:
         require_fields(self.name, fields, ["label"], where)
         raw = str(fields["label"])
         if raw not in task.labels:
@@ -27,7 +44,7 @@ class Classification:
                               f"labels ({', '.join(map(repr, task.labels))})")
         return Example(example_id, mapped_inputs(fields, self.input_fields), task.labels[raw])
 
-    def requests(self, task: Any, inputs: Sequence[Mapping[str, Any]],
+    def requests(self, task: TaskConfig, inputs: Sequence[Mapping[str, Any]],
                  shots: Optional[Sequence[Sequence[Shot]]] = None) -> List[Any]:
 
         cut_field, side = truncation_rule(task, self)
@@ -42,23 +59,23 @@ class Classification:
                             for label in self.label_names(task)])
         return out
 
-    def predictions(self, task: Any, answers: Sequence[Any]) -> List[Any]:
+    def predictions(self, task: TaskConfig, answers: Sequence[Any]) -> List[Any]:
         labels = self.label_names(task)
         if task.classify_by == "generate":
             return [_match_label(answer.text, labels) for answer in answers]
         # argmax of the verbaliser log-likelihoods; the first label wins an exact tie (deterministic)
         return [labels[max(range(len(labels)), key=lambda i: (choice[i].logprob, -i))] for choice in answers]
 
-    def check_prediction(self, task: Any, value: Any) -> Optional[str]:
+    def check_prediction(self, task: TaskConfig, value: Any) -> Optional[str]:
         labels = self.label_names(task)
         if value in labels:
             return None
         return f"{value!r} is not one of the task's labels ({', '.join(map(repr, labels))})"
 
-    def missing_prediction(self, task: Any) -> Any:
+    def missing_prediction(self, task: TaskConfig) -> Any:
         return None  # no label: wrong for accuracy, in no class for F1
 
-    def metric_inputs(self, task: Any, examples: Sequence[Example], predictions: Sequence[Any]) -> Tuple[list, list]:
+    def metric_inputs(self, task: TaskConfig, examples: Sequence[Example], predictions: Sequence[Any]) -> Tuple[list, list]:
         return list(predictions), [example.target for example in examples]
 
 

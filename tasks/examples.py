@@ -2,9 +2,9 @@
 with stable, unique string ids."""
 from __future__ import annotations
 
-from typing import Any, List
+from typing import List, Optional
 
-from harness.config import TaskConfig
+from harness.config import DataConfig, TaskConfig
 from harness.data import Example, load_rows, lookup
 from harness.errors import ConfigError
 from tasks import kind_of
@@ -12,7 +12,7 @@ from tasks.base import example_references, field_map
 
 __all__ = ["Example", "load_examples"]
 
-def load_examples(task: Any, data_cfg: Any = None, part: str = "data") -> List[Example]:
+def load_examples(task: TaskConfig, data_cfg: Optional[DataConfig] = None, part: str = "data") -> List[Example]:
     """The task's examples (or, with `data_cfg=task.train`, its training rows) with stable, unique string ids."""
     kind = kind_of(task)
     where = f"task {task.name}: {part}"

@@ -4,6 +4,7 @@ from __future__ import annotations
 import math
 from typing import Any, List, Mapping, Optional, Sequence, Tuple
 
+from harness.config import TaskConfig
 from harness.data import Example
 from harness.errors import SubmissionError
 from harness.requests import RollingRequest
@@ -14,19 +15,30 @@ class LanguageModeling:
     name = "language_modeling"
     input_fields = ("text",)
     default_truncate_field = None
+    prompted = False  # whole documents: no prompt, no shots, nothing cut
+    stratified = False
+    fits_on_train = True  # unigram-lm fits on the train split
 
-    def make_example(self, task: Any, example_id: str, fields: Mapping[str, Any], where: str) -> Example:
+    def answer_mode(self, task: TaskConfig) -> Optional[str]:
+        return None
+
+    def unsupported(self, submission_kind: str) -> Optional[str]:
+        if submission_kind == "hf-seq2seq":
+            return "perplexity needs a decoder-only model; seq2seq entries are not scored on it"
+        return None
+
+    def make_example(self, task: TaskConfig, example_id: str, fields: Mapping[str, Any], where: str) -> Example:
         require_fields(self.name, fields, ["text"], where)
         return Example(example_id, {"text": fields["text"]}, fields["text"])
 
-    def requests(self, task: Any, inputs: Sequence[Mapping[str, Any]], shots: Any = None) -> List[Any]:
+    def requests(self, task: TaskConfig, inputs: Sequence[Mapping[str, Any]], shots: Any = None) -> List[Any]:
         """Whole documents, no prompt: few-shot settings do not apply (harness.prompting rejects them)."""
         return [RollingRequest(item["text"], task.window, task.stride) for item in inputs]
 
-    def predictions(self, task: Any, answers: Sequence[Any]) -> List[Any]:
+    def predictions(self, task: TaskConfig, answers: Sequence[Any]) -> List[Any]:
         return [{"logprob": float(a.logprob), "n_tokens": int(a.n_tokens)} for a in answers]
 
-    def check_prediction(self, task: Any, value: Any) -> Optional[str]:
+    def check_prediction(self, task: TaskConfig, value: Any) -> Optional[str]:
         if not isinstance(value, dict) or set(value) != {"logprob", "n_tokens"}:
             return 'expected {"logprob": <float>, "n_tokens": <int>}'
         logprob, n_tokens = value["logprob"], value["n_tokens"]
@@ -36,10 +48,10 @@ class LanguageModeling:
             return f"n_tokens must be an integer >= 0, got {n_tokens!r}"
         return None
 
-    def missing_prediction(self, task: Any) -> Any:
+    def missing_prediction(self, task: TaskConfig) -> Any:
         # A missing document has no log-likelihood; scoring the rest would flatter the entry, so the cell fails.
         raise SubmissionError("a language-modeling entry must score every document; perplexity over a subset "
                               "is not comparable", status="bad-output")
 
-    def metric_inputs(self, task: Any, examples: Sequence[Example], predictions: Sequence[Any]) -> Tuple[list, list]:
+    def metric_inputs(self, task: TaskConfig, examples: Sequence[Example], predictions: Sequence[Any]) -> Tuple[list, list]:
         return list(predictions), [example.target for example in examples]

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
+from harness.config import TaskConfig
 from harness.data import Example
 from tasks.base import GenerationKind, as_references, mapped_inputs, require_fields
 
@@ -12,7 +13,7 @@ class QuestionAnswering(GenerationKind):
     input_fields = ("context", "question")
     default_truncate_field = "context"  # keep the instruction and the question, cut the passage
 
-    def make_example(self, task: Any, example_id: str, fields: Mapping[str, Any], where: str) -> Example:
+    def make_example(self, task: TaskConfig, example_id: str, fields: Mapping[str, Any], where: str) -> Example:
         require_fields(self.name, fields, ["answers"], where)
         inputs = mapped_inputs(fields, self.input_fields)
         return Example(example_id, inputs, as_references(fields["answers"], example_id, where))

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
+from harness.config import TaskConfig
 from harness.data import Example
 from tasks.base import GenerationKind, as_references, mapped_inputs, require_fields
 
@@ -12,7 +13,7 @@ class Translation(GenerationKind):
     input_fields = ("source",)
     default_truncate_field = "source"
 
-    def make_example(self, task: Any, example_id: str, fields: Mapping[str, Any], where: str) -> Example:
+    def make_example(self, task: TaskConfig, example_id: str, fields: Mapping[str, Any], where: str) -> Example:
         require_fields(self.name, fields, ["references"], where)
         inputs = mapped_inputs(fields, self.input_fields)
         return Example(example_id, inputs, as_references(fields["references"], example_id, where))

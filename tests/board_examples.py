@@ -6,7 +6,6 @@ import json
 from pathlib import Path
 from typing import Any, Dict, List
 
-from harness.board import frame as board_frame
 from harness.board import write
 
 SUITE = "board"

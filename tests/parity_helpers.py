@@ -12,6 +12,8 @@ from typing import Any, Dict, Iterable, List, Mapping, Sequence, Tuple
 
 import pytest
 
+from harness.data import read_lines  # noqa: F401  the parity tests read text files exactly as the harness does
+
 ENV_VAR = "HARNESS_SHARED_DATA"
 PARITY_TASKS = Path(__file__).resolve().parent / "parity_tasks"
 SEARCHPATH = f"hydra.searchpath=[file://{PARITY_TASKS}]"
@@ -40,15 +42,6 @@ def data_file(root: Path, *parts: str) -> Path:
     assert path.is_file(), (f"{path} is missing: the shared data folder is present, so a missing file is a "
                             f"failure, not a skip")
     return path
-
-
-def read_lines(path: Path) -> List[str]:
-    """Lines of a line-aligned text file, split exactly as the harness's `format: text` reader splits them."""
-    with open(path, encoding="utf-8", newline="\n") as f:
-        lines = f.read().split("\n")
-    if lines and lines[-1] == "":
-        lines.pop()
-    return lines
 
 
 def hydra_value(value: Any) -> str:

@@ -18,7 +18,6 @@ import pytest
 
 from harness import cli
 from harness.publish import page as board_page
-from harness.publish import readme
 
 pytestmark = pytest.mark.browser
 

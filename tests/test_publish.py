@@ -109,7 +109,6 @@ def test_page_is_self_contained(written):
 
 def test_page_bytes_are_deterministic(tmp_path):
     ex.board(tmp_path / "one")
-    from harness.board import frame as board_frame
     from harness.board import write
 
     write.write(list(reversed(ex.records())), ex.SUITE, ex.TASKS, "mean_normalized", tmp_path / "two")
@@ -130,7 +129,6 @@ def test_plots_are_stable_svg(written):
 
 
 def test_aggregate_direction_follows_the_policy(tmp_path):
-    from harness.board import frame as board_frame
     from harness.board import write
 
     write.write(ex.records(), ex.SUITE, ex.TASKS, "mean_rank", tmp_path)

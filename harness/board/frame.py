@@ -13,7 +13,6 @@ from typing import Any, Dict, Iterable, Mapping, Optional, Sequence, Tuple
 import numpy as np
 import pandas as pd
 
-from harness import status
 from harness.board.policies import MISSING_RULES, POLICIES, policy_aggregate
 
 

@@ -19,11 +19,10 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import Any, Dict, Optional
-
-from omegaconf import OmegaConf
+from typing import Dict, Optional
 
 from harness import __version__
+from harness.config import RunConfig, TaskConfig, as_dict
 from harness.data import data_files, sha256_file
 from harness.execution.cells import library_versions
 from harness.store import atomic_write_text, dumps
@@ -48,11 +47,11 @@ def _code_sha() -> str:
     return digest.hexdigest()
 
 
-def board_key(cfg: Any, tasks: Dict[str, Any]) -> Optional[str]:
+def board_key(cfg: RunConfig, tasks: Dict[str, TaskConfig]) -> Optional[str]:
     """The sha256 of everything the suite's board is built from, or None where it cannot be told cheaply."""
     if cfg.contest is not None or any(task.data.source != "local" for task in tasks.values()):
         return None
-    config = OmegaConf.to_container(cfg, resolve=True)
+    config = as_dict(cfg)
     for key in _RUN_ONLY:
         config.pop(key, None)
     data = {name: {p: sha256_file(path) if path.is_file() else None for p, path in data_files(task.data).items()}

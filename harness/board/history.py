@@ -46,7 +46,7 @@ def publish(folder: Path, texts: Mapping[str, str]) -> Optional[int]:
         current = {name: _read(folder / name) for name in texts}
         changed = sorted(name for name, text in texts.items() if current[name] != text)
         number = None
-        previous = {name: current[name] for name in KEPT if current.get(name) is not None}
+        previous = {name: text for name in KEPT if (text := current.get(name)) is not None}
         if previous and any(name in KEPT for name in changed):
             number = next_number(folder)
             snapshot = folder / HISTORY / f"{number:04d}"

@@ -15,27 +15,28 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 import pandas as pd
 
-from harness import status, store
+from harness import store
 from harness.board import significance
 from harness.board.frame import directions, masks, oriented_values
 from harness.board.policies import POLICIES, TIER_POLICY, anchors, policy_aggregate
+from harness.config import RunConfig, TaskConfig
 from harness.contest.splits import part_rows
 from harness.errors import ConfigError, HarnessError
 from harness.metrics import build_metric
-from harness.scoring import metric_options, score
+from harness.scoring import Scored, metric_options, score
 from tasks.examples import load_examples
 
 Key = Tuple[str, str]  # (submission, task)
 
 
-def _primary_stats(scored: Any, primary: str) -> Tuple[Any, np.ndarray]:
+def _primary_stats(scored: Scored, primary: str) -> Tuple[Any, np.ndarray]:
     for metric, stats in scored.stats.values():
         if any(info.name == primary for info in metric.scores):
             return metric, np.asarray(stats)
     raise ConfigError(f"no metric of the task produces its primary metric {primary!r}")
 
 
-def _view(task: Any, n: Optional[int], cache: Dict[tuple, Tuple[Any, List[Any]]]) -> Tuple[Any, List[Any]]:
+def _view(task: TaskConfig, n: Optional[int], cache: Dict[tuple, Tuple[Any, List[Any]]]) -> Tuple[Any, List[Any]]:
     """(task, examples) as a record with `n` examples was scored: the task's data as configured, or its first n
     examples (a run with `data.limit` keeps the first N), so a board does not depend on this command's limit."""
     if (task.name, None) not in cache:
@@ -49,7 +50,7 @@ def _view(task: Any, n: Optional[int], cache: Dict[tuple, Tuple[Any, List[Any]]]
     return cache[(task.name, n)]
 
 
-def rescore(cfg: Any, tasks: Dict[str, Any], records: Sequence[Dict[str, Any]],
+def rescore(cfg: RunConfig, tasks: Dict[str, TaskConfig], records: Sequence[Dict[str, Any]],
             every_metric: bool = False) -> Dict[Key, Tuple[Any, Any, List[Any]]]:
     """(Scored over every example, the task as scored, its examples) of each ok cell, from its stored predictions.
     `every_metric`: all the task's metrics (reveal rescores every score), else only the one producing the primary
@@ -78,7 +79,7 @@ def rescore(cfg: Any, tasks: Dict[str, Any], records: Sequence[Dict[str, Any]],
     return out
 
 
-def resample_cells(cfg: Any, records: Sequence[Dict[str, Any]], part: str,
+def resample_cells(cfg: RunConfig, records: Sequence[Dict[str, Any]], part: str,
                    scored: Dict[Key, Tuple[Any, Any, List[Any]]]) -> Dict[Key, np.ndarray]:
     """Each ok cell's primary metric on every bootstrap resample of the board's part of its task: the same
     draws for every entry of a task (sacrebleu's convention). Cells whose recomputed score differs from the record

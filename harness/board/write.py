@@ -18,6 +18,7 @@ from harness.board.formats import to_csv, to_json, to_markdown
 from harness.board.frame import BoardExtras, _task_info, build
 from harness.board.policies import MISSING_RULES, POLICIES
 from harness.board.uncertainty import Key, resample_cells, rescore, uncertainty
+from harness.config import PhaseConfig, RunConfig, TaskConfig, contest_of, suite_of
 from harness.contest import ledger, rules
 from harness.contest.splits import board_part, part_rows, part_scores
 from harness.errors import ConfigError
@@ -47,7 +48,7 @@ def write(records: Sequence[Dict[str, Any]], suite: str, tasks: Sequence[str], p
     frame = build(records, tasks, policy, extras_or_default.baselines, extras_or_default.missing)
     write_frame(frame, records, suite, tasks, policy, Path(out_dir) / suite, extras)
     return frame
-def _write(cfg: Any, tasks: Dict[str, Any], records: List[Dict[str, Any]], folder: Path, part: str,
+def _write(cfg: RunConfig, tasks: Dict[str, TaskConfig], records: List[Dict[str, Any]], folder: Path, part: str,
            scored: Dict[Key, Tuple[Any, Any, List[Any]]], **extras: Any) -> pd.DataFrame:
     names = sorted(tasks)
     policy, missing = ((cfg.contest.ranking.policy, cfg.contest.ranking.missing) if cfg.contest is not None
@@ -63,25 +64,25 @@ def _write(cfg: Any, tasks: Dict[str, Any], records: List[Dict[str, Any]], folde
     found = uncertainty(frame, records, names, policy, baselines, missing, samples)
     notes = tuple(extras.pop("notes", ())) + tuple(found.pop("notes", ()))
     board_extras = BoardExtras(baselines=baselines, missing=missing, notes=notes, **found, **extras)
-    write_frame(frame, records, cfg.suite.name, names, policy, folder, board_extras)
+    write_frame(frame, records, suite_of(cfg).name, names, policy, folder, board_extras)
     return frame
 
 
-def _contest_view(cfg: Any, records: List[Dict[str, Any]]) -> Tuple[List[Dict[str, Any]], Dict[str, Any]]:
+def _contest_view(cfg: RunConfig, records: List[Dict[str, Any]]) -> Tuple[List[Dict[str, Any]], Dict[str, Any]]:
     """A contest board's records (baselines and the phase's accepted entries) and its BoardExtras fields."""
-    phase = rules.phase_for_suite(cfg.contest, cfg.suite.name)
+    phase = rules.phase_for_suite(contest_of(cfg), suite_of(cfg).name)
     if phase is None:
-        raise ConfigError(f"suite {cfg.suite.name} is scored by no phase of contest {cfg.contest.name} "
-                          f"({rules.schedule(cfg.contest)})")
+        raise ConfigError(f"suite {suite_of(cfg).name} is scored by no phase of contest {contest_of(cfg).name} "
+                          f"({rules.schedule(contest_of(cfg))})")
     entries = ledger.read_ledger(cfg)
     names = set(ledger.board_entries(cfg, entries, phase))
     accepted_at = {e["name"]: e["at"] for e in ledger.accepted(entries, phase.name) if e["name"] in names}
-    info = {"name": cfg.contest.name, "phase": phase.name, "split": board_part(cfg)}
+    info = {"name": contest_of(cfg).name, "phase": phase.name, "split": board_part(cfg)}
     return ([r for r in records if r["submission"] in names],
             {"contest": info, "accepted_at": accepted_at, "last_updated": max(accepted_at.values(), default=None)})
 
 
-def write_public(cfg: Any, tasks: Dict[str, Any]) -> pd.DataFrame:
+def write_public(cfg: RunConfig, tasks: Dict[str, TaskConfig]) -> pd.DataFrame:
     """The suite's board at `<paths.leaderboards>/<suite>/`: the public part in a contest, every example
     otherwise."""
     records = store.read_records(Path(cfg.paths.results))
@@ -90,7 +91,7 @@ def write_public(cfg: Any, tasks: Dict[str, Any]) -> pd.DataFrame:
         records, extras = _contest_view(cfg, records)
     records = [r for r in records if r["task"] in tasks]
     scored = rescore(cfg, tasks, records)
-    return _write(cfg, tasks, records, Path(cfg.paths.leaderboards) / cfg.suite.name, board_part(cfg), scored,
+    return _write(cfg, tasks, records, Path(cfg.paths.leaderboards) / suite_of(cfg).name, board_part(cfg), scored,
                   **extras)
 
 
@@ -101,7 +102,7 @@ def _private_record(record: Dict[str, Any], result: Any, rows: np.ndarray) -> Di
                 counts=dict(counts, private_examples=int(len(rows))))
 
 
-def reveal(cfg: Any, tasks: Dict[str, Any], phase: Any, now: datetime) -> Dict[str, Any]:
+def reveal(cfg: RunConfig, tasks: Dict[str, TaskConfig], phase: PhaseConfig, now: datetime) -> Dict[str, Any]:
     """The private board of `phase` at `<paths.leaderboards>/<suite>/private/`: each team's final selection and
     the baselines, scored on the private part. Only after the phase has ended. Returns the selection."""
     if phase.split != "public":
@@ -111,11 +112,11 @@ def reveal(cfg: Any, tasks: Dict[str, Any], phase: Any, now: datetime) -> Dict[s
                           f"(now {rules.iso(now)})")
     stored, extras = _contest_view(cfg, store.read_records(Path(cfg.paths.results)))
     stored = [r for r in stored if r["task"] in tasks]
-    public = build(stored, sorted(tasks), cfg.contest.ranking.policy, frozenset(cfg.contest.baselines),
-                               cfg.contest.ranking.missing)
+    public = build(stored, sorted(tasks), contest_of(cfg).ranking.policy, frozenset(contest_of(cfg).baselines),
+                               contest_of(cfg).ranking.missing)
     public_rank = {n: (None if pd.isna(r) else int(r)) for n, r in zip(public["submission"], public["rank"])}
     selection = ledger.final_selection(cfg, ledger.read_ledger(cfg), phase, public_rank)
-    keep = set(cfg.contest.baselines) | {n for choice in selection.values() for n in choice["names"]}
+    keep = set(contest_of(cfg).baselines) | {n for choice in selection.values() for n in choice["names"]}
     stored = [r for r in stored if r["submission"] in keep]
     scored = rescore(cfg, tasks, stored, every_metric=True)
     records = []
@@ -123,16 +124,16 @@ def reveal(cfg: Any, tasks: Dict[str, Any], phase: Any, now: datetime) -> Dict[s
         key = (record["submission"], record["task"])
         if key in scored:
             result, task, examples = scored[key]
-            rows = part_rows(task, examples, cfg.contest.partition, "private")
+            rows = part_rows(task, examples, contest_of(cfg).partition, "private")
             record = _private_record(record, result, rows)
         elif record["status"] == "ok":  # never show a public score on the private board
             record = dict(record, status="not-rescored", primary=None, scores={},
                           reason="its stored predictions could not be scored again on the private part")
         records.append(record)
     lines = [f"{team}: {', '.join(choice['names'])} ({choice['rule']})" for team, choice in sorted(selection.items())]
-    note = (f"**Final selection** (rule {cfg.contest.selection.rule}, up to {cfg.contest.selection.max} per team): "
+    note = (f"**Final selection** (rule {contest_of(cfg).selection.rule}, up to {contest_of(cfg).selection.max} per team): "
             + ("; ".join(lines) if lines else "no team has a counted submission") + ".")
     extras["contest"] = dict(extras["contest"], split="private")
-    _write(cfg, tasks, records, Path(cfg.paths.leaderboards) / cfg.suite.name / "private", "private", scored,
+    _write(cfg, tasks, records, Path(cfg.paths.leaderboards) / suite_of(cfg).name / "private", "private", scored,
            notes=(note,), **extras)
     return selection

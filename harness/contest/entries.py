@@ -8,14 +8,29 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
 
-from harness.contest.ledger import _update_ledger, accepted, counted, failed, read_ledger, write_lock
-from harness.contest.rules import iso, open_phase, parse_time, phase_for_suite, phase_named, schedule
+from harness.config import PhaseConfig, RunConfig, TaskConfig, contest_of, suite_of
+from harness.contest.ledger import (
+    _update_ledger,
+    accepted,
+    counted,
+    failed,
+    read_ledger,
+    write_lock,
+)
+from harness.contest.rules import (
+    iso,
+    open_phase,
+    parse_time,
+    phase_for_suite,
+    phase_named,
+    schedule,
+)
 from harness.errors import SubmissionError
-from harness.submission import load_submission, submission_sha256
+from harness.submission import Submission, load_submission, submission_sha256
 from harness.validate import validate
 
 
-def _limit_refusal(phase: Any, entries: List[Dict[str, Any]], now: datetime) -> Optional[str]:
+def _limit_refusal(phase: PhaseConfig, entries: List[Dict[str, Any]], now: datetime) -> Optional[str]:
     today = [e for e in entries if parse_time(e["at"], "at").date() == now.date()]
     if phase.limits.per_day is not None and len(today) >= phase.limits.per_day:
         resets = datetime.combine(now.date() + timedelta(days=1), datetime.min.time(), timezone.utc)
@@ -26,8 +41,8 @@ def _limit_refusal(phase: Any, entries: List[Dict[str, Any]], now: datetime) -> 
     return None
 
 
-def _refusal(cfg: Any, ledger: Dict[str, Any], phase: Any, submission: Any, sha: str, now: datetime) -> Optional[str]:
-    contest, manifest = cfg.contest, submission.manifest
+def _refusal(cfg: RunConfig, ledger: Dict[str, Any], phase: PhaseConfig, submission: Submission, sha: str, now: datetime) -> Optional[str]:
+    contest, manifest = contest_of(cfg), submission.manifest
     if contest.teams and manifest.team not in contest.teams:
         return f"team {manifest.team!r} is not registered in contest {contest.name} (teams: {', '.join(contest.teams)})"
     if manifest.name in contest.baselines or any(e["name"] == manifest.name for e in accepted(ledger)):
@@ -50,23 +65,23 @@ def _install(folder: Path, target: Path) -> None:
     os.replace(tmp, target)
 
 
-def submit(folder: Path, cfg: Any, tasks: Dict[str, Any], now: datetime) -> Dict[str, Any]:
+def submit(folder: Path, cfg: RunConfig, tasks: Dict[str, TaskConfig], now: datetime) -> Dict[str, Any]:
     """Validate the entry in `folder` for the phase open at `now` and, when it passes and the team is within its
     limits, accept it: the ledger records it with `now` as its acceptance time and the entry is copied into
     paths.submissions. Returns the outcome (state accepted | refused | invalid, reason, report)."""
-    phase = phase_for_suite(cfg.contest, cfg.suite.name)
+    phase = phase_for_suite(contest_of(cfg), suite_of(cfg).name)
     outcome: Dict[str, Any] = {"name": Path(folder).name, "team": None, "phase": phase.name if phase else None,
                                "at": iso(now), "state": "refused", "reason": "", "sha256": None}
     report = None
-    if phase is None or open_phase(cfg.contest, now) is not phase:
-        outcome["reason"] = f"no phase of contest {cfg.contest.name} is open for suite {cfg.suite.name} at " \
-                            f"{iso(now)} ({schedule(cfg.contest)})"
+    if phase is None or open_phase(contest_of(cfg), now) is not phase:
+        outcome["reason"] = f"no phase of contest {contest_of(cfg).name} is open for suite {suite_of(cfg).name} at " \
+                            f"{iso(now)} ({schedule(contest_of(cfg))})"
     else:
         report = validate(Path(folder), cfg, tasks)
         if not report["accepted"]:
             outcome.update(state="invalid", reason="; ".join(c["detail"] or c["check"] for c in report["checks"]
                                                              if not c["ok"]))
-    if report is not None and report["accepted"]:
+    if phase is not None and report is not None and report["accepted"]:  # a report exists only in an open phase
         submission = load_submission(folder)
         sha = submission_sha256(Path(folder))
         outcome.update(name=submission.name, team=submission.manifest.team, sha256=sha)
@@ -89,9 +104,9 @@ def submit(folder: Path, cfg: Any, tasks: Dict[str, Any], now: datetime) -> Dict
     return dict(outcome, report=report)
 
 
-def select(cfg: Any, names: Sequence[str], now: datetime) -> Dict[str, Any]:
+def select(cfg: RunConfig, names: Sequence[str], now: datetime) -> Dict[str, Any]:
     """Record a team's final choice of up to `selection.max` of its accepted submissions (rule `chosen`)."""
-    contest = cfg.contest
+    contest = contest_of(cfg)
     if contest.selection.rule != "chosen":
         raise SubmissionError(f"contest {contest.name} selects by rule {contest.selection.rule!r}; choices made "
                               f"with `harness select` are not used (they are for rule 'chosen')", status="refused")

@@ -15,7 +15,14 @@ from filelock import FileLock
 from omegaconf import OmegaConf
 
 from harness import status
-from harness.contest.rules import check_contest, contest_hash, iso, phase_for_suite, schedule
+from harness.config import PhaseConfig, RunConfig, contest_of, suite_of
+from harness.contest.rules import (
+    check_contest,
+    contest_hash,
+    iso,
+    phase_for_suite,
+    schedule,
+)
 from harness.errors import ConfigError, SubmissionError
 from harness.store import atomic_write_text, dumps
 from harness.submission import load_submission, submission_sha256
@@ -23,25 +30,25 @@ from harness.submission import load_submission, submission_sha256
 LEDGER = "ledger.json"
 LOCK = "lock.json"
 
-def check(cfg: Any, overrides: Sequence[str]) -> None:
+def check(cfg: RunConfig, overrides: Sequence[str]) -> None:
     """What `compose` checks when a contest is chosen: the config itself, its lock, and that the run does not
     override the contest's declared ranking."""
-    check_contest(cfg.contest)
+    check_contest(contest_of(cfg))
     for item in overrides:
         key = item.partition("=")[0].lstrip("+~")
         if key in ("ranking", "missing_cells"):
-            raise ConfigError(f"{key}: contest {cfg.contest.name} declares its ranking (contest.ranking.policy="
-                              f"{cfg.contest.ranking.policy}, contest.ranking.missing={cfg.contest.ranking.missing});"
+            raise ConfigError(f"{key}: contest {contest_of(cfg).name} declares its ranking (contest.ranking.policy="
+                              f"{contest_of(cfg).ranking.policy}, contest.ranking.missing={contest_of(cfg).ranking.missing});"
                               f" drop the {key}= override")
         if key.startswith("generation_caps"):
-            raise ConfigError(f"{key}: contest {cfg.contest.name} declares its own generation caps "
-                              f"(contest.generation_caps.max_new_tokens={cfg.contest.generation_caps.max_new_tokens}); "
+            raise ConfigError(f"{key}: contest {contest_of(cfg).name} declares its own generation caps "
+                              f"(contest.generation_caps.max_new_tokens={contest_of(cfg).generation_caps.max_new_tokens}); "
                               f"drop the {key}= override")
     check_lock(cfg)
 
 
-def state_dir(cfg: Any) -> Path:
-    return Path(cfg.paths.contests) / cfg.contest.name
+def state_dir(cfg: RunConfig) -> Path:
+    return Path(cfg.paths.contests) / contest_of(cfg).name
 
 
 def _flatten(data: Any, prefix: str = "") -> Dict[str, Any]:
@@ -53,7 +60,7 @@ def _flatten(data: Any, prefix: str = "") -> Dict[str, Any]:
     return {prefix: json.dumps(data, sort_keys=True)}
 
 
-def check_lock(cfg: Any) -> None:
+def check_lock(cfg: RunConfig) -> None:
     path = state_dir(cfg) / LOCK
     try:
         lock = json.loads(path.read_text(encoding="utf-8"))
@@ -64,27 +71,27 @@ def check_lock(cfg: Any) -> None:
     old, new = _flatten(lock["config"]), _flatten(OmegaConf.to_container(cfg.contest, resolve=True))
     changed = [f"{k}: {old.get(k, '(absent)')} -> {new.get(k, '(absent)')}" for k in sorted(set(old) | set(new))
                if old.get(k) != new.get(k)]
-    raise ConfigError(f"contest {cfg.contest.name} is locked ({path}, sha256 {lock['sha256'][:12]}…, locked at "
+    raise ConfigError(f"contest {contest_of(cfg).name} is locked ({path}, sha256 {lock['sha256'][:12]}…, locked at "
                       f"{lock['locked_at']} by its first accepted submission); the composed config differs: "
                       f"{'; '.join(changed)}. A locked contest cannot change; restore the locked values")
 
 
-def write_lock(cfg: Any, now: datetime) -> None:
+def write_lock(cfg: RunConfig, now: datetime) -> None:
     path = state_dir(cfg) / LOCK
     if not path.exists():
-        atomic_write_text(path, dumps({"contest": cfg.contest.name, "sha256": contest_hash(cfg), "locked_at": iso(now),
+        atomic_write_text(path, dumps({"contest": contest_of(cfg).name, "sha256": contest_hash(cfg), "locked_at": iso(now),
                                        "config": OmegaConf.to_container(cfg.contest, resolve=True)}))
 
 
-def read_ledger(cfg: Any) -> Dict[str, Any]:
+def read_ledger(cfg: RunConfig) -> Dict[str, Any]:
     path = state_dir(cfg) / LEDGER
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        return {"contest": cfg.contest.name, "entries": [], "selections": {}}
+        return {"contest": contest_of(cfg).name, "entries": [], "selections": {}}
 
 
-def _update_ledger(cfg: Any, change) -> Any:
+def _update_ledger(cfg: RunConfig, change) -> Any:
     """Read, change and write the ledger under a file lock (two submissions at once both land)."""
     folder = state_dir(cfg)
     folder.mkdir(parents=True, exist_ok=True)
@@ -116,10 +123,10 @@ def counted(ledger: Dict[str, Any], results: Path, team: str, phase: str) -> Lis
     return [e for e in accepted(ledger, phase) if e["team"] == team and not failed(results, e["name"])]
 
 
-def final_selection(cfg: Any, ledger: Dict[str, Any], phase: Any, public_rank: Dict[str, Optional[int]]) -> Dict[str, Any]:
+def final_selection(cfg: RunConfig, ledger: Dict[str, Any], phase: PhaseConfig, public_rank: Dict[str, Optional[int]]) -> Dict[str, Any]:
     """team -> {"names": [...], "rule": ...}: the submissions that count on the private board. `public_rank`
     maps submissions to their rank on the public board (None when unranked)."""
-    selection = cfg.contest.selection
+    selection = contest_of(cfg).selection
     results = Path(cfg.paths.results)
     out: Dict[str, Any] = {}
     teams = sorted({e["team"] for e in accepted(ledger, phase.name)})
@@ -142,27 +149,28 @@ def final_selection(cfg: Any, ledger: Dict[str, Any], phase: Any, public_rank: D
     return out
 
 
-def board_entries(cfg: Any, ledger: Dict[str, Any], phase: Any) -> Iterable[str]:
+def board_entries(cfg: RunConfig, ledger: Dict[str, Any], phase: PhaseConfig) -> Iterable[str]:
     """The names on a phase's public board: the baselines and every accepted submission of the phase."""
-    return sorted(set(cfg.contest.baselines) | {e["name"] for e in accepted(ledger, phase.name)})
+    return sorted(set(contest_of(cfg).baselines) | {e["name"] for e in accepted(ledger, phase.name)})
 
 
-def run_folders(cfg: Any, folders: Sequence[Path]) -> List[Path]:
+def run_folders(cfg: RunConfig, folders: Sequence[Path]) -> List[Path]:
     """The folders `harness run` evaluates in a contest: baselines and the phase's accepted submissions whose
     files are unchanged since acceptance (a changed one is skipped and named)."""
-    phase = phase_for_suite(cfg.contest, cfg.suite.name)
+    phase = phase_for_suite(contest_of(cfg), suite_of(cfg).name)
     if phase is None:
-        raise ConfigError(f"suite {cfg.suite.name} is scored by no phase of contest {cfg.contest.name} "
-                          f"({schedule(cfg.contest)})")
+        raise ConfigError(f"suite {suite_of(cfg).name} is scored by no phase of contest {contest_of(cfg).name} "
+                          f"({schedule(contest_of(cfg))})")
     ledger = read_ledger(cfg)
     shas = {e["name"]: e["sha256"] for e in accepted(ledger, phase.name)}
-    out, skipped = [], []
+    out: List[Path] = []
+    skipped: List[Path] = []
     for folder in folders:
         try:
             name = load_submission(folder).name
         except SubmissionError:
             continue
-        if name in cfg.contest.baselines:
+        if name in contest_of(cfg).baselines:
             out.append(folder)
         elif name in shas:
             (out if submission_sha256(folder) == shas[name] else skipped).append(folder)

@@ -8,11 +8,10 @@ from __future__ import annotations
 
 import re
 from datetime import datetime, timezone
-from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Dict, List, Optional
 
 from harness.board.policies import MISSING_RULES, POLICIES
-from harness.config import config_hash
+from harness.config import ContestConfig, PhaseConfig, RunConfig, config_hash
 from harness.errors import ConfigError
 
 SPLITS = ("public", "full")
@@ -41,7 +40,7 @@ def parse_time(value: Any, where: str) -> datetime:
     return moment.astimezone(timezone.utc)
 
 
-def _phase_errors(contest: Any) -> List[str]:
+def _phase_errors(contest: ContestConfig) -> List[str]:
     errors: List[str] = []
     if not contest.phases:
         errors.append("phases: a contest needs at least one phase (name, start, end, suite)")
@@ -75,7 +74,7 @@ def _phase_errors(contest: Any) -> List[str]:
     return errors
 
 
-def _other_errors(contest: Any) -> List[str]:
+def _other_errors(contest: ContestConfig) -> List[str]:
     errors: List[str] = []
     if not _NAME.match(contest.name):
         errors.append(f"name: {contest.name!r} is not valid; use letters, digits, '.', '_', '-'")
@@ -104,18 +103,18 @@ def _other_errors(contest: Any) -> List[str]:
     return errors
 
 
-def check_contest(contest: Any) -> None:
+def check_contest(contest: ContestConfig) -> None:
     """Every problem of a composed contest config, reported together (ConfigError)."""
     errors = _phase_errors(contest) + _other_errors(contest)
     if errors:
         raise ConfigError(f"contest {contest.name}: " + "; ".join(errors))
 
 
-def phase_for_suite(contest: Any, suite: str) -> Optional[Any]:
+def phase_for_suite(contest: ContestConfig, suite: str) -> Optional[PhaseConfig]:
     return next((p for p in contest.phases if p.suite == suite), None)
 
 
-def phase_named(contest: Any, name: str) -> Any:
+def phase_named(contest: ContestConfig, name: str) -> PhaseConfig:
     phase = next((p for p in contest.phases if p.name == name), None)
     if phase is None:
         raise ConfigError(f"contest {contest.name}: no phase {name!r}; phases: "
@@ -123,7 +122,7 @@ def phase_named(contest: Any, name: str) -> Any:
     return phase
 
 
-def open_phase(contest: Any, now: datetime) -> Optional[Any]:
+def open_phase(contest: ContestConfig, now: datetime) -> Optional[PhaseConfig]:
     """The phase open at `now` (start <= now < end), if any."""
     for phase in contest.phases:
         if parse_time(phase.start, "start") <= now < parse_time(phase.end, "end"):
@@ -131,9 +130,9 @@ def open_phase(contest: Any, now: datetime) -> Optional[Any]:
     return None
 
 
-def schedule(contest: Any) -> str:
+def schedule(contest: ContestConfig) -> str:
     return "; ".join(f"{p.name} {p.start} .. {p.end} (suite {p.suite})" for p in contest.phases)
 
 
-def contest_hash(cfg: Any) -> Optional[str]:
+def contest_hash(cfg: RunConfig) -> Optional[str]:
     return None if cfg.contest is None else config_hash(cfg.contest)

@@ -16,15 +16,17 @@ from typing import Any, Dict, List, Optional, Sequence
 
 import numpy as np
 
-from harness.config import config_hash
+from harness.config import PartitionConfig, RunConfig, TaskConfig, config_hash, contest_of
 from harness.contest.rules import phase_for_suite
 from harness.errors import SubmissionError
+from harness.scoring import Scored
+from tasks import kind_of
 from tasks.examples import Example, load_examples
 
 PARTS = ("public", "private", "full")
 
 
-def board_part(cfg: Any) -> str:
+def board_part(cfg: RunConfig) -> str:
     """The part a run's records and public board score: `full` without a contest or in a `split: full` phase,
     otherwise `public`. A run outside every phase's suite (`harness evaluate task=...`) scores the public part, so
     a contest's private part never reaches a participant-visible record by accident."""
@@ -57,10 +59,10 @@ def _task_seed(name: str) -> int:
     return int(hashlib.sha256(name.encode("utf-8")).hexdigest()[:16], 16)
 
 
-def public_mask(task: Any, examples: Sequence[Example], partition: Any) -> np.ndarray:
+def public_mask(task: TaskConfig, examples: Sequence[Example], partition: PartitionConfig) -> np.ndarray:
     """True for the examples in the public part, in example order."""
     strata: Dict[Any, List[int]] = {}
-    stratify = partition.stratify and task.kind == "classification"
+    stratify = partition.stratify and kind_of(task).stratified
     for index, example in enumerate(examples):
         strata.setdefault(example.target if stratify else "", []).append(index)
     quotas = _quotas(float(partition.public_fraction), {key: len(rows) for key, rows in strata.items()})
@@ -76,7 +78,7 @@ def public_mask(task: Any, examples: Sequence[Example], partition: Any) -> np.nd
 _PUBLIC_IDS: Dict[tuple, frozenset] = {}
 
 
-def public_ids(task: Any, examples: Sequence[Example], partition: Any) -> frozenset:
+def public_ids(task: TaskConfig, examples: Sequence[Example], partition: PartitionConfig) -> frozenset:
     """The ids of the whole test set's public part. A run on the first examples only (`data.limit`, the sample
     `harness validate` runs) uses the whole set's partition, so a sample never scores a private example."""
     if task.data.limit is None:
@@ -90,17 +92,19 @@ def public_ids(task: Any, examples: Sequence[Example], partition: Any) -> frozen
     return _PUBLIC_IDS[key]
 
 
-def part_rows(task: Any, examples: Sequence[Example], partition: Optional[Any], part: str) -> np.ndarray:
+def part_rows(task: TaskConfig, examples: Sequence[Example], partition: Optional[PartitionConfig], part: str) -> np.ndarray:
     """Indices (in example order) of the examples in `part`."""
     if part not in PARTS:
         raise ValueError(f"part {part!r} is not valid; use one of {', '.join(PARTS)}")
     if part == "full":
         return np.arange(len(examples))
+    if partition is None:
+        raise ValueError(f"part {part!r} needs the contest's partition")
     public = public_ids(task, examples, partition)
     return np.array([i for i, e in enumerate(examples) if (e.id in public) == (part == "public")], dtype=int)
 
 
-def part_scores(scored: Any, rows: np.ndarray) -> Dict[str, float]:
+def part_scores(scored: Scored, rows: np.ndarray) -> Dict[str, float]:
     """Every score of `scored` recomputed on the examples at `rows`, from its per-item statistics."""
     scores: Dict[str, float] = {}
     for metric, stats in scored.stats.values():
@@ -109,14 +113,14 @@ def part_scores(scored: Any, rows: np.ndarray) -> Dict[str, float]:
     return scores
 
 
-def public_view(cfg: Any, task: Any, examples: Sequence[Example], scored: Any) -> Any:
+def public_view(cfg: RunConfig, task: TaskConfig, examples: Sequence[Example], scored: Scored) -> Any:
     """What a participant-visible record holds: scores on the public part (or everything when nothing is hidden).
     Counts still describe the whole submitted file (so they are no oracle for which ids are public), plus the size
     of the scored part."""
     part = board_part(cfg)
     if part == "full":
         return scored
-    rows = part_rows(task, examples, cfg.contest.partition, part)
+    rows = part_rows(task, examples, contest_of(cfg).partition, part)
     if not len(rows):  # only a sample of the examples can miss the public part entirely (validate's first few)
         raise SubmissionError("the examples scored hold no example of the public part; nothing can be shown",
                               status="n/a")

@@ -17,13 +17,14 @@ from typing import Any, Dict, Optional, TypedDict
 from omegaconf import OmegaConf
 
 from harness import __version__
-from harness.config import config_hash, plain
+from harness.config import DataConfig, RunConfig, TaskConfig, as_dict, config_hash
 from harness.contest.rules import contest_hash
 from harness.contest.splits import board_part
 from harness.data import data_files, sha256_file
 from harness.execution.isolation import child_task_config
 from harness.models import DEFAULT_BACKEND, engine_facts
 from harness.prompting import fewshot_pool_config, prompt_config
+from harness.scoring import Scored
 from harness.submission import Submission
 
 
@@ -73,11 +74,11 @@ def _sha(data: Any) -> str:
     return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode("utf-8")).hexdigest()
 
 
-def _data_content(data_cfg: Any, files: Dict[str, Optional[str]]) -> Dict[str, Any]:
+def _data_content(data_cfg: DataConfig, files: Dict[str, Optional[str]]) -> Dict[str, Any]:
     """A data config with each local file named by its content (sha256), not its location: data checked out or
     copied elsewhere keeps its cells' keys, and a changed line changes them."""
 
-    data = OmegaConf.to_container(data_cfg, resolve=True)
+    data = as_dict(data_cfg)
     if data_cfg.source == "local":  # the suffix stays: with format auto it decides how the file is read
         data["path"] = [files[data_cfg.path], Path(data_cfg.path).suffix.lower()] if data_cfg.path else None
         data["files"] = {name: files[path] for name, path in sorted(data["files"].items())}
@@ -86,7 +87,7 @@ def _data_content(data_cfg: Any, files: Dict[str, Optional[str]]) -> Dict[str, A
 
 class Cell:
     """What is known about one (submission, task) cell while it is evaluated."""
-    def __init__(self, task: Any, submission_name: str, submission_sha: str, run_cfg: Any,
+    def __init__(self, task: TaskConfig, submission_name: str, submission_sha: str, run_cfg: RunConfig,
                  backend: Optional[Dict[str, Any]] = None):
 
         self.task = task
@@ -100,8 +101,8 @@ class Cell:
         if pool is not None:  # the shots are part of what the model is asked: their data is part of the key
             pool_files = {name: sha256_file(p) if p.is_file() else None for name, p in data_files(pool).items()}
             inputs_key["fewshot_pool"] = _data_content(pool, pool_files)
-        asked = {"submission": submission_sha, "inputs": inputs_key, "device": run_cfg.device}
-        backend = backend or plain(run_cfg.backend)  # {name, options}: an endpoint entry's differs from the run's
+        asked: Dict[str, Any] = {"submission": submission_sha, "inputs": inputs_key, "device": run_cfg.device}
+        backend = backend or as_dict(run_cfg.backend)  # {name, options}: an endpoint entry's differs from the run's
         if backend["name"] != DEFAULT_BACKEND or backend["options"]:  # the default keeps earlier keys
             asked["backend"] = {**backend, **engine_facts(backend["name"])}  # the engine's version included
         self.prediction_key = _sha(asked)
@@ -112,7 +113,7 @@ class Cell:
         self.score_key = _sha({"predictions": self.prediction_key, "metrics": metric_side, "harness": __version__})
 
 
-def provenance(cell: Cell, submission_sha: Optional[str], run_cfg: Any) -> Dict[str, Any]:
+def provenance(cell: Cell, submission_sha: Optional[str], run_cfg: RunConfig) -> Dict[str, Any]:
     return {"harness": __version__, "python": platform.python_version(), "libraries": library_versions(),
             "task_config_sha256": cell.task_hash, "data_sha256": cell.data_sha256,
             "submission_sha256": submission_sha,
@@ -120,15 +121,16 @@ def provenance(cell: Cell, submission_sha: Optional[str], run_cfg: Any) -> Dict[
             "contest_sha256": None if run_cfg.contest is None else config_hash(run_cfg.contest)}
 
 
-def _prompt_provenance(task: Any, submission: Optional[Submission]) -> Dict[str, Any]:
+def _prompt_provenance(task: TaskConfig, submission: Optional[Submission]) -> Dict[str, Any]:
     """The whole prompt config (task side and what the submission declared) and its sha256."""
     config = prompt_config(task, submission.manifest if submission else None)
     return {"prompt_config": config, "prompt_config_sha256": config_hash(config)}
 
 
 def make_record(cell: Cell, submission: Optional[Submission], status: str, *, submission_sha: Optional[str],
-                run_cfg: Any, scored: Any = None, reason: str = "", log: str = "", extra_counts=None,
-                isolation: Optional[Dict[str, str]] = None, backend: Optional[Dict[str, Any]] = None) -> Record:
+                run_cfg: RunConfig, scored: Optional[Scored] = None, reason: str = "", log: str = "",
+                extra_counts: Optional[Dict[str, int]] = None, isolation: Optional[Dict[str, str]] = None,
+                backend: Optional[Dict[str, Any]] = None) -> Record:
     manifest = submission.manifest if submission else None
     record: Record = {
         "submission": cell.submission, "team": manifest.team if manifest else None,
@@ -139,8 +141,9 @@ def make_record(cell: Cell, submission: Optional[Submission], status: str, *, su
         "provenance": {**provenance(cell, submission_sha, run_cfg), **_prompt_provenance(cell.task, submission)},
     }
     if scored is not None:
-        record.update(scores=scored.scores, higher_is_better=scored.higher_is_better, signatures=scored.signatures,
-                      primary=scored.scores[cell.task.primary_metric], counts=dict(scored.counts))
+        record["scores"], record["higher_is_better"] = scored.scores, scored.higher_is_better
+        record["signatures"], record["counts"] = scored.signatures, dict(scored.counts)
+        record["primary"] = scored.scores[cell.task.primary_metric]
     record["counts"].update(extra_counts or {})
     if isolation:  # what the model's process ran under (harness.execution.isolation)
         record["provenance"]["isolation"] = isolation

@@ -7,32 +7,45 @@ from __future__ import annotations
 
 import functools
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional, cast
 
 from harness import safety, store
+from harness.config import RunConfig, TaskConfig, as_dict
 from harness.contest.splits import public_view
 from harness.errors import SubmissionError
-from harness.execution.cells import Cell, make_record
-from harness.config import plain
+from harness.execution.cells import Cell, Record, make_record
 from harness.execution.isolation import Remote, run_job
-from harness.models import DEFAULT_BACKEND, ENDPOINT_BACKEND, engine_facts, unsupported
+from harness.models import DEFAULT_BACKEND, ENDPOINT_BACKEND, backend_module, engine_facts, unsupported
 from harness.models.baselines import BASELINES
 from harness.models.engines import CLIENT_OPTIONS
 from harness.models.predictions import predictions_file, read_predictions
-from harness.prompting import check_generation_request, prompt_sha256, select_shots, task_for_submission
+from harness.prompting import (
+    check_generation_request,
+    prompt_sha256,
+    select_shots,
+    task_for_submission,
+)
 from harness.scoring import score
-from harness.submission import Submission, endpoint_host, load_submission, submission_sha256
+from harness.submission import Manifest, Submission, endpoint_host, load_submission, submission_sha256
 from tasks import kind_of
 from tasks.examples import Example, load_examples
+
+# (submission, its sha256, the cells that need its model) -> their records
+ModelCells = Callable[[Submission, str, List[Cell]], List[Record]]
+Sink = Callable[[Record, Optional[List[Dict[str, Any]]]], None]  # a cell's record and prediction rows
 
 
 class Evaluator:
     """Evaluates submissions on a set of tasks and hands each cell's record and predictions to `sink`: the store by
-    default; on a Ray worker, a list the driver receives and writes (harness.execution.executors)."""
+    default; on a Ray worker, a list the driver receives and writes (harness.execution.executors).
 
-    def __init__(self, run_cfg: Any, tasks: Dict[str, Any], echo: Callable[[str], None] = print,
-                 sink: Optional[Callable[[Dict[str, Any], Optional[List[Dict[str, Any]]]], None]] = None,
-                 echo_prompts: int = 0):
+    `run_model` does the cells that need the submission's model: by default `run_model_job` (a child process, here
+    and now); the Ray driver passes one that sets them aside for a Ray job (harness.execution.executors.Planner)."""
+
+    def __init__(self, run_cfg: RunConfig, tasks: Dict[str, TaskConfig], echo: Callable[[str], None] = print,
+                 sink: Optional[Sink] = None,
+                 echo_prompts: int = 0, run_model: Optional[ModelCells] = None):
+        self.run_model: ModelCells = run_model or self.run_model_job
         self.cfg = run_cfg
         self.tasks = tasks
         self.results = Path(run_cfg.paths.results)
@@ -44,12 +57,12 @@ class Evaluator:
         self._pools: Dict[str, List[Example]] = {}  # task -> its few-shot train pool
         self.echo_prompts = echo_prompts  # ask model jobs for the rendered prompts of N examples (harness validate)
 
-    def examples(self, task: Any) -> List[Example]:
+    def examples(self, task: TaskConfig) -> List[Example]:
         if task.name not in self._examples:
             self._examples[task.name] = load_examples(task)
         return self._examples[task.name]
 
-    def shots(self, task: Any, examples: List[Example]) -> Any:
+    def shots(self, task: TaskConfig, examples: List[Example]) -> Any:
         """Each example's few-shot examples (None when the task takes none), drawn from the task's train pool,
         which is read once per run however many entries run the task."""
         def pool() -> List[Example]:
@@ -59,7 +72,7 @@ class Evaluator:
 
         return select_shots(task, [e.id for e in examples], pool)
 
-    def evaluate(self, folder: Path) -> List[Dict[str, Any]]:
+    def evaluate(self, folder: Path) -> List[Record]:
         """Every task's record for the submission in `folder` (from the cache where its keys match)."""
         try:
             submission = load_submission(folder)
@@ -83,14 +96,14 @@ class Evaluator:
         # Held while this run decides and does the submission's work: a second run at the same time waits, then
         # finds the cells done instead of running the same model again.
         with store.submission_lock(self.results, submission.name):
-            records: Dict[str, Dict[str, Any]] = {}
+            records: Dict[str, Record] = {}
             to_predict: List[Cell] = []
             for name, cell in cells.items():
                 cached = store.read_record(self.results, submission.name, name) if reuse else None
                 if cached and not store.complete(self.results, cached):
                     cached = None  # its predictions are not the ones it was scored from (an interrupted write)
                 if cached and cached["keys"] == {"predictions": cell.prediction_key, "scores": cell.score_key}:
-                    records[name] = cached
+                    records[name] = cast(Record, cached)  # the stored JSON of a record make_record built
                 elif cached and cached["keys"]["predictions"] == cell.prediction_key and cached["status"] == "ok":
                     records[name] = self._rescore(submission, sub_sha, cell)
                 else:
@@ -100,7 +113,7 @@ class Evaluator:
                     records[record["task"]] = record
         return [records[name] for name in sorted(records)]
 
-    def _reject(self, folder_name: str, error: SubmissionError) -> List[Dict[str, Any]]:
+    def _reject(self, folder_name: str, error: SubmissionError) -> List[Record]:
         out = []
         for name, task in sorted(self.tasks.items()):
             cell = Cell(task, folder_name, "", self.cfg)
@@ -109,7 +122,7 @@ class Evaluator:
             out.append(record)
         return out
 
-    def _rescore(self, submission: Submission, sub_sha: str, cell: Cell) -> Dict[str, Any]:
+    def _rescore(self, submission: Submission, sub_sha: str, cell: Cell) -> Record:
         rows = store.read_predictions(self.results, submission.name, cell.task.name)
         cached = store.read_record(self.results, submission.name, cell.task.name) or {}
         extra = {k: v for k, v in cached.get("counts", {}).items() if k in ("truncated", "dropped_shots")}
@@ -118,30 +131,30 @@ class Evaluator:
                                      extra, unknown=cached.get("counts", {}).get("unknown", 0),
                                      prompt_hashes=hashes or None)
 
-    def _predict(self, submission: Submission, sub_sha: str, cells: List[Cell]) -> List[Dict[str, Any]]:
+    def _predict(self, submission: Submission, sub_sha: str, cells: List[Cell]) -> List[Record]:
         kind = submission.manifest.kind
         if kind == "predictions":
             return [self._from_file(submission, sub_sha, cell) for cell in cells]
         if kind == "baseline":
             return [self._from_baseline(submission, sub_sha, cell) for cell in cells]
-        return self._from_model(submission, sub_sha, cells)
+        return self.run_model(submission, sub_sha, cells)
 
     def _score_and_store(self, submission: Submission, sub_sha: str, cell: Cell, predictions: Dict[str, Any],
                          extra_counts: Dict[str, int], unknown: Optional[int] = None,
                          isolation: Optional[Dict[str, str]] = None,
                          prompt_hashes: Optional[Dict[str, str]] = None,
-                         backend: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
+                         backend: Optional[Dict[str, Any]] = None) -> Record:
         examples = self.examples(cell.task)
         try:
             # in a contest the record holds the public part's scores only; the private part is scored by `reveal`
             scored = public_view(self.cfg, cell.task, examples, score(cell.task, examples, predictions))
         except SubmissionError as e:
-            return self._fail(submission, sub_sha, cell, e.status, str(e))
+            return self.fail(submission, sub_sha, cell, e.status, str(e))
         if unknown is not None:
             scored.counts["unknown"] = unknown
         record = make_record(cell, submission, "ok", submission_sha=sub_sha, run_cfg=self.cfg, scored=scored,
                              extra_counts=extra_counts, isolation=isolation, backend=backend)
-        rows = [{"id": e.id, "prediction": predictions.get(e.id)} for e in examples]
+        rows: List[Dict[str, Any]] = [{"id": e.id, "prediction": predictions.get(e.id)} for e in examples]
         if prompt_hashes:  # model entries: the sha256 of what each example asked the model (harness.prompting)
             for row in rows:
                 row["prompt_sha256"] = prompt_hashes.get(row["id"])
@@ -150,19 +163,19 @@ class Evaluator:
         self.sink(record, rows)
         return record
 
-    def _fail(self, submission: Optional[Submission], sub_sha: str, cell: Cell, status: str, reason: str,
-              log: str = "", isolation: Optional[Dict[str, str]] = None,
-              backend: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
+    def fail(self, submission: Optional[Submission], sub_sha: str, cell: Cell, status: str, reason: str,
+             log: str = "", isolation: Optional[Dict[str, str]] = None,
+             backend: Optional[Dict[str, Any]] = None) -> Record:
         record = make_record(cell, submission, status, submission_sha=sub_sha, run_cfg=self.cfg, reason=reason, log=log,
                              isolation=isolation, backend=backend)
         self.sink(record, None)
         return record
 
-    def _mark(self, submission: Submission, sub_sha: str, cell: Cell, status: str, reason: str) -> Dict[str, Any]:
+    def _mark(self, submission: Submission, sub_sha: str, cell: Cell, status: str, reason: str) -> Record:
         """A cell that is not a failure and has no score: not-submitted, n/a."""
-        return self._fail(submission, sub_sha, cell, status, reason)
+        return self.fail(submission, sub_sha, cell, status, reason)
 
-    def _from_file(self, submission: Submission, sub_sha: str, cell: Cell) -> Dict[str, Any]:
+    def _from_file(self, submission: Submission, sub_sha: str, cell: Cell) -> Record:
         path = predictions_file(submission.folder, cell.task.name)
         if not path.is_file():
             return self._mark(submission, sub_sha, cell, "not-submitted", f"no predictions/{cell.task.name}.jsonl")
@@ -170,22 +183,23 @@ class Evaluator:
         try:
             predictions = read_predictions(path, check)
         except SubmissionError as e:
-            return self._fail(submission, sub_sha, cell, e.status, str(e))
+            return self.fail(submission, sub_sha, cell, e.status, str(e))
         return self._score_and_store(submission, sub_sha, cell, predictions, {})
 
-    def _from_baseline(self, submission: Submission, sub_sha: str, cell: Cell) -> Dict[str, Any]:
+    def _from_baseline(self, submission: Submission, sub_sha: str, cell: Cell) -> Record:
         task = cell.task
         examples = self.examples(task)
         train = functools.partial(load_examples, task, task.train, "train") if task.train is not None else (lambda: None)
-        predictions = BASELINES[submission.manifest.baseline](task, [e.inputs for e in examples], train)
+        predictions = BASELINES[submission.manifest.baseline or ""](task, [e.inputs for e in examples], train)
         if predictions is None:
             return self._mark(submission, sub_sha, cell, "n/a",
                               f"baseline {submission.manifest.baseline} does not cover {task.kind} tasks"
-                              + ("" if task.train is not None or task.kind not in ("classification", "language_modeling")
+                              + ("" if task.train is not None or not kind_of(task).fits_on_train
                                  else " without a train split"))
         return self._score_and_store(submission, sub_sha, cell, {e.id: p for e, p in zip(examples, predictions)}, {})
 
-    def _from_model(self, submission: Submission, sub_sha: str, cells: List[Cell]) -> List[Dict[str, Any]]:
+    def run_model_job(self, submission: Submission, sub_sha: str, cells: List[Cell]) -> List[Record]:
+        """The cells that need the submission's model: n/a where it cannot be scored, else one model job for all."""
         records, runnable = [], []
         backend = backend_of(submission.manifest, self.cfg)
         kind = submission.manifest.kind
@@ -197,22 +211,23 @@ class Evaluator:
                                           "the task has references only; only predictions entries can be scored"))
             elif cannot:
                 records.append(self._mark(submission, sub_sha, cell, "n/a", cannot))
-            elif cell.task.kind == "language_modeling" and submission.manifest.kind == "hf-seq2seq":
-                records.append(self._mark(submission, sub_sha, cell, "n/a",
-                                          "perplexity needs a decoder-only model; seq2seq entries are not scored on it"))
+            elif (why := kind_of(cell.task).unsupported(submission.manifest.kind)) is not None:
+                records.append(self._mark(submission, sub_sha, cell, "n/a", why))
             else:
                 runnable.append((cell, examples))
         if not runnable:
             return records
         manifest = submission.manifest
         trust = manifest.trust_remote_code and manifest.name in self.cfg.allow_remote_code
-        model = {"backend": backend["name"], "options": backend["options"], "kind": manifest.kind,
+        model = {"backend": backend["name"], "backend_module": backend_module(backend["name"]),
+                 "options": backend["options"], "kind": manifest.kind,
                  "location": self._location(submission), "dtype": manifest.dtype,
                  "trust_remote_code": trust, "chat_template": manifest.chat_template, "reasoning": manifest.reasoning}
         remote = None
         if manifest.kind == "endpoint":  # the key's variable is named, never its value (that stays in the env)
-            model["endpoint"] = {**manifest.endpoint, "api_key_env": self.cfg.endpoint_api_key_env}
-            remote = Remote(endpoint_host(manifest.endpoint["base_url"]), self.cfg.endpoint_api_key_env)
+            endpoint = manifest.endpoint or {}
+            model["endpoint"] = {**endpoint, "api_key_env": self.cfg.endpoint_api_key_env}
+            remote = Remote(endpoint_host(endpoint["base_url"]) or "", self.cfg.endpoint_api_key_env)
         prepared = {cell.task.name: self.prepare(cell.task, examples, manifest) for cell, examples in runnable}
         self.echo(f"running {manifest.name} on {', '.join(c.task.name for c, _ in runnable)}")
         self.models_loaded += 1
@@ -226,7 +241,7 @@ class Evaluator:
             name = cell.task.name
             if name in outcome.failures:
                 status, reason, log = outcome.failures[name]
-                records.append(self._fail(submission, sub_sha, cell, status, reason, log, outcome.isolation, facts))
+                records.append(self.fail(submission, sub_sha, cell, status, reason, log, outcome.isolation, facts))
             else:
                 meta = outcome.meta[name]
                 records.append(self._score_and_store(submission, sub_sha, cell, outcome.predictions[name],
@@ -240,10 +255,10 @@ class Evaluator:
     def _location(submission: Submission) -> str:
         """The model folder (local kinds) or the endpoint's base URL."""
         if submission.manifest.kind == "endpoint":
-            return submission.manifest.endpoint["base_url"]
+            return str((submission.manifest.endpoint or {})["base_url"])
         return str(safety.model_folder(submission))
 
-    def prepare(self, task: Any, examples: List[Example], manifest: Any) -> tuple:
+    def prepare(self, task: TaskConfig, examples: List[Example], manifest: Manifest) -> tuple:
         """(the task as this entry runs it, each example's shots, each example's prompt sha256), in the parent:
         shots come from the train pool (never the scored split); the hashes are of the requests the child will
         build from the same inputs and shots."""
@@ -257,7 +272,7 @@ class Evaluator:
 def backend_of(manifest: Any, run_cfg: Any) -> Dict[str, Any]:
     """{name, options} of the backend that runs this entry: the run's, except that an endpoint entry always goes
     through the OpenAI client (taking the run's client options, if any)."""
-    name, options = run_cfg.backend.name, plain(run_cfg.backend.options) or {}
+    name, options = run_cfg.backend.name, as_dict(run_cfg.backend.options) or {}
     if manifest.kind != "endpoint":
         return {"name": name, "options": options}
     return {"name": ENDPOINT_BACKEND, "options": {k: v for k, v in options.items() if k in CLIENT_OPTIONS}}
@@ -280,7 +295,7 @@ def endpoint_refusal(manifest: Any, run_cfg: Any, where: str) -> Optional[Submis
     """An endpoint entry whose host is not on the organizer's allow_endpoints (empty by default: all refused)."""
     if manifest.kind != "endpoint":
         return None
-    host = endpoint_host(manifest.endpoint["base_url"])
+    host = endpoint_host((manifest.endpoint or {})["base_url"]) or ""  # a manifest check refused a bad URL
     allowed = {str(h).strip().lower() for h in run_cfg.allow_endpoints}
     if host in allowed or host.split(":")[0] in allowed:
         return None

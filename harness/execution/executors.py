@@ -25,19 +25,21 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from omegaconf import OmegaConf
 
+from harness.config import ExecutorConfig, RunConfig, TaskConfig
 from harness.errors import ConfigError
-from harness.execution.cells import Cell
+from harness.execution.cells import Cell, Record
 from harness.execution.evaluator import Evaluator
+from harness.submission import Submission
 
 EXECUTORS = ("local", "ray")
 REASON_CHARS = 500
 LOG_CHARS = 2000
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
-Written = List[Tuple[Dict[str, Any], Optional[List[Dict[str, Any]]]]]  # (record, prediction rows) per cell
+Written = List[Tuple[Record, Optional[List[Dict[str, Any]]]]]  # (record, prediction rows) per cell
 Job = Callable[[Any, Dict[str, Any], str], Written]
 
 
-def check_executor(cfg: Any) -> None:
+def check_executor(cfg: ExecutorConfig) -> None:
     """Values the schema's types cannot rule out, each error naming the key, the value and what is valid."""
     if cfg.name not in EXECUTORS:
         raise ConfigError(f"executor.name: {cfg.name!r} is not valid; use one of {', '.join(EXECUTORS)} "
@@ -51,15 +53,15 @@ def check_executor(cfg: Any) -> None:
                           f"null); the cluster at executor.address={cfg.address!r} declares its own resources")
 
 
-def executor_for(cfg: Any) -> Any:
+def executor_for(cfg: ExecutorConfig) -> Any:
     check_executor(cfg)
     return LocalExecutor() if cfg.name == "local" else RayExecutor(cfg)
 
 
 class LocalExecutor:
     """Jobs one after another in this process (each model still in its own child, harness.execution.isolation)."""
-    def run(self, run_cfg: Any, tasks: Dict[str, Any], folders: Sequence[Path],
-            echo: Callable[[str], None]) -> List[Dict[str, Any]]:
+    def run(self, run_cfg: RunConfig, tasks: Dict[str, TaskConfig], folders: Sequence[Path],
+            echo: Callable[[str], None]) -> List[Record]:
         evaluator = Evaluator(run_cfg, tasks, echo)
         return [record for folder in folders for record in evaluator.evaluate(folder)]
 
@@ -70,41 +72,49 @@ class LocalExecutor:
 @dataclass
 class Deferred:
     """A submission's cells left for its model, as the driver found them (to build failure records from)."""
-    submission: Any
+    submission: Submission
     sub_sha: str
     cells: List[Cell]
 
 
-class Planner(Evaluator):
-    """The driver's Evaluator: the local code path for everything, except that cells which need the submission's
-    model are set aside for a Ray job instead of run here."""
+class Planner:
+    """The driver's side of a Ray run: the local Evaluator for everything, given a model runner that sets the cells
+    which need the submission's model aside for a Ray job instead of running them here."""
 
-    def __init__(self, run_cfg: Any, tasks: Dict[str, Any], echo: Callable[[str], None]):
-        super().__init__(run_cfg, tasks, echo)
+    def __init__(self, run_cfg: RunConfig, tasks: Dict[str, TaskConfig], echo: Callable[[str], None]):
         self.deferred: List[Deferred] = []
+        self.evaluator = Evaluator(run_cfg, tasks, echo, run_model=self._defer)
 
-    def _from_model(self, submission: Any, sub_sha: str, cells: List[Cell]) -> List[Dict[str, Any]]:
+    def _defer(self, submission: Submission, sub_sha: str, cells: List[Cell]) -> List[Record]:
         self.deferred.append(Deferred(submission, sub_sha, cells))
         return []
+
+    def evaluate(self, folder: Path) -> List[Record]:
+        """The folder's records, except the cells deferred for its model (take_deferred)."""
+        return self.evaluator.evaluate(folder)
 
     def take_deferred(self) -> Optional[Deferred]:
         return self.deferred.pop() if self.deferred else None
 
+    def write(self, record: Record, rows: Optional[List[Dict[str, Any]]]) -> None:
+        """A record a Ray job brought back, to the store."""
+        self.evaluator.sink(record, rows)
+
     def fail(self, deferred: Deferred, cells: List[Cell], status: str, reason: str,
-             log: str = "") -> List[Dict[str, Any]]:
+             log: str = "") -> List[Record]:
         """Failure records (through the store sink) for cells whose Ray job did not bring them back."""
-        return [self._fail(deferred.submission, deferred.sub_sha, cell, status, reason[:REASON_CHARS], log[-LOG_CHARS:])
-                for cell in cells]
+        return [self.evaluator.fail(deferred.submission, deferred.sub_sha, cell, status, reason[:REASON_CHARS],
+                                    log[-LOG_CHARS:]) for cell in cells]
 
 
 class RayExecutor:
     """One Ray task per job; the driver writes every record. `job` is what a worker runs (tests wrap it)."""
-    def __init__(self, cfg: Any, job: Optional[Job] = None):
+    def __init__(self, cfg: ExecutorConfig, job: Optional[Job] = None):
         self.cfg = cfg
         self.job = job or evaluate_job
 
-    def run(self, run_cfg: Any, tasks: Dict[str, Any], folders: Sequence[Path],
-            echo: Callable[[str], None]) -> List[Dict[str, Any]]:
+    def run(self, run_cfg: RunConfig, tasks: Dict[str, TaskConfig], folders: Sequence[Path],
+            echo: Callable[[str], None]) -> List[Record]:
         ray = import_ray()
         started = connect(ray, self.cfg)
         try:
@@ -114,11 +124,11 @@ class RayExecutor:
             if started:
                 ray.shutdown()
 
-    def _run(self, ray: Any, run_cfg: Any, tasks: Dict[str, Any], folders: Sequence[Path],
-             echo: Callable[[str], None]) -> List[Dict[str, Any]]:
+    def _run(self, ray: Any, run_cfg: RunConfig, tasks: Dict[str, TaskConfig], folders: Sequence[Path],
+             echo: Callable[[str], None]) -> List[Record]:
         planner = Planner(run_cfg, tasks, echo)
         remote = ray.remote(max_calls=1)(self.job)  # max_calls=1: a fresh worker process for every job
-        by_folder: List[List[Dict[str, Any]]] = []
+        by_folder: List[List[Record]] = []
         pending: Dict[Any, Tuple[int, Deferred]] = {}
         try:
             for i, folder in enumerate(folders):
@@ -136,7 +146,7 @@ class RayExecutor:
             raise
         return [record for records in by_folder for record in sorted(records, key=lambda r: r["task"])]
 
-    def _submit(self, remote: Any, run_cfg: Any, folder: Path, deferred: Deferred, echo: Callable[[str], None]) -> Any:
+    def _submit(self, remote: Any, run_cfg: RunConfig, folder: Path, deferred: Deferred, echo: Callable[[str], None]) -> Any:
         job_tasks = {cell.task.name: cell.task for cell in deferred.cells}
         echo(f"dispatching {deferred.submission.name} on {', '.join(job_tasks)} to Ray "
              f"({self.cfg.num_gpus:g} GPU, {self.cfg.num_cpus:g} CPU)")
@@ -146,7 +156,7 @@ class RayExecutor:
         return options.remote(run_cfg, job_tasks, str(folder))
 
     def _receive(self, ray: Any, ref: Any, planner: Planner, deferred: Deferred,
-                 echo: Callable[[str], None]) -> List[Dict[str, Any]]:
+                 echo: Callable[[str], None]) -> List[Record]:
         """The job's records, written to the store; a job that did not come back fails each of its cells."""
         name = deferred.submission.name
         try:
@@ -165,7 +175,7 @@ class RayExecutor:
                                 f"attempts (executor.max_retries={self.cfg.max_retries}): {type(e).__name__}: {e}")
         records = []
         for record, rows in written:
-            planner.sink(record, rows)
+            planner.write(record, rows)
             records.append(record)
         returned = {record["task"] for record in records}
         missing = [cell for cell in deferred.cells if cell.task.name not in returned]
@@ -176,7 +186,7 @@ class RayExecutor:
 # ---------------------------------------------------------------- the worker's side
 
 
-def evaluate_job(run_cfg: Any, tasks: Dict[str, Any], folder: str) -> Written:
+def evaluate_job(run_cfg: RunConfig, tasks: Dict[str, TaskConfig], folder: str) -> Written:
     """On a Ray worker: evaluate the submission in `folder` on `tasks` and return what the store would get.
 
     The driver already decided which cells need the model, so this reads no store (an empty one stands in) and
@@ -206,7 +216,7 @@ def import_ray() -> Any:
     return ray
 
 
-def connect(ray: Any, cfg: Any) -> bool:
+def connect(ray: Any, cfg: ExecutorConfig) -> bool:
     """Join the cluster at `executor.address`, or start a local one. True when this call started the connection
     (the caller then shuts it down); a connection this process already holds (a notebook, a test) is used as is."""
     if ray.is_initialized():
@@ -227,7 +237,7 @@ def connect(ray: Any, cfg: Any) -> bool:
     return True
 
 
-def check_resources(ray: Any, cfg: Any) -> None:
+def check_resources(ray: Any, cfg: ExecutorConfig) -> None:
     """A job asking for more than any node offers would wait forever; say so before anything is dispatched."""
     nodes = [node["Resources"] for node in ray.nodes() if node["Alive"]]
     if any(r.get("GPU", 0) >= cfg.num_gpus and r.get("CPU", 0) >= cfg.num_cpus for r in nodes):
@@ -236,7 +246,7 @@ def check_resources(ray: Any, cfg: Any) -> None:
     raise ConfigError(f"executor.num_gpus={cfg.num_gpus:g} and executor.num_cpus={cfg.num_cpus:g} per job: no node of "
                       f"the Ray cluster offers that ({offered}); lower them (executor.num_gpus=0 runs jobs on CPUs) "
                       f"or add a node that has them")
-def evaluate_all(run_cfg: Any, tasks: Dict[str, Any], folders: Sequence[Path],
-                 echo: Callable[[str], None] = print) -> List[Dict[str, Any]]:
+def evaluate_all(run_cfg: RunConfig, tasks: Dict[str, TaskConfig], folders: Sequence[Path],
+                 echo: Callable[[str], None] = print) -> List[Record]:
     """Every cell's record, folder by folder (tasks sorted); the jobs run through `run_cfg.executor`."""
     return executor_for(run_cfg.executor).run(run_cfg, tasks, folders, echo)

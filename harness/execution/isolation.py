@@ -25,8 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
-from omegaconf import OmegaConf
-
+from harness.config import TaskConfig, as_dict
 from harness.data import Example
 from harness.errors import SubmissionError
 from harness.models.engines import ENGINES
@@ -94,9 +93,9 @@ def child_env(home: Path, key_env: Optional[str] = None) -> Dict[str, str]:
     return env
 
 
-def child_task_config(task: Any) -> Dict[str, Any]:
+def child_task_config(task: TaskConfig) -> Dict[str, Any]:
     """The task config the child needs to build requests: everything but where the data (and references) live."""
-    config = OmegaConf.to_container(task, resolve=True)
+    config = as_dict(task)
     for key in ("data", "train", "fields", "metrics", "metric_options", "primary_metric"):
         config.pop(key, None)
     return config
@@ -175,7 +174,7 @@ def run_job(model: Dict[str, Any], tasks: Sequence[Tuple[Any, List[Example]]], *
     max_file_bytes = file_cap(tasks, max_output_bytes)
     with tempfile.TemporaryDirectory(prefix="harness-job-") as tmp:
         job_dir = Path(tmp)
-        specs = []
+        specs: List[Dict[str, Any]] = []
         for task, examples in tasks:
             name = f"inputs-{len(specs)}.jsonl"
             task_shots = (shots or {}).get(task.name)
@@ -324,7 +323,7 @@ def _child_failure(path: Path) -> Optional[Tuple[str, str, str]]:
     data = _read_small_json(path)
     if data is None:
         return None
-    status = data.get("status") if data.get("status") in CHILD_STATUSES else "crashed"
+    status = str(data["status"]) if data.get("status") in CHILD_STATUSES else "crashed"
     return status, redact(str(data.get("reason", ""))[:REASON_CHARS]), redact(str(data.get("log", ""))[-LOG_CHARS:])
 
 
@@ -352,7 +351,7 @@ def _no_constants(constant: str) -> Any:
     raise ValueError(f"non-finite number {constant}")
 
 
-def read_outputs(path: Path, task: Any, ids: List[str], max_output_bytes: int) -> Dict[str, Any]:
+def read_outputs(path: Path, task: TaskConfig, ids: List[str], max_output_bytes: int) -> Dict[str, Any]:
     """id -> prediction, one JSON line per example: every id once, every value a valid prediction for the task."""
     name = task.name
     if not _regular(path):

@@ -20,13 +20,14 @@ import sys
 import time
 import traceback
 from pathlib import Path
-from typing import Any, Dict, List, Tuple
+from typing import Any, Callable, Dict, List, Tuple, cast
 
 from omegaconf import OmegaConf
 
 from harness.config import TaskConfig
 from harness.models import DEFAULT_BACKEND, load_backend
 from harness.requests import (
+    Backend,
     GenerateRequest,
     LoglikelihoodRequest,
     ModelSpec,
@@ -118,7 +119,7 @@ def read_tasks(job_dir: Path, job: Dict[str, Any]) -> Tuple[Dict[str, Any], Dict
     few-shot examples, drawn by the parent from train data)."""
     tasks, ids, requests = {}, {}, {}
     for spec in job["tasks"]:
-        task = OmegaConf.merge(OmegaConf.structured(TaskConfig), spec["config"])
+        task = cast(TaskConfig, OmegaConf.merge(OmegaConf.structured(TaskConfig), spec["config"]))
         rows = [json.loads(line) for line in (job_dir / spec["inputs"]).read_text(encoding="utf-8").splitlines()]
         tasks[task.name], ids[task.name] = task, [row["id"] for row in rows]
         shots = [[(shot[0], shot[1]) for shot in row["shots"]] for row in rows] if spec.get("shots") else None
@@ -145,7 +146,7 @@ def check_finite(results: List[Any]) -> None:
 class Writer:
     """Writes a task's predictions (or its failure) once every request type it uses has been answered."""
 
-    def __init__(self, out: Path, tasks: Dict[str, Any], ids: Dict[str, List[str]], requests: Dict[str, list],
+    def __init__(self, out: Path, tasks: Dict[str, TaskConfig], ids: Dict[str, List[str]], requests: Dict[str, list],
                  max_output_bytes: int):
         self.out, self.tasks, self.ids, self.max_output_bytes = out, tasks, ids, max_output_bytes
         self.answers = {name: [[None] * len(r) if isinstance(r, list) else None for r in items]
@@ -225,7 +226,7 @@ def _dropped_shots(answer: Any) -> int:
     return int(getattr(answer, "dropped_shots", 0))
 
 
-def write_rendered_prompts(backend: Any, out: Path, ids: Dict[str, List[str]], requests: Dict[str, list],
+def write_rendered_prompts(backend: Backend, out: Path, ids: Dict[str, List[str]], requests: Dict[str, list],
                            n: int) -> None:
     """`harness validate`: the exact text the model is given for each task's first `n` examples."""
     for name, items in requests.items():
@@ -243,11 +244,12 @@ def write_rendered_prompts(backend: Any, out: Path, ids: Dict[str, List[str]], r
         atomic_write_text(out / f"{name}.prompts.json", json.dumps(shown, ensure_ascii=False))
 
 
-def answer(backend: Any, writer: Writer, slots: Dict[type, List[tuple]], timings: Dict[str, Any]) -> None:
+def answer(backend: Backend, writer: Writer, slots: Dict[type, List[tuple]], timings: Dict[str, Any]) -> None:
     """One backend call per request type: the cheap scoring types first, so a job cut off by its budget has
     finished as many tasks as it could. A type that fails fails only the tasks that use it."""
-    methods = {LoglikelihoodRequest: backend.loglikelihood, RollingRequest: backend.rolling_loglikelihood,
-               GenerateRequest: backend.generate}
+    methods: Dict[type, Callable[[List[Any]], List[Any]]] = {
+        LoglikelihoodRequest: backend.loglikelihood, RollingRequest: backend.rolling_loglikelihood,
+        GenerateRequest: backend.generate}
     for request_type, method in methods.items():
         pending = slots.get(request_type, [])
         if not pending:
@@ -279,8 +281,8 @@ def run(job_dir: Path, job: Dict[str, Any], started: float) -> None:
     timings: Dict[str, Any] = {"types": {}}
     loading = time.monotonic()
     try:
-        backend = load_backend(job["model"].get("backend", DEFAULT_BACKEND), model_spec(job["model"]),
-                               device=job["device"], batch_size=job["batch_size"], progress=job["progress"])
+        backend = load_backend(job["model"]["backend_module"], model_spec(job["model"]), device=job["device"],
+                               batch_size=job["batch_size"], progress=job["progress"])
     except PickleRefused:
         raise
     except Exception as e:

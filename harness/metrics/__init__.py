@@ -6,7 +6,7 @@ rouge-score, ...) are imported lazily inside it, so `import harness.metrics` sta
 from __future__ import annotations
 
 import importlib
-from typing import Any, Dict, Mapping, Optional
+from typing import Any, Dict, Mapping, Optional, Type
 
 from .base import Metric, ScoreInfo
 
@@ -26,7 +26,7 @@ METRIC_NAMES: tuple[str, ...] = tuple(_REGISTRY)
 __all__ = ["METRIC_NAMES", "Metric", "ScoreInfo", "build_metric", "metric_class"]
 
 
-def metric_class(name: str) -> type:
+def metric_class(name: str) -> Type[Metric]:
     """The Metric subclass registered under `name` (imports its module)."""
     if not isinstance(name, str) or name not in _REGISTRY:
         raise ValueError(f"unknown metric {name!r}; valid metrics: {', '.join(METRIC_NAMES)}")

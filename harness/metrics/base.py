@@ -6,9 +6,11 @@ scores. Bootstrap resamples rows and calls `aggregate` again, so corpus metrics 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Dict, Sequence
+from typing import Any, Dict, List, Sequence
 
 import numpy as np
+
+from harness.config import TaskConfig
 
 
 @dataclass(frozen=True)
@@ -23,6 +25,13 @@ class Metric:
 
     name: str = ""
     scores: tuple[ScoreInfo, ...] = ()
+    OPTIONS: tuple[str, ...] = ()  # the constructor's keyword arguments (build_metric rejects any other)
+
+    @classmethod
+    def options_from_task(cls, task: TaskConfig) -> Dict[str, Any]:
+        """Options the task's config implies (classification: its labels); the task's `metric_options` override
+        them. Most metrics take nothing from the task."""
+        return {}
 
     def signature(self) -> str:
         raise NotImplementedError
@@ -71,3 +80,21 @@ def sequential_sums(stats: np.ndarray) -> np.ndarray:
 def check_lengths(predictions: Sequence[Any], targets: Sequence[Any]) -> None:
     if len(predictions) != len(targets):
         raise ValueError(f"{len(predictions)} predictions but {len(targets)} targets; they must be aligned")
+
+
+def reference_lists(targets: Sequence[Any]) -> List[List[str]]:
+    """Each item's references as a list of strings: a bare string is one reference (never a sequence of
+    characters), None entries are dropped; an item left with none, or a reference that is not a string, is an
+    error naming the item."""
+    out: List[List[str]] = []
+    for i, refs in enumerate(targets):
+        if isinstance(refs, str):
+            refs = [refs]
+        refs = [r for r in (refs or []) if r is not None]
+        if not refs:
+            raise ValueError(f"item {i} has no reference")
+        for r in refs:
+            if not isinstance(r, str):
+                raise ValueError(f"item {i}: references must be strings, got {type(r).__name__}")
+        out.append(refs)
+    return out

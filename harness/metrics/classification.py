@@ -15,6 +15,8 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence
 
 import numpy as np
 
+from harness.config import TaskConfig
+
 from .base import Metric, ScoreInfo, as_stats, check_lengths
 
 
@@ -43,6 +45,10 @@ class ClassificationMetric(Metric):
             ScoreInfo("accuracy", higher_is_better=True, scale="0-100"),
             ScoreInfo("macro_f1", higher_is_better=True, scale="0-100"),
         ) + tuple(ScoreInfo(f"f1_{lab}", higher_is_better=True, scale="0-100") for lab in labels)
+
+    @classmethod
+    def options_from_task(cls, task: TaskConfig) -> Dict[str, Any]:
+        return {"labels": list(task.labels.values())}
 
     @property
     def n_stats(self) -> int:

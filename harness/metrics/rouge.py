@@ -36,15 +36,20 @@ from __future__ import annotations
 import functools
 import os
 import re
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 from nltk.stem import porter
 from rouge_score import rouge_scorer, scoring
 from rouge_score import tokenize as rouge_tokenize
-from rouge_score.rouge_scorer import _create_ngrams, _lcs_table, _score_ngrams, _summary_level_lcs
+from rouge_score.rouge_scorer import (
+    _create_ngrams,
+    _lcs_table,
+    _score_ngrams,
+    _summary_level_lcs,
+)
 
-from .base import Metric, ScoreInfo, as_stats, check_lengths
+from .base import Metric, ScoreInfo, as_stats, check_lengths, reference_lists
 
 DEFAULT_ROUGE_TYPES: Tuple[str, ...] = ("rouge1", "rouge2", "rougeL", "rougeLsum")
 ROUGE_SCORE_VERSION = "0.1.2"  # rouge-score does not expose __version__; pinned in pyproject.toml
@@ -225,21 +230,6 @@ def _default_jobs() -> int:
     return max(1, min(cpus, 8))
 
 
-def _normalise_targets(targets: Sequence[Any]) -> List[List[str]]:
-    out = []
-    for i, refs in enumerate(targets):
-        if isinstance(refs, str):
-            refs = [refs]
-        refs = [r for r in (refs or []) if r is not None]
-        if not refs:
-            raise ValueError(f"item {i} has no reference")
-        for r in refs:
-            if not isinstance(r, str):
-                raise ValueError(f"item {i}: references must be strings, got {type(r).__name__}")
-        out.append(refs)
-    return out
-
-
 class RougeMetric(Metric):
     """ROUGE F-measures (rouge-score), mean over items x 100; max over an item's references.
 
@@ -292,7 +282,7 @@ class RougeMetric(Metric):
         for i, p in enumerate(predictions):
             if not isinstance(p, str):
                 raise ValueError(f"prediction {i} is {type(p).__name__}, expected str")
-        targets = _normalise_targets(targets)
+        targets = reference_lists(targets)
         predictions = list(predictions)
         n = len(predictions)
         if n > self.parallel_threshold and self.n_jobs > 1:

@@ -19,29 +19,24 @@ import numpy as np
 import sacrebleu
 from sacrebleu.metrics import BLEU, CHRF, TER
 
-from .base import Metric, ScoreInfo, as_stats, check_lengths, sequential_sums
+from .base import (
+    Metric,
+    ScoreInfo,
+    as_stats,
+    check_lengths,
+    reference_lists,
+    sequential_sums,
+)
 
 
 def _constructor_options(cls: type) -> tuple[str, ...]:
-    params = inspect.signature(cls.__init__).parameters
+    params = inspect.signature(cls).parameters
     return tuple(p for p in params if p not in ("self", "references"))
 
 
 def references_to_streams(targets: Sequence[Any]) -> tuple[List[List[Optional[str]]], List[int]]:
     """Per-item reference lists -> sacrebleu reference streams (padded with None) and each item's count."""
-    items: List[List[str]] = []
-    for i, refs in enumerate(targets):
-        if isinstance(refs, str):  # a bare string is one reference, never a sequence of characters
-            refs = [refs]
-        if refs is None:
-            refs = []
-        refs = [r for r in refs if r is not None]
-        if not refs:
-            raise ValueError(f"item {i} has no reference")
-        for r in refs:
-            if not isinstance(r, str):
-                raise ValueError(f"item {i}: references must be strings, got {type(r).__name__}")
-        items.append(refs)
+    items = reference_lists(targets)
     n_streams = max((len(r) for r in items), default=0)
     streams = [[refs[k] if k < len(refs) else None for refs in items] for k in range(n_streams)]
     return streams, [len(r) for r in items]

@@ -1,6 +1,9 @@
 """Model backends: one module each, registered here by name and imported lazily (only the model's child process
 imports torch and transformers). The run config's `backend` group picks one (`backend=hf`, the default); a backend
-module exposes `load(spec, device=..., batch_size=..., progress=...)` returning a `harness.requests.Backend`.
+module exposes `load(spec, *, device, batch_size, progress)` returning a `harness.requests.Backend` (the spec
+carries the backend's name, its checked `backend.options` and, for endpoint entries, the endpoint). The parent
+resolves the name to its module (`backend_module`) and sends the module to the model's child process, which
+imports it there.
 
 Adding a backend is one module plus one line in BACKENDS; tests/test_backends.py checks every registered one
 against the Protocol.
@@ -14,12 +17,12 @@ from harness.errors import ConfigError
 from harness.models.engines import ENGINES, backend_options, engine_version, unserved_kind
 from harness.requests import Backend, ModelSpec
 
-# name -> module under harness.models exposing `load`
+# name -> the module exposing `load`
 BACKENDS: Dict[str, str] = {
-    "hf": "hf",
-    "openai": "openai_api",  # an OpenAI-compatible endpoint (`kind: endpoint` entries)
-    "transformers-serve": "served",  # engines started on the entry's weights (harness.models.engines)
-    "vllm": "served",
+    "hf": "harness.models.hf",
+    "openai": "harness.models.openai_api",  # an OpenAI-compatible endpoint (`kind: endpoint` entries)
+    "transformers-serve": "harness.models.served",  # engines started on the entry's weights (harness.models.engines)
+    "vllm": "harness.models.served",
 }
 DEFAULT_BACKEND = "hf"
 ENDPOINT_BACKEND = "openai"  # what `kind: endpoint` entries run through, whatever the run's backend
@@ -46,8 +49,14 @@ def engine_facts(name: str) -> Dict[str, Any]:
     return {"engine": name, "engine_version": engine_version(name)} if name in ENGINES else {}
 
 
-def load_backend(name: str, spec: ModelSpec, *, device: str, batch_size: Any, progress: bool) -> Backend:
-    """The registered backend `name`, loaded on `spec`'s model (imports the backend's module now)."""
+def backend_module(name: str) -> str:
+    """The module of the registered backend `name` (what the parent tells the model's process to import)."""
     check_backend(name)
-    module = importlib.import_module(f"{__name__}.{BACKENDS[name]}")
-    return module.load(spec, device=device, batch_size=batch_size, progress=progress)
+    return BACKENDS[name]
+
+
+def load_backend(module: str, spec: ModelSpec, *, device: str, batch_size: Any, progress: bool) -> Backend:
+    """`spec`'s model loaded by the backend in `module` (imported now: in the model's process only)."""
+    loaded: Backend = importlib.import_module(module).load(spec, device=device, batch_size=batch_size,
+                                                           progress=progress)
+    return loaded

@@ -9,20 +9,22 @@ import re
 from collections import Counter
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence
 
+from harness.config import TaskConfig
+
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
 
 Inputs = Sequence[Mapping[str, Any]]
 TrainLoader = Callable[[], Optional[List[Any]]]  # the task's train examples, or None when it has no train split
 
 
-def copy_source(task: Any, inputs: Inputs, train: TrainLoader) -> Optional[List[Any]]:
+def copy_source(task: TaskConfig, inputs: Inputs, train: TrainLoader) -> Optional[List[Any]]:
     """Translation: the source sentence; summarization: the whole document."""
     field = {"translation": "source", "summarization": "document"}.get(task.kind)
     return None if field is None else [str(item.get(field, "")) for item in inputs]
 
 
 def lead(k: int) -> Callable[[Any, Inputs, TrainLoader], Optional[List[Any]]]:
-    def lead_k(task: Any, inputs: Inputs, train: TrainLoader) -> Optional[List[Any]]:
+    def lead_k(task: TaskConfig, inputs: Inputs, train: TrainLoader) -> Optional[List[Any]]:
         """Summarization: the document's first k sentences, one per line (how ROUGE-Lsum splits them)."""
         if task.kind != "summarization":
             return None
@@ -31,7 +33,7 @@ def lead(k: int) -> Callable[[Any, Inputs, TrainLoader], Optional[List[Any]]]:
     return lead_k
 
 
-def majority_class(task: Any, inputs: Inputs, train: TrainLoader) -> Optional[List[Any]]:
+def majority_class(task: TaskConfig, inputs: Inputs, train: TrainLoader) -> Optional[List[Any]]:
     """Classification: the most frequent label of the train split (earliest declared label on a tie)."""
     if task.kind != "classification":
         return None
@@ -44,7 +46,7 @@ def majority_class(task: Any, inputs: Inputs, train: TrainLoader) -> Optional[Li
     return [best] * len(inputs)
 
 
-def unigram_lm(task: Any, inputs: Inputs, train: TrainLoader) -> Optional[List[Any]]:
+def unigram_lm(task: TaskConfig, inputs: Inputs, train: TrainLoader) -> Optional[List[Any]]:
     """Language modeling: a byte unigram model with add-one smoothing fitted on the train split.
 
     Bytes, not words: every text has a finite likelihood (no out-of-vocabulary case), and n_tokens = bytes.
@@ -54,7 +56,7 @@ def unigram_lm(task: Any, inputs: Inputs, train: TrainLoader) -> Optional[List[A
     examples = train()
     if not examples:
         return None
-    counts = Counter()
+    counts: Counter[int] = Counter()
     for example in examples:
         counts.update(str(example.inputs["text"]).encode("utf-8"))
     total = sum(counts.values()) + 256

@@ -40,7 +40,7 @@ from __future__ import annotations
 import inspect
 import itertools
 import logging
-from typing import Any, Callable, Hashable, Optional, Sequence, Tuple, TypeVar
+from typing import Any, Callable, Hashable, Optional, Sequence, Tuple, TypeVar, cast
 
 import torch
 from tqdm import tqdm
@@ -241,7 +241,7 @@ class _StopStrings(StoppingCriteria):
                 continue
             text = self.visible(self.tokenizer.decode(new_tokens[row], skip_special_tokens=True))
             self.finished[row] = any(stop in text for stop in stops)
-        return torch.tensor(self.finished, dtype=torch.bool, device=input_ids.device)
+        return cast(torch.BoolTensor, torch.tensor(self.finished, dtype=torch.bool, device=input_ids.device))
 
 
 def _validate_generate(request: GenerateRequest) -> None:
@@ -283,8 +283,9 @@ class _Prompt:
 
     __slots__ = ("text", "cut", "prefix", "body", "n_shots")
 
-    def __init__(self, text: str, cut: Span, prefix: list[int], n_shots: int, body: Optional[list[int]] = None):
-        self.text, self.cut, self.prefix, self.n_shots, self.body = text, cut, prefix, n_shots, body
+    def __init__(self, text: str, cut: Span, prefix: list[int], n_shots: int):
+        self.text, self.cut, self.prefix, self.n_shots = text, cut, prefix, n_shots
+        self.body: list[int] = []  # the text's ids, once encoded (_layouts, _fit_prompt)
 
 
 # ---------------------------------------------------------------- backends
@@ -294,7 +295,7 @@ class _HFBackend:
     """Loading, batching and tokenization shared by the two model kinds."""
 
     kind: str
-    _auto_class: type
+    _auto_class: Any  # the transformers Auto class the backend loads with
 
     def __init__(
         self,
@@ -402,6 +403,10 @@ class _HFBackend:
                 return token_id
         raise ValueError(f"{self.model_path}: the tokenizer has neither a bos nor an eos token")
 
+    def _decode(self, ids: list[int], skip_special_tokens: bool) -> str:
+        """One sequence's text (the tokenizer's `decode` is typed for batches too)."""
+        return cast(str, self.tokenizer.decode(ids, skip_special_tokens=skip_special_tokens))
+
     def _encode(self, texts: Sequence[str]) -> list[list[int]]:
         """Special-token-free ids, one tokenizer call for the whole list (fast tokenizers batch in Rust)."""
         if not texts:
@@ -431,7 +436,7 @@ class _HFBackend:
             if token in self._eos_ids:
                 new_tokens = new_tokens[:i]  # what follows EOS is padding
                 break
-        return cut_at_stop(self._visible(self.tokenizer.decode(new_tokens, skip_special_tokens=True)), stops)
+        return cut_at_stop(self._visible(self._decode(new_tokens, skip_special_tokens=True)), stops)
 
     def _stop_criteria(self, stops: list[Sequence[str]], new_from: int) -> StoppingCriteriaList:
         return StoppingCriteriaList([_StopStrings(self.tokenizer, stops, new_from, self._eos_ids, self._visible)])
@@ -447,7 +452,8 @@ class _HFBackend:
                 text = text.rstrip()
                 cut = _clip_span(cut, len(text))
             return _Prompt(text, cut, self._prefix, n_shots)
-        chat = self.tokenizer.apply_chat_template(parts.messages(n_shots), tokenize=False, add_generation_prompt=True)
+        chat = cast(str, self.tokenizer.apply_chat_template(parts.messages(n_shots), tokenize=False,
+                                                            add_generation_prompt=True))
         text, cut = chat + parts.prefix, _locate(chat, parts.user, parts.cut)
         bos = self.tokenizer.bos_token
         if bos and text.startswith(bos):  # the template wrote BOS: it replaces the tokenizer's prefix, never doubles it
@@ -477,13 +483,14 @@ class _HFBackend:
         and truncation), for `harness validate` to show."""
         if isinstance(request, RollingRequest):
             return request.text
-        is_generate = isinstance(request, GenerateRequest)
-        text, cut = (request.prompt, request.cut) if is_generate else (request.context, request.cut)
-        parts = _parts_of(text, cut, request.parts)
+        if isinstance(request, GenerateRequest):
+            text, reserved = request.prompt, request.max_new_tokens
+        else:
+            text, reserved = request.context, 0
+        parts = _parts_of(text, request.cut, request.parts)
         prompt = self._layouts([parts])[0]
-        reserved = request.max_new_tokens if is_generate else 0
         ids, _, _ = self._fit_prompt(parts, prompt, request.side, reserved)
-        return self.tokenizer.decode(ids, skip_special_tokens=False)
+        return self._decode(ids, skip_special_tokens=False)
 
     def _continuation(self, request: LoglikelihoodRequest) -> str:
         """A chat layout without a target prefix opens the assistant turn with the answer, as the shots' answers
@@ -500,7 +507,7 @@ class _HFBackend:
     def _run_batches(
         self,
         n: int,
-        sort_key: Callable[[int], object],
+        sort_key: Callable[[int], Any],
         run_batch: Callable[[list[int]], list[T]],
         desc: str,
         row_tokens: Callable[[int], int],
@@ -641,8 +648,8 @@ class HFCausalBackend(_HFBackend):
         distinct input once: the labels of a shared context whose continuations are one token long all read the
         context's last position, so one forward pass scores every label."""
         targets_of: dict[tuple[int, ...], list[tuple[int, ...]]] = {}
-        for inputs, targets in dict.fromkeys(rows):
-            targets_of.setdefault(inputs, []).append(targets)
+        for row_inputs, row_targets in dict.fromkeys(rows):
+            targets_of.setdefault(row_inputs, []).append(row_targets)
         inputs = list(targets_of)
         scores = self._run_batches(
             len(inputs),
@@ -839,7 +846,9 @@ class HFSeq2SeqBackend(_HFBackend):
 
 
 def load(spec: ModelSpec, *, device: str, batch_size: Any, progress: bool) -> _HFBackend:
-    """The backend for the submission's kind: decoder-only or encoder-decoder."""
+    """The backend for the submission's kind: decoder-only or encoder-decoder. It takes no `backend.options`."""
+    if spec.options:
+        raise ValueError(f"backend hf takes no backend.options; got {', '.join(sorted(spec.options))}")
     backend_class = {"hf-causal": HFCausalBackend, "hf-seq2seq": HFSeq2SeqBackend}[spec.kind]
     return backend_class(spec.location, device=device, dtype=spec.dtype, batch_size=batch_size,
                          trust_remote_code=spec.trust_remote_code, progress=progress,

@@ -122,17 +122,17 @@ class OpenAIBackend:
     def _generate_one(self, request: GenerateRequest) -> Generation:
         # No stop strings: the field is left out, not null. With a reasoning block they apply after it only, so
         # they are not sent (a stop inside the block would end the answer before it began).
-        stop = list(request.stop) if request.stop and not self.reasoning else openai.NOT_GIVEN
+        stop: Any = list(request.stop) if request.stop and not self.reasoning else openai.NOT_GIVEN
         if self.chat:
             parts = _parts(request)
-            response = self.client.chat.completions.create(
-                model=self.model, messages=parts.messages(), temperature=0, max_tokens=request.max_new_tokens,
-                stop=stop)
-            text = response.choices[0].message.content or ""
+            messages: Any = parts.messages()  # role/content dicts, as the API takes them
+            chat = self.client.chat.completions.create(
+                model=self.model, messages=messages, temperature=0, max_tokens=request.max_new_tokens, stop=stop)
+            text = chat.choices[0].message.content or ""
         else:
-            response = self.client.completions.create(
+            completion = self.client.completions.create(
                 model=self.model, prompt=request.prompt, temperature=0, max_tokens=request.max_new_tokens, stop=stop)
-            text = response.choices[0].text or ""
+            text = completion.choices[0].text or ""
         if self.reasoning:
             text = strip_reasoning(text, *self.reasoning)
         return Generation(text=cut_at_stop(text, request.stop))
@@ -180,8 +180,8 @@ class OpenAIBackend:
 
 def continuation_logprob(response: Any, context_end: int, text_end: int) -> Loglikelihood:
     """(sum of log p, all greedy) of the echoed prompt tokens starting at or after character `context_end`."""
-    logprobs = getattr(response.choices[0], "logprobs", None)
-    if not _has_prompt_logprobs(logprobs):
+    logprobs: Any = getattr(response.choices[0], "logprobs", None)
+    if logprobs is None or not _has_prompt_logprobs(logprobs):
         raise Unsupported(NO_PROMPT_LOGPROBS)
     tokens, values, offsets = logprobs.tokens, logprobs.token_logprobs, logprobs.text_offset
     top = logprobs.top_logprobs or [None] * len(tokens)
