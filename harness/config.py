@@ -103,6 +103,11 @@ class TaskConfig:
     primary_metric: str = MISSING
     metric_options: Dict[str, Any] = field(default_factory=dict)
     budget_s: float = 1800.0  # wall-clock budget for a model on this task
+    # language_modeling: the context of a long document's last window: "full" moves it back to read a whole
+    # window (lm-evaluation-harness's rule), "own" reads only the tokens after the previous window's start + stride
+    last_window: str = "full"
+    transform: Optional[str] = None  # a registered text transform (tasks.transforms) applied to the model's text
+    count_on: str = "original"  # language_modeling: count words and bytes on the "original" or "transformed" text
 
 
 @dataclass

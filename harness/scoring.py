@@ -31,7 +31,17 @@ def metric_options(task: Any, name: str) -> Dict[str, Any]:
     options = OmegaConf.to_container(options) if OmegaConf.is_config(options) else dict(options)
     if name == "classification":
         options.setdefault("labels", list(task.labels.values()))
+    if name == "perplexity":  # how the log-likelihoods were produced, stated in the signature
+        options["scoring"] = perplexity_scoring(task)
     return options
+
+
+def perplexity_scoring(task: Any) -> str:
+    """The task settings behind a perplexity: window, stride, last-window rule, text transform, counted text."""
+    window = "model-max" if task.window is None else task.window
+    stride = "window" if task.stride is None else task.stride
+    text = f"transform:{task.transform}|counted:{task.count_on}" if task.transform else "transform:none"
+    return f"window:{window}|stride:{stride}|last-window:{task.last_window}|{text}"
 
 
 def score(task: Any, examples: Sequence[Example], predictions: Mapping[str, Any],
@@ -44,7 +54,8 @@ def score(task: Any, examples: Sequence[Example], predictions: Mapping[str, Any]
     ordered = [predictions.get(example.id, fill) for example in examples]
     metric_preds, targets = kind.metric_inputs(task, examples, ordered)
     scored = Scored({}, {}, {}, {"examples": len(examples), "missing": missing,
-                                 "unknown": sum(1 for i in predictions if i not in known)}, ordered)
+                                 "unknown": sum(1 for i in predictions if i not in known),
+                                 **kind.counts(task, examples)}, ordered)
     for name in task.metrics if only is None else [m for m in task.metrics if m in only]:
         try:
             metric = build_metric(name, metric_options(task, name))

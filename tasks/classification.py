@@ -1,7 +1,7 @@
 """Classification: pick the label whose verbaliser the model finds most likely (or generate it); accuracy, macro-F1."""
 from __future__ import annotations
 
-from typing import Any, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from harness.data import Example
 from harness.errors import ConfigError
@@ -20,7 +20,7 @@ class Classification:
         return list(task.labels.values())
 
     def make_example(self, task: Any, example_id: str, fields: Mapping[str, Any], where: str) -> Example:
-        require_fields(self.name, fields, ["label"], where)
+        require_fields(self.name, fields, ["label"], where, example_id)
         raw = str(fields["label"])
         if raw not in task.labels:
             raise ConfigError(f"{where}: example {example_id!r} has label {raw!r}, which is not in the task's "
@@ -57,6 +57,9 @@ class Classification:
 
     def missing_prediction(self, task: Any) -> Any:
         return None  # no label: wrong for accuracy, in no class for F1
+
+    def counts(self, task: Any, examples: Sequence[Example]) -> Dict[str, int]:
+        return {}
 
     def metric_inputs(self, task: Any, examples: Sequence[Example], predictions: Sequence[Any]) -> Tuple[list, list]:
         return list(predictions), [example.target for example in examples]

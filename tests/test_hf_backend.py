@@ -402,9 +402,53 @@ def test_rolling_with_window_equal_to_stride_sums_disjoint_windows(gpt2):
         direct_window_sum(gpt2, sequence, start, min(start + window, len(tokens)), start + 1)
         for start in range(0, len(tokens), window)
     )
-    result = gpt2.rolling_loglikelihood([RollingRequest(text, window=window, stride=window)])[0]
+    result = gpt2.rolling_loglikelihood([RollingRequest(text, window=window, stride=window,
+                                                        full_last_window=False)])[0]
     assert result.n_tokens == len(tokens) and len(tokens) > 3 * window
     assert abs(result.logprob - expected) < 1e-4
+
+
+def test_rolling_full_last_window_reads_a_whole_window(gpt2):
+    """The default rule: a long document's last window moves back to read `window` tokens (lm-evaluation-harness's
+    rule); the other windows are unchanged, so only the last window's score differs from the `own` rule."""
+    text = " ".join(CORPUS[:12])
+    tokens = gpt2.tokenizer(text)["input_ids"]
+    sequence, window = [gpt2.tokenizer.bos_token_id] + tokens, 20
+    n = len(tokens)
+    assert n % window, "the test needs a short last window"
+    starts = list(range(0, n, window))
+    expected = sum(direct_window_sum(gpt2, sequence, start, start + window, start + 1) for start in starts[:-1])
+    expected += direct_window_sum(gpt2, sequence, n - window, n, starts[-1] + 1)
+    full, own = gpt2.rolling_loglikelihood([RollingRequest(text, window=window, stride=window),
+                                            RollingRequest(text, window=window, stride=window,
+                                                           full_last_window=False)])
+    assert abs(full.logprob - expected) < 1e-4 and full.n_tokens == own.n_tokens == n
+    assert abs(full.logprob - own.logprob) > 1e-3  # the rules really differ on this document
+
+
+def lm_eval_windows(n_tokens: int, window: int) -> list:
+    """lm-evaluation-harness's rolling windows (lm_eval.utils where installed, else its documented rule: the first
+    window reads [prefix] + tokens[:window - 1]; each later one predicts the next `window` tokens and reads the
+    `window` positions before its last target) as (model input, targets) over tokens 1..n with prefix 0."""
+    tokens = list(range(1, n_tokens + 1))
+    try:
+        from lm_eval.utils import get_rolling_token_windows, make_disjoint_window
+        pairs = [make_disjoint_window(w) for w in get_rolling_token_windows(tokens, 0, window, 1)]
+        return [(list(context) + list(target)[:-1], list(target)) for context, target in pairs]
+    except ImportError:
+        sequence, out, predicted = [0] + tokens, [], 0
+        while predicted < n_tokens:
+            end = min(predicted + window, n_tokens)
+            out.append((sequence[max(0, end - window):end], sequence[predicted + 1:end + 1]))
+            predicted = end
+        return out
+
+
+def test_full_last_window_rule_is_lm_evaluation_harness_rule():
+    for n_tokens, window in [(1, 4), (4, 4), (5, 4), (50, 16), (47, 16), (1000, 128)]:
+        sequence = list(range(n_tokens + 1))
+        ours = [(sequence[b:e], sequence[e + 1 - k:e + 1]) for b, e, k in rolling_windows(n_tokens, window, window)]
+        assert ours == lm_eval_windows(n_tokens, window), (n_tokens, window)
 
 
 def test_rolling_with_overlap_scores_each_token_once_with_its_window_context(gpt2):
@@ -420,15 +464,19 @@ def test_rolling_with_overlap_scores_each_token_once_with_its_window_context(gpt
     assert abs(result.logprob - expected) < 1e-4
 
 
-def test_rolling_windows_cover_every_token_once():
+@pytest.mark.parametrize("full_last", [True, False])
+def test_rolling_windows_cover_every_token_once(full_last):
     for n_tokens, window, stride in [(1, 4, 4), (50, 16, 16), (50, 16, 5), (51, 7, 1), (10, 32, 8)]:
         scored = []
-        for begin, end, n_new in rolling_windows(n_tokens, window, stride):
+        windows = rolling_windows(n_tokens, window, stride, full_last)
+        for begin, end, n_new in windows:
             assert end - begin <= window
             targets = list(range(end + 1 - n_new, end + 1))
             assert targets[0] > begin and (not scored or targets[0] - begin >= min(window - stride + 1, window))
             scored += targets
         assert scored == list(range(1, n_tokens + 1))
+        begin, end, _ = windows[-1]
+        assert (end - begin == min(window, n_tokens)) if full_last else (begin == (len(windows) - 1) * stride)
     with pytest.raises(ValueError):
         rolling_windows(10, 4, 5)
 

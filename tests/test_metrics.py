@@ -456,7 +456,7 @@ def test_perplexity_hand_computed():
     assert scores["bits_per_byte"] == pytest.approx(6 / 19 / math.log(2))
     assert scores["perplexity"] == pytest.approx(4.4816890703380645)
     assert all(not s.higher_is_better and s.scale == "unbounded" for s in metric.scores)
-    assert metric.signature() == "perplexity|agg:ratio-of-sums|words:whitespace|bytes:utf-8"
+    assert metric.signature() == "perplexity|agg:ratio-of-sums|words:whitespace|bytes:utf-8"  # no task settings given
 
 
 def test_perplexity_word_count_and_objects():

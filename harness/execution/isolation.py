@@ -81,8 +81,13 @@ def child_env(home: Path) -> Dict[str, str]:
 def child_task_config(task: Any) -> Dict[str, Any]:
     """The task config the child needs to build requests: everything but where the data (and references) live."""
     config = OmegaConf.to_container(task, resolve=True)
-    for key in ("data", "train", "fields", "metrics", "metric_options", "primary_metric"):
+    for key in ("data", "train", "fields", "metrics", "metric_options", "primary_metric", "count_on"):
         config.pop(key, None)
+    # Settings added later leave the config (and so every cell key) as it was where they do not apply.
+    if config.get("transform") is None:
+        config.pop("transform", None)
+    if task.kind != "language_modeling":
+        config.pop("last_window", None)
     return config
 
 

@@ -31,7 +31,9 @@ Decisions that change numbers, in one place:
   leaves an empty answer.
 * Rolling log-likelihood reads [BOS (EOS if none)] + the text's tokens in windows of `window` tokens (the start
   token counts) starting every `stride` tokens; each token is scored once, by the first window reaching it.
-  Windows of all documents are batched together. The last window is not shifted back for more context.
+  Windows of all documents are batched together. With `full_last_window` (the default, lm-evaluation-harness's
+  rule) the last window of a long document moves back to read a whole window; without it, it reads only from
+  its own start.
 * Generation is pure greedy: only token-id settings are taken from the model's generation config (no beams,
   length or repetition rules a checkpoint may ship with), so every submission is decoded the same way.
 """
@@ -147,20 +149,23 @@ def truncate_prompt(
     return list(ids), True
 
 
-def rolling_windows(n_tokens: int, window: int, stride: int) -> list[tuple[int, int, int]]:
+def rolling_windows(n_tokens: int, window: int, stride: int, full_last: bool = True) -> list[tuple[int, int, int]]:
     """Windows over a sequence `[start] + tokens` (length n_tokens + 1) scoring every token exactly once.
 
     Returns (begin, end, n_new): the model reads positions [begin, end), which predict positions
     begin+1 .. end, and only the last n_new of those (not scored by an earlier window) count. Windows start every
     `stride` positions, so every token after the first window is scored with at least window - stride + 1
-    tokens of context (the HF "perplexity of fixed-length models" scheme).
+    tokens of context (the HF "perplexity of fixed-length models" scheme). `full_last`: a last window shorter
+    than `window` starts earlier, at end - window, so it reads a whole window (with stride == window these are
+    lm-evaluation-harness's `get_rolling_token_windows`); the tokens it scores are the same either way.
     """
     if not 1 <= stride <= window:
         raise ValueError(f"need 1 <= stride <= window, got stride={stride}, window={window}")
     windows, scored, begin = [], 0, 0
     while scored < n_tokens:
         end = min(begin + window, n_tokens)
-        windows.append((begin, end, end - scored))
+        read_from = max(0, end - window) if full_last else begin
+        windows.append((read_from, end, end - scored))
         scored, begin = end, begin + stride
     return windows
 
@@ -712,7 +717,7 @@ class HFCausalBackend(_HFBackend):
                 raise ValueError(f"window {window} must be between 1 and max_length {self.max_length}")
             stride = window if request.stride is None else request.stride
             sequence = [self._start_token_id()] + tokens
-            for begin, end, n_new in rolling_windows(len(tokens), window, stride):
+            for begin, end, n_new in rolling_windows(len(tokens), window, stride, request.full_last_window):
                 rows.append((tuple(sequence[begin:end]), tuple(sequence[end + 1 - n_new:end + 1])))
                 owners.append(index)
         totals = [0.0] * len(requests)
