@@ -5,7 +5,7 @@ intervals: that loads the data (through `datasets`) and every metric library, se
 out byte-identical when nothing changed. So after a board is written, `<board>/.inputs.json` keeps the sha256 of
 everything it was built from and of every file written:
 
-* the bytes of each stored record of the suite's tasks and of its predictions file,
+* the bytes of each stored record of the suite's tasks and of its predictions and statistics files,
 * the sha256 of each task's local data files (the references),
 * the composed config, except the settings that only steer model runs (batch size, device, progress, executor),
 * the harness's own source files and templates, and the library versions records carry.
@@ -62,7 +62,9 @@ def board_key(cfg: Any, tasks: Dict[str, Any]) -> Optional[str]:
     for record in sorted(results.glob("*/*.json")):
         if record.stem in tasks:
             predictions = record.with_name(f"{record.stem}.predictions.jsonl")
-            cells[record.relative_to(results).as_posix()] = [_sha_bytes(record), _sha_bytes(predictions)]
+            stats = record.with_name(f"{record.stem}.stats")
+            cells[record.relative_to(results).as_posix()] = [_sha_bytes(record), _sha_bytes(predictions),
+                                                             _sha_bytes(stats)]
     inputs = {"harness": __version__, "code": _code_sha(), "libraries": library_versions(), "config": config,
               "data": data, "cells": cells}
     return hashlib.sha256(json.dumps(inputs, sort_keys=True, default=str).encode("utf-8")).hexdigest()

@@ -8,6 +8,7 @@ n // 40 and n - n // 40 - 1; and the p-value of a difference from the centred re
 """
 from __future__ import annotations
 
+import functools
 from typing import Any, Callable, Dict, List, Sequence, Tuple
 
 import numpy as np
@@ -17,9 +18,13 @@ SEED = 12345
 ALPHA = 0.05  # entries whose difference has p >= ALPHA are not significantly different
 
 
+@functools.lru_cache(maxsize=8)
 def draws(n_items: int, resamples: int = RESAMPLES, seed: int = SEED) -> np.ndarray:
-    """Item indices of every resample, shape (resamples, n_items): sacrebleu's `rng.choice` call, same seed."""
-    return np.random.default_rng(seed).choice(n_items, size=(resamples, n_items), replace=True)
+    """Item indices of every resample, shape (resamples, n_items): sacrebleu's `rng.choice` call, same seed.
+    Drawn once per size and process (read-only: every entry of a task shares them)."""
+    out = np.random.default_rng(seed).choice(n_items, size=(resamples, n_items), replace=True)
+    out.flags.writeable = False
+    return out
 
 
 def resample_scores(metric: Any, stats: np.ndarray, score_name: str, idxs: np.ndarray) -> np.ndarray:

@@ -13,6 +13,7 @@ from harness import safety, store
 from harness.contest.splits import public_view
 from harness.errors import SubmissionError
 from harness.execution.cells import Cell, make_record
+from harness.execution.statistics import cell_statistics
 from harness.execution.isolation import run_job
 from harness.models.baselines import BASELINES
 from harness.models.predictions import predictions_file, read_predictions
@@ -24,11 +25,11 @@ from tasks.examples import Example, load_examples
 
 
 class Evaluator:
-    """Evaluates submissions on a set of tasks and hands each cell's record and predictions to `sink`: the store by
+    """Evaluates submissions on a set of tasks and hands each cell's record, predictions and statistics to `sink`: the store by
     default; on a Ray worker, a list the driver receives and writes (harness.execution.executors)."""
 
     def __init__(self, run_cfg: Any, tasks: Dict[str, Any], echo: Callable[[str], None] = print,
-                 sink: Optional[Callable[[Dict[str, Any], Optional[List[Dict[str, Any]]]], None]] = None,
+                 sink: Optional[Callable[..., None]] = None,
                  echo_prompts: int = 0):
         self.cfg = run_cfg
         self.tasks = tasks
@@ -80,7 +81,9 @@ class Evaluator:
                 cached = store.read_record(self.results, submission.name, name)
                 if cached and not store.complete(self.results, cached):
                     cached = None  # its predictions are not the ones it was scored from (an interrupted write)
-                if cached and cached["keys"] == {"predictions": cell.prediction_key, "scores": cell.score_key}:
+                stored_stats = cached and (cached["status"] != "ok" or "stats_sha256" in cached["provenance"])
+                if cached and cached["keys"] == {"predictions": cell.prediction_key, "scores": cell.score_key} \
+                        and stored_stats:
                     records[name] = cached
                 elif cached and cached["keys"]["predictions"] == cell.prediction_key and cached["status"] == "ok":
                     records[name] = self._rescore(submission, sub_sha, cell)
@@ -123,10 +126,12 @@ class Evaluator:
                          prompt_hashes: Optional[Dict[str, str]] = None) -> Dict[str, Any]:
         examples = self.examples(cell.task)
         try:
+            full = score(cell.task, examples, predictions)
             # in a contest the record holds the public part's scores only; the private part is scored by `reveal`
-            scored = public_view(self.cfg, cell.task, examples, score(cell.task, examples, predictions))
+            scored = public_view(self.cfg, cell.task, examples, full)
         except SubmissionError as e:
             return self._fail(submission, sub_sha, cell, e.status, str(e))
+        stats = cell_statistics(self.cfg, cell.task, examples, full)  # the board reads these, never scores again
         if unknown is not None:
             scored.counts["unknown"] = unknown
         record = make_record(cell, submission, "ok", submission_sha=sub_sha, run_cfg=self.cfg, scored=scored,
@@ -137,7 +142,9 @@ class Evaluator:
                 row["prompt_sha256"] = prompt_hashes.get(row["id"])
         # ties the record to the exact predictions file written beside it (store.complete checks it)
         record["provenance"]["predictions_sha256"] = store.text_sha256(store.predictions_text(rows))
-        self.sink(record, rows)
+        if stats is not None:
+            record["provenance"]["stats_sha256"] = store.text_sha256(store.stats_text(stats))
+        self.sink(record, rows, stats)
         return record
 
     def _fail(self, submission: Optional[Submission], sub_sha: str, cell: Cell, status: str, reason: str,

@@ -33,7 +33,8 @@ EXECUTORS = ("local", "ray")
 REASON_CHARS = 500
 LOG_CHARS = 2000
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
-Written = List[Tuple[Dict[str, Any], Optional[List[Dict[str, Any]]]]]  # (record, prediction rows) per cell
+# (record, prediction rows, statistics) per cell
+Written = List[Tuple[Dict[str, Any], Optional[List[Dict[str, Any]]], Optional[Dict[str, Any]]]]
 Job = Callable[[Any, Dict[str, Any], str], Written]
 
 
@@ -164,8 +165,8 @@ class RayExecutor:
                                 f"the Ray worker running this job was lost on each of its {self.cfg.max_retries + 1} "
                                 f"attempts (executor.max_retries={self.cfg.max_retries}): {type(e).__name__}: {e}")
         records = []
-        for record, rows in written:
-            planner.sink(record, rows)
+        for record, rows, stats in written:
+            planner.sink(record, rows, stats)
             records.append(record)
         returned = {record["task"] for record in records}
         missing = [cell for cell in deferred.cells if cell.task.name not in returned]
@@ -189,7 +190,8 @@ def evaluate_job(run_cfg: Any, tasks: Dict[str, Any], folder: str) -> Written:
         cfg = copy.deepcopy(run_cfg)
         cfg.paths.results = empty
         evaluator = Evaluator(cfg, tasks, echo=print,
-                              sink=lambda record, rows: written.append((record, None if rows is None else list(rows))))
+                              sink=lambda record, rows, stats=None: written.append(
+                                  (record, None if rows is None else list(rows), stats)))
         evaluator.evaluate(Path(folder))
     return written
 
