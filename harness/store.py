@@ -99,6 +99,11 @@ def write_cell(results: Path, record: Dict[str, Any], rows: Optional[Iterable[Di
 def complete(results: Path, record: Dict[str, Any]) -> bool:
     """Whether a stored record is a finished cell: an ok record's predictions file is the one it was scored from
     (records written before the hash was kept are trusted when their file exists)."""
+    return predictions_match(results, record) and stats_match(results, record)
+
+
+def predictions_match(results: Path, record: Dict[str, Any]) -> bool:
+    """The cell's predictions file is the one its record was scored from (always true of a failed cell)."""
     if record.get("status") != "ok":
         return True
     path = predictions_path(results, record["submission"], record["task"])
@@ -106,7 +111,7 @@ def complete(results: Path, record: Dict[str, Any]) -> bool:
     try:
         if expected is None:
             return path.is_file()
-        return sha256_file(path) == expected and stats_match(results, record)
+        return sha256_file(path) == expected
     except FileNotFoundError:
         return False
 

@@ -79,9 +79,11 @@ class Evaluator:
             to_predict: List[Cell] = []
             for name, cell in cells.items():
                 cached = store.read_record(self.results, submission.name, name)
-                if cached and not store.complete(self.results, cached):
+                if cached and not store.predictions_match(self.results, cached):
                     cached = None  # its predictions are not the ones it was scored from (an interrupted write)
-                stored_stats = cached and (cached["status"] != "ok" or "stats_sha256" in cached["provenance"])
+                # an ok cell stored without its statistics (or beside other ones) is scored again, with no model
+                stored_stats = cached and (cached["status"] != "ok" or (
+                    "stats_sha256" in cached["provenance"] and store.stats_match(self.results, cached)))
                 if cached and cached["keys"] == {"predictions": cell.prediction_key, "scores": cell.score_key} \
                         and stored_stats:
                     records[name] = cached
