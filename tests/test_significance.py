@@ -236,3 +236,18 @@ def test_xsum_systems_get_intervals_and_tiers(tmp_path):
     assert [row["tier"] for row in board["rows"]] == [1, 2, 3, 4]  # 11,334 summaries separate them all
     distribution = board["rank_distribution"]
     assert distribution["t-convs2s"] == {"1": 1.0} and distribution["lead"] == {"4": 1.0}
+
+
+@pytest.mark.parametrize("higher", [True, False])
+def test_rank_distribution_by_sorting_equals_pairwise_counting(higher):
+    """Ranks from one sort per resample equal 1 + the entries strictly better, counted pair by pair (ties from
+    rounding, NaN aggregates ranked last)."""
+    rng = np.random.default_rng(3)
+    aggregates = np.round(rng.normal(size=(200, 40)), 1)  # many ties
+    aggregates[rng.random(aggregates.shape) < 0.05] = np.nan
+    names = [f"e{i}" for i in range(40)]
+    values = np.where(np.isnan(aggregates), -np.inf, aggregates if higher else -aggregates)
+    ranks = 1 + (values[:, None, :] > values[:, :, None]).sum(axis=2)
+    expected = {name: {str(r): float(c) / 200 for r, c in enumerate(np.bincount(ranks[:, i], minlength=41)) if c}
+                for i, name in enumerate(names)}
+    assert significance.rank_distribution(names, aggregates, higher) == expected
