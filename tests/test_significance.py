@@ -251,3 +251,22 @@ def test_rank_distribution_by_sorting_equals_pairwise_counting(higher):
     expected = {name: {str(r): float(c) / 200 for r, c in enumerate(np.bincount(ranks[:, i], minlength=41)) if c}
                 for i, name in enumerate(names)}
     assert significance.rank_distribution(names, aggregates, higher) == expected
+
+
+def test_head_to_head_by_binary_search_equals_pairwise_counting():
+    from harness.board.policies import _head_to_head
+
+    rng = np.random.default_rng(5)
+    for _ in range(20):
+        values = np.round(rng.normal(size=(30, 3)), 1)
+        values[rng.random(values.shape) < 0.1] = np.nan
+        pool = rng.random(30) < 0.8
+        rounded = np.round(values[pool], 9)
+        scored = ~np.isnan(rounded)
+        filled = np.where(scored, rounded, -np.inf)
+        mine_scored = ~np.isnan(values)
+        mine = np.where(mine_scored, values, -np.inf)
+        wins = ((mine[:, None, :] > filled[None, :, :]) & mine_scored[:, None, :]).sum(axis=1)
+        ties = ((mine[:, None, :] == filled[None, :, :]) & mine_scored[:, None, :] & scored[None, :, :]).sum(axis=1)
+        got_wins, got_ties = _head_to_head(values, pool)
+        assert (got_wins == wins).all() and (got_ties == ties - mine_scored * pool[:, None]).all()
