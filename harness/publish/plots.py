@@ -89,13 +89,18 @@ def rank_stability_svg(board: Dict[str, Any]) -> Optional[str]:
     by_rank = {name: {int(rank): float(f) for rank, f in distribution[name].items()} for name in names}
     top, rest = names[:TOP_RANKED], names[TOP_RANKED:]
     n_ranks = max([len(top)] + [rank for name in top for rank in by_rank[name]])
-    grid = [[by_rank[name].get(rank, 0.0) for rank in range(1, n_ranks + 1)] for name in top]
+    columns = [str(rank) for rank in range(1, min(n_ranks, TOP_RANKED) + 1)]
+    grid = [[by_rank[name].get(rank, 0.0) for rank in range(1, len(columns) + 1)] for name in top]
+    if n_ranks > TOP_RANKED:  # ranks below the map's rows share one column
+        columns.append(f">{TOP_RANKED}")
+        for row, name in zip(grid, top):
+            row.append(sum(f for rank, f in by_rank[name].items() if rank > TOP_RANKED))
     plt = _pyplot()
     with plt.rc_context(SVG_RC):
         heights = [0.34 * len(top) + 0.6] + ([0.16 * len(rest) + 0.6] if rest else [])
-        fig, axes = plt.subplots(len(heights), 1, figsize=(0.55 * n_ranks + 2.4, sum(heights) + 0.7),
+        fig, axes = plt.subplots(len(heights), 1, figsize=(0.55 * len(columns) + 2.4, sum(heights) + 0.7),
                                  gridspec_kw={"height_ratios": heights}, squeeze=False)
-        _heat_map(axes[0][0], top, grid, n_ranks)
+        _heat_map(axes[0][0], top, grid, columns)
         resamples = (board.get("bootstrap") or {}).get("resamples")
         axes[0][0].set_title("Rank across bootstrap resamples" + (f" (n={resamples})" if resamples else ""))
         if rest:
@@ -104,7 +109,7 @@ def rank_stability_svg(board: Dict[str, Any]) -> Optional[str]:
         return _svg(fig)
 
 
-def _heat_map(ax: Any, names: List[str], grid: List[List[float]], n_ranks: int) -> None:
+def _heat_map(ax: Any, names: List[str], grid: List[List[float]], columns: List[str]) -> None:
     # pcolormesh (vector cells), not imshow, which would embed a raster image in the SVG
     ax.pcolormesh(grid, cmap="Blues", vmin=0.0, vmax=1.0, edgecolors="white", linewidth=1.0)
     for y, fractions in enumerate(grid):
@@ -112,7 +117,7 @@ def _heat_map(ax: Any, names: List[str], grid: List[List[float]], n_ranks: int) 
             if fraction >= 0.005:
                 ax.text(x + 0.5, y + 0.5, f"{fraction:.0%}", ha="center", va="center", fontsize=7,
                         color="white" if fraction > 0.6 else "black")
-    ax.set_xticks([r - 0.5 for r in range(1, n_ranks + 1)], [str(r) for r in range(1, n_ranks + 1)])
+    ax.set_xticks([x + 0.5 for x in range(len(columns))], columns)
     ax.set_yticks([y + 0.5 for y in range(len(names))], names)
     ax.invert_yaxis()  # best entry on top, as in the table
     ax.tick_params(length=0)
