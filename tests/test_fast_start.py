@@ -174,3 +174,28 @@ def test_stored_statistics_give_the_board_that_scoring_again_gives(demo_store, t
         stored = (tmp_path / "stored" / "demo" / name).read_text(encoding="utf-8")
         assert stored == (tmp_path / "rescored" / "demo" / name).read_text(encoding="utf-8"), name
     assert "95%" in (tmp_path / "stored" / "demo" / "leaderboard.md").read_text(encoding="utf-8")
+
+
+def test_noop_check_reads_no_unchanged_stored_file_and_notices_a_changed_one(demo_store, tmp_path, monkeypatch):
+    """The content index spares re-reading stored files whose size, mtime and inode are unchanged; a file edited in
+    place to the same size still changes the key (its mtime moved)."""
+    from harness.board import freshness
+    from harness.compose import compose, suite_tasks
+
+    work, args = demo_store
+    store = tmp_path / "store"
+    shutil.copytree(work / "store", store)
+    cfg = compose([a for a in args if not a.startswith("paths.results")] + [f"paths.results={store}"])
+    tasks, folder = suite_tasks(cfg), tmp_path / "board"
+    folder.mkdir()
+    first = freshness.board_key(cfg, tasks, folder)
+    read = []
+    real = freshness._sha_bytes
+    monkeypatch.setattr(freshness, "_sha_bytes", lambda path: read.append(path) or real(path))
+    assert freshness.board_key(cfg, tasks, folder) == first and not [p for p in read if p.is_relative_to(store)]
+    path = store / "rules-predictions" / "demo_translation.predictions.jsonl"
+    text = path.read_bytes()
+    time.sleep(0.01)
+    with open(path, "r+b") as f:  # same inode, same size, one byte changed
+        f.write(bytes([text[0] ^ 1]))
+    assert freshness.board_key(cfg, tasks, folder) != first and path in read
