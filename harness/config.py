@@ -223,6 +223,8 @@ class RunConfig:
     executor: ExecutorConfig = field(default_factory=ExecutorConfig)  # `executor=local|ray` (harness/conf/executor)
     backend: BackendConfig = field(default_factory=BackendConfig)  # `backend=hf` (harness/conf/backend)
     generation_caps: GenerationCapsConfig = field(default_factory=GenerationCapsConfig)
+    # processes that score predictions and baseline entries at once (executor=local); 0: one per CPU, 1: serial
+    scoring_workers: int = 0
 
 
 # ---------------------------------------------------------------- values checked beyond their types

@@ -35,7 +35,8 @@ from harness.store import atomic_write_text, dumps
 
 KEY_FILE = ".inputs.json"
 INDEX_FILE = ".content-index.json"
-_RUN_ONLY = ("batch_size", "device", "progress", "executor", "fail_on_error", "readme", "submission", "task")
+_RUN_ONLY = ("batch_size", "device", "progress", "executor", "fail_on_error", "readme", "submission", "task",
+             "scoring_workers")
 
 
 def _sha_bytes(path: Path) -> Optional[str]:

@@ -16,18 +16,22 @@ raises, each of its cells fails with a typed status and a reason naming Ray, and
 from __future__ import annotations
 
 import copy
+import multiprocessing
+import os
 import re
 import socket
 import tempfile
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from omegaconf import OmegaConf
 
-from harness.errors import ConfigError
+from harness.errors import ConfigError, SubmissionError
 from harness.execution.cells import Cell
 from harness.execution.evaluator import Evaluator
+from harness.submission import load_submission
 
 EXECUTORS = ("local", "ray")
 REASON_CHARS = 500
@@ -58,11 +62,57 @@ def executor_for(cfg: Any) -> Any:
 
 
 class LocalExecutor:
-    """Jobs one after another in this process (each model still in its own child, harness.execution.isolation)."""
+    """Jobs in this process, model entries one after another (each model still in its own child,
+    harness.execution.isolation). Entries that load no model (predictions and baselines) are only scored: they
+    are spread over `scoring_workers` processes (forked, so each inherits the loaded configs), each with its own
+    Evaluator writing to the store under the same per-submission locks; the records are those a serial run
+    writes, byte for byte."""
     def run(self, run_cfg: Any, tasks: Dict[str, Any], folders: Sequence[Path],
             echo: Callable[[str], None]) -> List[Dict[str, Any]]:
         evaluator = Evaluator(run_cfg, tasks, echo)
-        return [record for folder in folders for record in evaluator.evaluate(folder)]
+        scored_only = [folder for folder in folders if _loads_no_model(folder)]
+        workers = scoring_workers(run_cfg, len(scored_only))
+        done: Dict[Path, List[Dict[str, Any]]] = {}
+        if workers > 1:
+            global _WORKER_JOB
+            _WORKER_JOB = (run_cfg, tasks)
+            with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
+                done = dict(zip(scored_only, pool.map(_score_entry, scored_only)))
+            echo(f"scored {len(scored_only)} entries that load no model in {workers} processes")
+        return [record for folder in folders
+                for record in (done[folder] if folder in done else evaluator.evaluate(folder))]
+
+
+def scoring_workers(run_cfg: Any, entries: int) -> int:
+    """Processes for `entries` model-free entries: `scoring_workers` (0: one per CPU this process may use), never
+    more than the entries; fork is needed (spawn would re-import everything per process)."""
+    if entries < 2 or "fork" not in multiprocessing.get_all_start_methods():
+        return 1
+    if run_cfg.scoring_workers < 0:
+        raise ConfigError(f"scoring_workers: {run_cfg.scoring_workers!r} is not valid; use 0 (one per CPU), 1 "
+                          f"(serial) or more")
+    wanted = run_cfg.scoring_workers or len(os.sched_getaffinity(0))
+    return max(1, min(wanted, entries))
+
+
+def _loads_no_model(folder: Path) -> bool:
+    try:
+        return load_submission(folder).manifest.kind in ("predictions", "baseline")
+    except SubmissionError:
+        return False  # rejected by the serial path, with its reason
+
+
+_WORKER_JOB: Optional[Tuple[Any, Dict[str, Any]]] = None  # (run config, tasks), inherited by forked workers
+_WORKER_EVALUATOR: Optional[Evaluator] = None
+
+
+def _score_entry(folder: Path) -> List[Dict[str, Any]]:
+    """In a scoring worker: one model-free entry's records (the worker's Evaluator keeps each task's examples)."""
+    global _WORKER_EVALUATOR
+    if _WORKER_EVALUATOR is None:
+        run_cfg, tasks = _WORKER_JOB
+        _WORKER_EVALUATOR = Evaluator(run_cfg, tasks, echo=lambda message: None)
+    return _WORKER_EVALUATOR.evaluate(folder)
 
 
 # ---------------------------------------------------------------- the driver's side of a Ray run
