@@ -585,3 +585,27 @@ def test_a_shared_context_with_one_token_labels_is_run_once(gpt2, gpt2_single):
     one_by_one = [gpt2_single.loglikelihood([request])[0] for request in requests]
     assert_same_scores(batched, one_by_one)
     assert len({round(r.logprob, 6) for r in batched}) > len(contexts), "labels should score differently"
+
+
+@pytest.mark.parametrize("chunk", [1 << 24, 7 * 50])  # one chunk; chunks of a few positions
+def test_sum_logprobs_in_chunks_equals_a_full_log_softmax(chunk, monkeypatch):
+    """logit[target] - logsumexp per chunk of positions, reading shared inputs through `owner`, gives the full
+    log-softmax's sums (within 1e-5) and the same greedy flags; a NaN in an unscored (padded) position is ignored."""
+    import harness.models.hf as hf
+
+    monkeypatch.setattr(hf, "LOGPROB_CHUNK_ELEMENTS", chunk)
+    generator = torch.Generator().manual_seed(0)
+    logits = torch.randn(3, 9, 50, generator=generator) * 4
+    owner = torch.tensor([0, 0, 1, 2, 2])
+    targets = torch.randint(0, 50, (5, 9), generator=generator)
+    targets[1] = logits[0].argmax(dim=-1)  # an all-greedy row
+    scored = torch.ones(5, 9, dtype=torch.bool)
+    scored[2, :4] = False
+    logits[1, 0, 3] = float("nan")  # in row 2's unscored part
+    full = torch.log_softmax(logits[owner].float(), dim=-1).gather(-1, targets.unsqueeze(-1)).squeeze(-1)
+    expected_sums = torch.where(scored, full, torch.zeros_like(full)).double().sum(dim=-1).tolist()
+    expected_greedy = ((logits[owner].argmax(dim=-1) == targets) | ~scored).all(dim=-1).tolist()
+    got = hf._sum_logprobs(logits, targets, scored, owner)
+    assert [g for _, g in got] == expected_greedy and expected_greedy[1]
+    assert all(abs(a - b) < 1e-5 for (a, _), b in zip(got, expected_sums))
+    assert all(flag for _, flag in hf._sum_logprobs(logits, targets, scored, owner, greedy=False))

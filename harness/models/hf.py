@@ -181,19 +181,32 @@ def _pad(rows: Sequence[Sequence[int]], pad_id: int, left: bool, device) -> tupl
     return ids.to(device), mask.to(device)
 
 
-def _sum_logprobs(logits: torch.Tensor, targets: torch.Tensor, scored: torch.Tensor) -> list[tuple[float, bool]]:
-    """Per row: (sum of log p(target) over scored positions, every scored target is the argmax).
+LOGPROB_CHUNK_ELEMENTS = 1 << 24  # logits scored at once (64 MiB in float32): the positions of a chunk follow
 
-    `logits` holds only the positions that predict `targets` ([batch, k, vocab]), so the float32 log-softmax
-    never materialises over the whole sequence.
+
+def _sum_logprobs(logits: torch.Tensor, targets: torch.Tensor, scored: torch.Tensor,
+                  owner: Optional[torch.Tensor] = None, greedy: bool = True) -> list[tuple[float, bool]]:
+    """Per target row: (sum of log p(target) over scored positions, every scored target is the argmax).
+
+    `logits` holds only the positions that predict `targets` ([inputs, k, vocab]); target row i reads input
+    `owner[i]` (None: input i). log p(target) = logit[target] - logsumexp(logits), a chunk of positions at a
+    time, so neither a float32 log-softmax nor an owner-indexed copy of the whole logits is ever made (only a
+    chunk's). `greedy=False` (rolling log-likelihood) skips the argmax; the flags are then all True.
     """
-    logprobs = torch.log_softmax(logits.float(), dim=-1)
-    token_logprobs = logprobs.gather(-1, targets.unsqueeze(-1)).squeeze(-1)
-    # where(), not a product: a padded position may hold NaN and NaN * 0 is NaN.
-    token_logprobs = torch.where(scored, token_logprobs, torch.zeros_like(token_logprobs))
-    greedy = (logprobs.argmax(dim=-1) == targets) | ~scored
-    sums = token_logprobs.double().sum(dim=-1).tolist()
-    return list(zip(sums, greedy.all(dim=-1).tolist()))
+    n_rows, width = targets.shape
+    step = max(1, LOGPROB_CHUNK_ELEMENTS // max(1, n_rows * logits.shape[-1]))
+    sums = torch.zeros(n_rows, dtype=torch.float64, device=logits.device)
+    all_greedy = torch.ones(n_rows, dtype=torch.bool, device=logits.device)
+    for start in range(0, width, step):
+        chunk = logits[:, start:start + step, :] if owner is None else logits[owner, start:start + step, :]
+        chunk = chunk.float()
+        wanted, mask = targets[:, start:start + step], scored[:, start:start + step]
+        token = chunk.gather(-1, wanted.unsqueeze(-1)).squeeze(-1) - torch.logsumexp(chunk, dim=-1)
+        # where(), not a product: a padded position may hold NaN and NaN * 0 is NaN.
+        sums += torch.where(mask, token, torch.zeros_like(token)).double().sum(dim=-1)
+        if greedy:
+            all_greedy &= ((chunk.argmax(dim=-1) == wanted) | ~mask).all(dim=-1)
+    return list(zip(sums.tolist(), all_greedy.tolist()))
 
 
 def _aligned_targets(targets: Sequence[Sequence[int]], width: int, right: bool, device):
@@ -630,8 +643,8 @@ class HFCausalBackend(_HFBackend):
 
     # -- scoring
 
-    def _score_batch(self, inputs: list[tuple[int, ...]],
-                     targets: list[list[tuple[int, ...]]]) -> list[list[tuple[float, bool]]]:
+    def _score_batch(self, inputs: list[tuple[int, ...]], targets: list[list[tuple[int, ...]]],
+                     greedy: bool = True) -> list[list[tuple[float, bool]]]:
         """One forward per distinct input; targets[i] are the target tuples read off inputs[i], each predicted by
         the last len(target) input positions."""
         keep = max(len(t) for group in targets for t in group)
@@ -642,12 +655,15 @@ class HFCausalBackend(_HFBackend):
         if self._takes_logits_to_keep:
             kwargs["logits_to_keep"] = keep
         logits = self.model(input_ids=ids, **kwargs).logits[:, -keep:, :]
-        owner = torch.tensor([i for i, group in enumerate(targets) for _ in group], device=self.device)
+        owners = [i for i, group in enumerate(targets) for _ in group]
+        # several targets on one input (labels sharing a context) read its logits through `owner`, a chunk at a time
+        owner = None if len(owners) == len(inputs) else torch.tensor(owners, device=self.device)
         flat, scored = _aligned_targets([t for group in targets for t in group], keep, right=True, device=self.device)
-        sums = iter(_sum_logprobs(logits[owner], flat, scored))
+        sums = iter(_sum_logprobs(logits, flat, scored, owner, greedy))
         return [[next(sums) for _ in group] for group in targets]
 
-    def _score_rows(self, rows: list[tuple[tuple[int, ...], tuple[int, ...]]], desc: str) -> list[tuple[float, bool]]:
+    def _score_rows(self, rows: list[tuple[tuple[int, ...], tuple[int, ...]]], desc: str,
+                    greedy: bool = True) -> list[tuple[float, bool]]:
         """Scores each distinct row once (identical requests are common in classification suites), and runs each
         distinct input once: the labels of a shared context whose continuations are one token long all read the
         context's last position, so one forward pass scores every label."""
@@ -658,7 +674,8 @@ class HFCausalBackend(_HFBackend):
         scores = self._run_batches(
             len(inputs),
             sort_key=lambda i: -len(inputs[i]),
-            run_batch=lambda batch: self._score_batch([inputs[i] for i in batch], [targets_of[inputs[i]] for i in batch]),
+            run_batch=lambda batch: self._score_batch([inputs[i] for i in batch], [targets_of[inputs[i]] for i in batch],
+                                                      greedy),
             desc=desc,
             row_tokens=lambda i: len(inputs[i]),
         )
@@ -721,7 +738,7 @@ class HFCausalBackend(_HFBackend):
                 rows.append((tuple(sequence[begin:end]), tuple(sequence[end + 1 - n_new:end + 1])))
                 owners.append(index)
         totals = [0.0] * len(requests)
-        for owner, (logprob, _) in zip(owners, self._score_rows(rows, desc="rolling")):
+        for owner, (logprob, _) in zip(owners, self._score_rows(rows, desc="rolling", greedy=False)):
             totals[owner] += logprob
         return [RollingLoglikelihood(logprob=total, n_tokens=len(tokens)) for total, tokens in zip(totals, texts)]
 
