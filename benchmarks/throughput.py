@@ -322,6 +322,60 @@ def bench_lm_eval(cfg, args):
           f"{h['n_roll'] / h['roll']:.1f} ({lm['roll'] / h['roll']:.2f}x lm_eval)")
 
 
+WIKITEXT_PROBE = """
+import json, math, sys
+sys.path.insert(0, sys.argv[1])
+from omegaconf import OmegaConf
+from harness.config import TaskConfig
+from harness.metrics import build_metric
+from harness.models.hf import HFCausalBackend
+from harness.scoring import metric_options
+from tasks import kind_of
+model_dir, device, batch, rows_path = sys.argv[2], sys.argv[3], int(sys.argv[4]), sys.argv[5]
+lines = open(rows_path, encoding="utf-8").read().splitlines()
+rows = [(line + "\\n") for line in lines if line.strip()][:int(sys.argv[6])]
+# the shipped wikitext2 recipe, with lm_eval's window: the model's whole length, windows not overlapping
+task = OmegaConf.merge(OmegaConf.structured(TaskConfig), OmegaConf.load(sys.argv[1] + "/tasks/task/wikitext2.yaml"),
+                       {"window": None, "stride": None})
+kind = kind_of(task)
+examples = [kind.make_example(task, str(i), {"text": row}, "rows") for i, row in enumerate(rows)]
+backend = HFCausalBackend(model_dir, device=device, batch_size=batch)
+answers = backend.rolling_loglikelihood(kind.requests(task, [e.inputs for e in examples]))
+metric = build_metric("perplexity", metric_options(task, "perplexity"))
+ours = metric.score(kind.predictions(task, answers), [e.target for e in examples])["bits_per_byte"]
+from lm_eval.api.instance import Instance
+from lm_eval.models.huggingface import HFLM
+from lm_eval.tasks.wikitext.preprocess_wikitext import process_results, wikitext_detokenizer
+lm = HFLM(pretrained=model_dir, device=device, batch_size=batch)
+docs = [{"page": row} for row in rows]
+values = lm.loglikelihood_rolling([Instance("loglikelihood_rolling", d, (wikitext_detokenizer(d),), i)
+                                   for i, d in enumerate(docs)], disable_tqdm=True)
+pairs = [process_results(d, [v])["bits_per_byte"] for d, v in zip(docs, values)]
+theirs = -sum(v for v, _ in pairs) / sum(n for _, n in pairs) / math.log(2)  # lm_eval's bits_per_byte aggregation
+print(json.dumps({"documents": len(rows), "harness": ours, "lm_eval": theirs, "max_length": backend.max_length}))
+"""
+
+
+def bench_wikitext_recipe(args):
+    """lm-evaluation-harness's wikitext recipe (detokenised text read, bytes of the original counted, whole-window
+    rolling windows) in both tools on the same model and WikiText-2 rows: their bits per byte."""
+    import importlib.util
+
+    rows = ROOT.parent / "shared" / "data" / "language_modeling" / "wikitext-2" / "wiki.test.raw.reconstructed"
+    if importlib.util.find_spec("lm_eval") is None or not rows.is_file():
+        print("wikitext recipe: needs lm_eval installed and the WikiText-2 rows in ../shared/data - skipped")
+        return
+    done = subprocess.run([sys.executable, "-c", WIKITEXT_PROBE, str(ROOT), args.model, args.device,
+                           str(args.batch_size), str(rows), "300"], capture_output=True, text=True, cwd=ROOT)
+    if done.returncode != 0:
+        print(f"wikitext recipe comparison failed: {done.stderr[-800:]}")
+        return
+    r = json.loads(done.stdout.strip().splitlines()[-1])
+    print(f"wikitext recipe on the first {r['documents']} WikiText-2 test documents (window {r['max_length']}): bits per "
+          f"byte harness {r['harness']:.10f}, lm_eval {r['lm_eval']:.10f}, |difference| "
+          f"{abs(r['harness'] - r['lm_eval']):.1e} (target <= 1e-6)")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", default=str(ROOT / "submissions" / "tiny-gpt2" / "model"))
@@ -347,6 +401,7 @@ def main() -> int:
         print("no-op rerun of `harness run suite=demo` over a complete store:")
         bench_noop_rerun()
     bench_lm_eval(cfg, args)
+    bench_wikitext_recipe(args)
     return 0
 
 
