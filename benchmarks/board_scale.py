@@ -77,7 +77,8 @@ def write_entries(data: Path, folder: Path, k: int) -> list[Path]:
         (entry / "submission.yaml").write_text(f"team: team-{index % 37}\nname: entry-{index:04d}\n"
                                                f"kind: predictions\n", encoding="utf-8")
         lines = perturbed(outputs[index % len(outputs)], seed=index)
-        rows = "".join(json.dumps({"id": str(i), "prediction": p}, ensure_ascii=False) + "\n" for i, p in enumerate(lines))
+        rows = "".join(json.dumps({"id": str(i), "prediction": p}, ensure_ascii=False) + "\n"
+                       for i, p in enumerate(lines))
         (entry / "predictions" / f"{TASK}.jsonl").write_text(rows, encoding="utf-8")
         folders.append(entry)
     return folders

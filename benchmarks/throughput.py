@@ -187,7 +187,8 @@ import torch
 from benchmarks.throughput import bare_rolling, harness_backend, task_examples
 from harness.compose import compose
 from harness.requests import RollingRequest
-side, model_dir, device, batch, repeat, window = sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5]), int(sys.argv[6]), int(sys.argv[7])
+side, model_dir, device = sys.argv[2], sys.argv[3], sys.argv[4]
+batch, repeat, window = int(sys.argv[5]), int(sys.argv[6]), int(sys.argv[7])
 task, examples = task_examples(compose(["suite=demo"]), "demo_language_modeling", repeat)
 texts = [e.inputs["text"] for e in examples]
 backend = harness_backend(model_dir, device, batch)
@@ -371,8 +372,8 @@ def bench_wikitext_recipe(args):
         print(f"wikitext recipe comparison failed: {done.stderr[-800:]}")
         return
     r = json.loads(done.stdout.strip().splitlines()[-1])
-    print(f"wikitext recipe on the first {r['documents']} WikiText-2 test documents (window {r['max_length']}): bits per "
-          f"byte harness {r['harness']:.10f}, lm_eval {r['lm_eval']:.10f}, |difference| "
+    print(f"wikitext recipe on the first {r['documents']} WikiText-2 test documents (window {r['max_length']}): "
+          f"bits per byte harness {r['harness']:.10f}, lm_eval {r['lm_eval']:.10f}, |difference| "
           f"{abs(r['harness'] - r['lm_eval']):.1e} (target <= 1e-6)")
 
 

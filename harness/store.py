@@ -1,7 +1,7 @@
 """The result store: one record per (submission, task) cell, with its per-example predictions beside it.
 
-Layout: `<results>/<submission>/<task>.json` (the record), `<task>.predictions.jsonl` and `<task>.stats` (canonical JSON: the
-cell's per-example statistics and bootstrap resamples, harness.execution.statistics). Every file is written to a
+Layout: `<results>/<submission>/<task>.json` (the record), `<task>.predictions.jsonl` and `<task>.stats`
+(canonical JSON: the cell's per-example statistics and bootstrap resamples, harness.execution.statistics). Every file is written to a
 temporary name and renamed into place, predictions and statistics before the record, so a reader (or a run killed
 at any moment) never sees a partial file, and a record exists only once its files do. A record of an ok cell
 carries the sha256 of its predictions file (`provenance.predictions_sha256`) and of its statistics file

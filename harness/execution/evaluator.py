@@ -25,8 +25,8 @@ from tasks.examples import Example, load_examples
 
 
 class Evaluator:
-    """Evaluates submissions on a set of tasks and hands each cell's record, predictions and statistics to `sink`: the store by
-    default; on a Ray worker, a list the driver receives and writes (harness.execution.executors)."""
+    """Evaluates submissions on a set of tasks and hands each cell's record, predictions and statistics to `sink`:
+    the store by default; on a Ray worker, a list the driver receives and writes (harness.execution.executors)."""
 
     def __init__(self, run_cfg: Any, tasks: Dict[str, Any], echo: Callable[[str], None] = print,
                  sink: Optional[Callable[..., None]] = None,

@@ -74,7 +74,8 @@ class PerplexityMetric(Metric):
 
     def __init__(self, words: str = "whitespace", scoring: str = ""):
         if words not in WORD_RULES:
-            raise ValueError(f"words {words!r} is not valid for metric 'perplexity'; use one of {', '.join(WORD_RULES)}")
+            raise ValueError(f"words {words!r} is not valid for metric 'perplexity'; use one of "
+                             f"{', '.join(WORD_RULES)}")
         self.words, self.scoring = words, scoring
         self._count_words = WORD_RULES[words]
     scores = (

@@ -674,8 +674,8 @@ class HFCausalBackend(_HFBackend):
         scores = self._run_batches(
             len(inputs),
             sort_key=lambda i: -len(inputs[i]),
-            run_batch=lambda batch: self._score_batch([inputs[i] for i in batch], [targets_of[inputs[i]] for i in batch],
-                                                      greedy),
+            run_batch=lambda batch: self._score_batch([inputs[i] for i in batch],
+                                                      [targets_of[inputs[i]] for i in batch], greedy),
             desc=desc,
             row_tokens=lambda i: len(inputs[i]),
         )
