@@ -98,6 +98,36 @@ def bare_loglikelihood(model, tokenizer, pairs, batch_size, device):
     return out, scored
 
 
+def bare_rolling(model, tokenizer, texts, window, batch_size, device):
+    """Rolling log-likelihood as a plain loop computes it: [BOS] + tokens cut into windows of `window` positions,
+    each predicting the tokens after the previous window (the last one moved back to read a whole window), one
+    forward per batch of windows, a full log-softmax, the targets' log-probs summed per document."""
+    windows = []  # (document, the ids read followed by the last target, number of targets scored at the end)
+    for doc, text in enumerate(texts):
+        sequence = [tokenizer.bos_token_id] + tokenizer(text, add_special_tokens=False)["input_ids"]
+        n_tokens, previous = len(sequence) - 1, 0
+        for end in range(min(window, n_tokens), n_tokens + 1, window) if n_tokens else ():
+            windows.append((doc, sequence[max(0, end - window):end + 1], end - previous))
+            previous = end
+        if previous < n_tokens:
+            windows.append((doc, sequence[max(0, n_tokens - window):n_tokens + 1], n_tokens - previous))
+    totals = [0.0] * len(texts)
+    for i in range(0, len(windows), batch_size):
+        batch = windows[i:i + batch_size]
+        width = max(len(ids) - 1 for _, ids, _ in batch)
+        inp = torch.full((len(batch), width), tokenizer.pad_token_id, dtype=torch.long)
+        mask = torch.zeros_like(inp)
+        for r, (_, ids, _) in enumerate(batch):
+            inp[r, :len(ids) - 1] = torch.tensor(ids[:-1])
+            mask[r, :len(ids) - 1] = 1
+        with torch.inference_mode():
+            logp = torch.log_softmax(model(input_ids=inp.to(device), attention_mask=mask.to(device)).logits.float(), -1)
+        for r, (doc, ids, n_new) in enumerate(batch):
+            targets = torch.tensor(ids[len(ids) - n_new:], device=logp.device)
+            totals[doc] += float(logp[r, len(ids) - 1 - n_new:len(ids) - 1].gather(-1, targets[:, None]).sum())
+    return totals
+
+
 # ---------------------------------------------------------------- the harness
 
 
@@ -149,6 +179,52 @@ def bench_loglikelihood(cfg, args, backend, model, tokenizer):
     line("harness", len(pairs), tokens, t_harness, t_bare)
     print(f"  largest |harness - bare| log-likelihood: {worst:.2e}")
     return t_bare / t_harness
+
+
+ROLLING_PROBE = """
+import json, resource, sys, time
+sys.path.insert(0, sys.argv[1])
+import torch
+from benchmarks.throughput import bare_rolling, harness_backend, task_examples
+from harness.compose import compose
+from harness.requests import RollingRequest
+side, model_dir, device = sys.argv[2], sys.argv[3], sys.argv[4]
+batch, repeat, window = int(sys.argv[5]), int(sys.argv[6]), int(sys.argv[7])
+task, examples = task_examples(compose(["suite=demo"]), "demo_language_modeling", repeat)
+texts = [e.inputs["text"] for e in examples]
+backend = harness_backend(model_dir, device, batch)
+loaded = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+started = time.perf_counter()
+if side == "bare":
+    values = bare_rolling(backend.model, backend.tokenizer, texts, window, batch, device)
+else:
+    values = [r.logprob for r in backend.rolling_loglikelihood([RollingRequest(t, window, window) for t in texts])]
+seconds = time.perf_counter() - started
+gpu = torch.cuda.max_memory_allocated() / 2**20 if device.startswith("cuda") else None
+print(json.dumps({"seconds": seconds, "peak_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                  "loaded_mib": loaded / 1024, "gpu_mib": gpu, "values": values}))
+"""
+
+
+def bench_rolling_memory(args):
+    """Rolling log-likelihood of the demo documents, the bare loop and the harness each in a fresh process: time,
+    peak memory (RSS; on CUDA also the peak allocated), and the largest difference between their values."""
+    window = 16  # short windows: every document spans several, the last one moved back
+    out = {}
+    for side in ("bare", "harness"):
+        done = subprocess.run([sys.executable, "-c", ROLLING_PROBE, str(ROOT), side, args.model, args.device,
+                               str(args.batch_size), str(args.repeat * 8), str(window)],
+                              capture_output=True, text=True, check=True)
+        out[side] = json.loads(done.stdout.strip().splitlines()[-1])
+    bare, harness = out["bare"], out["harness"]
+    worst = max(abs(a - b) for a, b in zip(bare["values"], harness["values"]))
+    print(f"rolling log-likelihood, {len(bare['values'])} documents in windows of {window}, each in a fresh process:")
+    for side, r in out.items():
+        gpu = f", GPU peak allocated {r['gpu_mib']:.0f} MiB" if r["gpu_mib"] is not None else ""
+        print(f"  {side:8s} {r['seconds']:.2f} s, peak RSS {r['peak_mib']:.0f} MiB ({r['loaded_mib']:.0f} MiB after "
+              f"the model loaded){gpu}")
+    print(f"  harness / bare speed {bare['seconds'] / harness['seconds']:.2f} (target >= 0.95); largest "
+          f"|harness - bare| per document {worst:.2e}")
 
 
 def bench_job(cfg, args):
@@ -272,6 +348,60 @@ def bench_lm_eval(cfg, args):
           f"{h['n_roll'] / h['roll']:.1f} ({lm['roll'] / h['roll']:.2f}x lm_eval)")
 
 
+WIKITEXT_PROBE = """
+import json, math, sys
+sys.path.insert(0, sys.argv[1])
+from omegaconf import OmegaConf
+from harness.config import TaskConfig
+from harness.metrics import build_metric
+from harness.models.hf import HFCausalBackend
+from harness.scoring import metric_options
+from tasks import kind_of
+model_dir, device, batch, rows_path = sys.argv[2], sys.argv[3], int(sys.argv[4]), sys.argv[5]
+lines = open(rows_path, encoding="utf-8").read().splitlines()
+rows = [(line + "\\n") for line in lines if line.strip()][:int(sys.argv[6])]
+# the shipped wikitext2 recipe, with lm_eval's window: the model's whole length, windows not overlapping
+task = OmegaConf.merge(OmegaConf.structured(TaskConfig), OmegaConf.load(sys.argv[1] + "/tasks/task/wikitext2.yaml"),
+                       {"window": None, "stride": None})
+kind = kind_of(task)
+examples = [kind.make_example(task, str(i), {"text": row}, "rows") for i, row in enumerate(rows)]
+backend = HFCausalBackend(model_dir, device=device, batch_size=batch)
+answers = backend.rolling_loglikelihood(kind.requests(task, [e.inputs for e in examples]))
+metric = build_metric("perplexity", metric_options(task, "perplexity"))
+ours = metric.score(kind.predictions(task, answers), [e.target for e in examples])["bits_per_byte"]
+from lm_eval.api.instance import Instance
+from lm_eval.models.huggingface import HFLM
+from lm_eval.tasks.wikitext.preprocess_wikitext import process_results, wikitext_detokenizer
+lm = HFLM(pretrained=model_dir, device=device, batch_size=batch)
+docs = [{"page": row} for row in rows]
+values = lm.loglikelihood_rolling([Instance("loglikelihood_rolling", d, (wikitext_detokenizer(d),), i)
+                                   for i, d in enumerate(docs)], disable_tqdm=True)
+pairs = [process_results(d, [v])["bits_per_byte"] for d, v in zip(docs, values)]
+theirs = -sum(v for v, _ in pairs) / sum(n for _, n in pairs) / math.log(2)  # lm_eval's bits_per_byte aggregation
+print(json.dumps({"documents": len(rows), "harness": ours, "lm_eval": theirs, "max_length": backend.max_length}))
+"""
+
+
+def bench_wikitext_recipe(args):
+    """lm-evaluation-harness's wikitext recipe (detokenised text read, bytes of the original counted, whole-window
+    rolling windows) in both tools on the same model and WikiText-2 rows: their bits per byte."""
+    import importlib.util
+
+    rows = ROOT.parent / "shared" / "data" / "language_modeling" / "wikitext-2" / "wiki.test.raw.reconstructed"
+    if importlib.util.find_spec("lm_eval") is None or not rows.is_file():
+        print("wikitext recipe: needs lm_eval installed and the WikiText-2 rows in ../shared/data - skipped")
+        return
+    done = subprocess.run([sys.executable, "-c", WIKITEXT_PROBE, str(ROOT), args.model, args.device,
+                           str(args.batch_size), str(rows), "300"], capture_output=True, text=True, cwd=ROOT)
+    if done.returncode != 0:
+        print(f"wikitext recipe comparison failed: {done.stderr[-800:]}")
+        return
+    r = json.loads(done.stdout.strip().splitlines()[-1])
+    print(f"wikitext recipe on the first {r['documents']} WikiText-2 test documents (window {r['max_length']}): "
+          f"bits per byte harness {r['harness']:.10f}, lm_eval {r['lm_eval']:.10f}, |difference| "
+          f"{abs(r['harness'] - r['lm_eval']):.1e} (target <= 1e-6)")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", default=str(ROOT / "submissions" / "tiny-gpt2" / "model"))
@@ -294,6 +424,7 @@ def main() -> int:
     ratios = [bench_generation(cfg, args, backend, model, tokenizer),
               bench_loglikelihood(cfg, args, backend, model, tokenizer)]
     print(f"harness / bare: generation {ratios[0]:.2f}, log-likelihood {ratios[1]:.2f} (target >= 0.9)")
+    bench_rolling_memory(args)
     if not args.skip_job:
         bench_job(cfg, args)
         print("no-op rerun of `harness run suite=demo` over a complete store:")
@@ -302,6 +433,7 @@ def main() -> int:
         print(f"generation as an isolated job, demo_summarization x{args.repeat}: hf against {args.serve}")
         bench_served(cfg, args)
     bench_lm_eval(cfg, args)
+    bench_wikitext_recipe(args)
     return 0
 
 

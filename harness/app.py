@@ -49,7 +49,7 @@ class RunResult:
 def write_board(cfg: RunConfig, tasks: Dict[str, TaskConfig]) -> BoardResult:
     """Writes the suite's public board unless it is already what these inputs give; refreshes `cfg.readme`."""
     folder = Path(cfg.paths.leaderboards) / suite_of(cfg).name
-    key = freshness.board_key(cfg, tasks)
+    key = freshness.board_key(cfg, tasks, folder)
     written = not freshness.is_fresh(folder, key)  # a board built from these very inputs is left as it is
     if written:
         # imported here: pandas, numpy and matplotlib load only when a board is really written

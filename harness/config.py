@@ -103,6 +103,11 @@ class TaskConfig:
     primary_metric: str = MISSING
     metric_options: Dict[str, Any] = field(default_factory=dict)
     budget_s: float = 1800.0  # wall-clock budget for a model on this task
+    # language_modeling: the context of a long document's last window: "full" moves it back to read a whole
+    # window (lm-evaluation-harness's rule), "own" reads only the tokens after the previous window's start + stride
+    last_window: str = "full"
+    transform: Optional[str] = None  # a registered text transform (tasks.transforms) applied to the model's text
+    count_on: str = "original"  # language_modeling: count words and bytes on the "original" or "transformed" text
 
 
 @dataclass
@@ -222,6 +227,8 @@ class RunConfig:
     allow_endpoints: List[str] = field(default_factory=list)  # hosts (host or host:port) they may use; empty: none
     endpoint_api_key_env: Optional[str] = None  # the environment variable holding their API key (never written)
     reuse_endpoint_predictions: bool = False  # a remote model can change under its name: predict again every run
+    # processes that score predictions and baseline entries at once (executor=local); 0: one per CPU, 1: serial
+    scoring_workers: int = 0
 
 
 # ---------------------------------------------------------------- values checked beyond their types

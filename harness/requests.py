@@ -105,6 +105,7 @@ class RollingRequest:
     text: str
     window: Optional[int] = None  # tokens per window; None: the model's maximum length
     stride: Optional[int] = None  # tokens the window advances; None: the window
+    full_last_window: bool = True  # the last window moves back to read a whole window (else: only its own part)
 
 
 @dataclass(frozen=True)

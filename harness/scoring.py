@@ -41,7 +41,8 @@ def score(task: TaskConfig, examples: Sequence[Example], predictions: Mapping[st
     ordered = [predictions.get(example.id, fill) for example in examples]
     metric_preds, targets = kind.metric_inputs(task, examples, ordered)
     scored = Scored({}, {}, {}, {"examples": len(examples), "missing": missing,
-                                 "unknown": sum(1 for i in predictions if i not in known)}, ordered)
+                                 "unknown": sum(1 for i in predictions if i not in known),
+                                 **kind.counts(task, examples)}, ordered)
     for name in task.metrics if only is None else [m for m in task.metrics if m in only]:
         try:
             metric = build_metric(name, metric_options(task, name))

@@ -1,10 +1,12 @@
 """The result store: one record per (submission, task) cell, with its per-example predictions beside it.
 
-Layout: `<results>/<submission>/<task>.json` (the record) and `<task>.predictions.jsonl`. Every file is written to
-a temporary name and renamed into place, predictions before the record, so a reader (or a run killed at any
-moment) never sees a partial file, and a record exists only once its predictions do. A record of an ok cell carries
-the sha256 of its predictions file (`provenance.predictions_sha256`), so a record whose predictions were replaced
-after it was written (a run killed between the two renames) is never taken for a complete cell. Writers of one
+Layout: `<results>/<submission>/<task>.json` (the record), `<task>.predictions.jsonl` and `<task>.stats`
+(canonical JSON: the cell's per-example statistics and bootstrap resamples, harness.execution.statistics). Every file is written to a
+temporary name and renamed into place, predictions and statistics before the record, so a reader (or a run killed
+at any moment) never sees a partial file, and a record exists only once its files do. A record of an ok cell
+carries the sha256 of its predictions file (`provenance.predictions_sha256`) and of its statistics file
+(`provenance.stats_sha256`), so a record whose files were replaced after it was written (a run killed between the
+renames) is never taken for a complete cell. Writers of one
 submission's cells hold its lock file (`<submission>/.lock`, filelock), so two runs at once leave matching pairs.
 """
 from __future__ import annotations
@@ -53,6 +55,15 @@ def predictions_path(results: Path, submission: str, task: str) -> Path:
     return Path(results) / submission / f"{task}.predictions.jsonl"
 
 
+def stats_path(results: Path, submission: str, task: str) -> Path:
+    return Path(results) / submission / f"{task}.stats"
+
+
+def stats_text(stats: Dict[str, Any]) -> str:
+    """The statistics file's exact text: compact canonical JSON (floats written so they read back exactly)."""
+    return json.dumps(stats, sort_keys=True, ensure_ascii=False, separators=(",", ":")) + "\n"
+
+
 def predictions_text(rows: Iterable[Dict[str, Any]]) -> str:
     """The predictions file's exact text: one canonical JSON line per example."""
     return "".join(json.dumps(row, sort_keys=True, ensure_ascii=False) + "\n" for row in rows)
@@ -71,20 +82,28 @@ def submission_lock(results: Path, submission: str) -> Any:
     return FileLock(str((folder / LOCK_NAME).resolve()), is_singleton=True)
 
 
-def write_cell(results: Path, record: Mapping[str, Any], rows: Optional[Iterable[Dict[str, Any]]]) -> None:
+def write_cell(results: Path, record: Mapping[str, Any], rows: Optional[Iterable[Dict[str, Any]]],
+               stats: Optional[Dict[str, Any]] = None) -> None:
     submission, task = record["submission"], record["task"]
     pred_path = predictions_path(results, submission, task)
-    with submission_lock(results, submission):  # the pair is written by one run at a time
-        if rows is not None:
-            atomic_write_text(pred_path, predictions_text(rows))
-        else:
-            pred_path.unlink(missing_ok=True)
+    with submission_lock(results, submission):  # a cell's files are written by one run at a time
+        for path, text in ((pred_path, None if rows is None else predictions_text(rows)),
+                           (stats_path(results, submission, task), None if stats is None else stats_text(stats))):
+            if text is not None:
+                atomic_write_text(path, text)
+            else:
+                path.unlink(missing_ok=True)
         atomic_write_text(record_path(results, submission, task), dumps(record))
 
 
 def complete(results: Path, record: Mapping[str, Any]) -> bool:
     """Whether a stored record is a finished cell: an ok record's predictions file is the one it was scored from
     (records written before the hash was kept are trusted when their file exists)."""
+    return predictions_match(results, record) and stats_match(results, record)
+
+
+def predictions_match(results: Path, record: Mapping[str, Any]) -> bool:
+    """The cell's predictions file is the one its record was scored from (always true of a failed cell)."""
     if record.get("status") != "ok":
         return True
     path = predictions_path(results, record["submission"], record["task"])
@@ -92,10 +111,32 @@ def complete(results: Path, record: Mapping[str, Any]) -> bool:
     try:
         if expected is None:
             return path.is_file()
-
         return sha256_file(path) == expected
     except FileNotFoundError:
         return False
+
+
+def stats_match(results: Path, record: Mapping[str, Any]) -> bool:
+    """The cell's statistics file is the one its record was written with (True where the record names none)."""
+    expected = record.get("provenance", {}).get("stats_sha256")
+    if expected is None:
+        return True
+    try:
+        return sha256_file(stats_path(results, record["submission"], record["task"])) == expected
+    except FileNotFoundError:
+        return False
+
+
+def read_stats(results: Path, record: Dict[str, Any]) -> Optional[Dict[str, Any]]:
+    """The statistics a record was written with, or None: none kept, or the file is not the record's."""
+    expected = record.get("provenance", {}).get("stats_sha256")
+    if expected is None:
+        return None
+    try:
+        text = stats_path(results, record["submission"], record["task"]).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return None
+    return json.loads(text) if text_sha256(text) == expected else None
 
 
 def read_record(results: Path, submission: str, task: str) -> Optional[Dict[str, Any]]:

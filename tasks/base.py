@@ -67,6 +67,8 @@ class TaskKind(KindFields, Protocol):
         """What a missing id scores as (an empty text, no label); raise if the kind cannot score it."""
     def metric_inputs(self, task: TaskConfig, examples: Sequence[Example], predictions: Sequence[Any]) -> Tuple[list, list]:
         """(predictions, targets) in the form the task's metrics take."""
+    def counts(self, task: Any, examples: Sequence[Example]) -> Dict[str, int]:
+        """Counts the record carries besides examples/missing/unknown (e.g. blank documents); often none."""
 
 
 def render_prompt(task: TaskConfig, inputs: Mapping[str, Any],
@@ -128,10 +130,17 @@ def _render(task: TaskConfig, template: jinja2.Template, inputs: Mapping[str, An
                           f"available: {', '.join(sorted(inputs))}") from e
 
 
-def require_fields(kind: str, fields: Mapping[str, Any], names: Sequence[str], where: str) -> None:
-    missing = [n for n in names if fields.get(n) in (None, "", [])]
-    if missing:
-        raise ConfigError(f"{where}: a {kind} task needs field(s) {', '.join(missing)} mapped to dataset columns")
+def require_fields(kind: str, fields: Mapping[str, Any], names: Sequence[str], where: str,
+                   example_id: str) -> None:
+    """Each of `names` is mapped to a column and holds a value in this row. A blank value ("", a blank document or
+    an empty reference) is data, not a config error: the kind and its metrics score it."""
+    unmapped = [n for n in names if n not in fields]
+    if unmapped:
+        raise ConfigError(f"{where}: example {example_id!r}: a {kind} task needs field(s) {', '.join(unmapped)} "
+                          f"mapped to dataset columns")
+    null = [n for n in names if fields[n] is None]
+    if null:
+        raise ConfigError(f"{where}: example {example_id!r}: field(s) {', '.join(null)} hold no value (null)")
 
 
 def as_references(value: Any, example_id: str, where: str) -> List[str]:
@@ -175,13 +184,19 @@ class GenerationKind:
     def metric_inputs(self, task: TaskConfig, examples: Sequence[Example], predictions: Sequence[Any]) -> Tuple[list, list]:
         return list(predictions), [example.target for example in examples]
 
+    def counts(self, task: Any, examples: Sequence[Example]) -> Dict[str, int]:
+        return {}
+
 
 def example_references(fields: Mapping[str, Any], row: Mapping[str, Any]) -> Any:
     """The reference columns of a row: one list column, or one column per reference."""
     columns = fields["references"]
     if len(columns) == 1:
         return lookup(dict(row), columns[0])
-    return [lookup(dict(row), c) for c in columns if lookup(dict(row), c) not in (None, "")]
+    values = [lookup(dict(row), c) for c in columns]
+    kept = [v for v in values if v not in (None, "")]
+    # a row whose every reference is blank keeps one empty reference, which sacrebleu and rouge-score score
+    return kept or ([""] if "" in values else [])
 
 
 def field_map(task: TaskConfig) -> Dict[str, Any]:

@@ -1,7 +1,7 @@
 """Classification: pick the label whose verbaliser the model finds most likely (or generate it); accuracy, macro-F1."""
 from __future__ import annotations
 
-from typing import Any, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from harness.config import TaskConfig
 from harness.data import Example
@@ -37,7 +37,7 @@ class Classification:
         return list(task.labels.values())
 
     def make_example(self, task: TaskConfig, example_id: str, fields: Mapping[str, Any], where: str) -> Example:
-        require_fields(self.name, fields, ["label"], where)
+        require_fields(self.name, fields, ["label"], where, example_id)
         raw = str(fields["label"])
         if raw not in task.labels:
             raise ConfigError(f"{where}: example {example_id!r} has label {raw!r}, which is not in the task's "
@@ -74,6 +74,9 @@ class Classification:
 
     def missing_prediction(self, task: TaskConfig) -> Any:
         return None  # no label: wrong for accuracy, in no class for F1
+
+    def counts(self, task: TaskConfig, examples: Sequence[Example]) -> Dict[str, int]:
+        return {}
 
     def metric_inputs(self, task: TaskConfig, examples: Sequence[Example], predictions: Sequence[Any]) -> Tuple[list, list]:
         return list(predictions), [example.target for example in examples]

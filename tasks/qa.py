@@ -14,6 +14,6 @@ class QuestionAnswering(GenerationKind):
     default_truncate_field = "context"  # keep the instruction and the question, cut the passage
 
     def make_example(self, task: TaskConfig, example_id: str, fields: Mapping[str, Any], where: str) -> Example:
-        require_fields(self.name, fields, ["answers"], where)
+        require_fields(self.name, fields, ["answers"], where, example_id)
         inputs = mapped_inputs(fields, self.input_fields)
         return Example(example_id, inputs, as_references(fields["answers"], example_id, where))

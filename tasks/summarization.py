@@ -14,6 +14,6 @@ class Summarization(GenerationKind):
     default_truncate_field = "document"
 
     def make_example(self, task: TaskConfig, example_id: str, fields: Mapping[str, Any], where: str) -> Example:
-        require_fields(self.name, fields, ["references"], where)
+        require_fields(self.name, fields, ["references"], where, example_id)
         inputs = mapped_inputs(fields, self.input_fields)
         return Example(example_id, inputs, as_references(fields["references"], example_id, where))

@@ -212,3 +212,31 @@ def test_a_record_whose_predictions_were_replaced_is_not_trusted(work):
     assert store.complete(work / "store", records["demo_summarization"])
     assert store.read_predictions(work / "store", "baseline-lead-1", "demo_summarization")[0]["prediction"] != \
         "something else entirely"
+
+
+def test_a_record_whose_statistics_were_replaced_is_not_trusted(work, launches):
+    """A cell's statistics file is checked like its predictions: one changed byte and the cell is scored again from
+    its stored predictions (no model), which writes the statistics back as they were."""
+    path = store.stats_path(work / "store", "gpt2", "demo_summarization")
+    original = path.read_bytes()
+    stats = json.loads(original)
+    stats["primary"]["resampled"][0] += 1.0
+    path.write_text(store.stats_text(stats), encoding="utf-8")
+    record = store.read_record(work / "store", "gpt2", "demo_summarization")
+    assert not store.complete(work / "store", record) and store.read_stats(work / "store", record) is None
+    records, _ = evaluate(work, "gpt2")
+    assert launches == [] and store.complete(work / "store", records["demo_summarization"])
+    assert path.read_bytes() == original
+
+
+def test_a_record_stored_before_statistics_were_kept_gains_them_without_a_model(work, launches):
+    path = store.stats_path(work / "store", "gpt2", "demo_qa")
+    original = path.read_bytes()
+    record_path = store.record_path(work / "store", "gpt2", "demo_qa")
+    record = json.loads(record_path.read_text(encoding="utf-8"))
+    del record["provenance"]["stats_sha256"]
+    record_path.write_text(store.dumps(record), encoding="utf-8")
+    path.unlink()
+    records, _ = evaluate(work, "gpt2")
+    assert launches == [] and path.read_bytes() == original
+    assert records["demo_qa"]["provenance"]["stats_sha256"] == store.text_sha256(original.decode("utf-8"))

@@ -18,6 +18,9 @@ from harness.data import _load_uniform_jsonl
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 HEAVY = ("torch", "transformers", "datasets")
+# the metric libraries and the harness modules that wrap them: a board over stored cells needs none of them
+METRIC_LIBRARIES = ("sacrebleu", "rouge_score", "nltk", "harness.metrics.sacrebleu_metrics", "harness.metrics.rouge",
+                    "harness.metrics.squad", "harness.metrics.classification", "harness.metrics.perplexity")
 TASKS = ("demo_translation", "demo_summarization", "demo_qa", "demo_classification", "demo_language_modeling")
 BOARD_FILES = ("leaderboard.md", "leaderboard.csv", "leaderboard.json", "index.html")
 
@@ -27,7 +30,7 @@ import json, sys
 from harness.cli import main
 code = main(sys.argv[1:])
 print(json.dumps({"code": code, "heavy": sorted(m for m in %r if m in sys.modules)}), file=sys.stderr)
-""" % (HEAVY,)
+""" % (HEAVY + METRIC_LIBRARIES,)
 
 
 def cli_in_fresh_process(args, cwd: Path) -> tuple:
@@ -83,15 +86,15 @@ def test_noop_board_rebuild_imports_no_heavy_library(demo_store):
 
 
 def test_changed_board_setting_rebuilds_without_a_model_library(demo_store, tmp_path):
-    """A board rebuilt for real (another ranking rule) rescores every cell from stored predictions and references:
-    still no torch, transformers or datasets."""
+    """A board rebuilt for real (another ranking rule) reads every cell's stored statistics: no torch,
+    transformers or datasets, and no metric library either."""
     work, args = demo_store
     boards = tmp_path / "boards"
     shutil.copytree(work / "boards", boards)
     board_args = [a for a in args if a.startswith(("suite", "paths.results", "tasks"))]
     board_args += [f"paths.leaderboards={boards}", "ranking=mean_rank"]
     code, heavy, stderr, _ = cli_in_fresh_process(["leaderboard"] + board_args, work)
-    assert (code, heavy) == (0, []), stderr
+    assert (code, heavy) == (0, []), stderr  # no model library, and no metric library: nothing is scored again
     markdown = (boards / "demo" / "leaderboard.md").read_text(encoding="utf-8")
     assert "Mean rank" in markdown
     assert markdown != (work / "boards" / "demo" / "leaderboard.md").read_text(encoding="utf-8")
@@ -154,3 +157,45 @@ def test_jsonl_that_arrow_would_convert_goes_through_datasets(tmp_path, lines):
     path = tmp_path / "rows.jsonl"
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     assert _load_uniform_jsonl(path) is None
+
+
+def test_stored_statistics_give_the_board_that_scoring_again_gives(demo_store, tmp_path):
+    """The board from the stored resamples equals the board built by scoring every cell again from its predictions
+    (the path a store without statistics files takes), file for file."""
+    work, args = demo_store
+    store = tmp_path / "store"
+    shutil.copytree(work / "store", store)
+    board_args = [a for a in args if a.startswith(("suite", "tasks"))] + [f"paths.results={store}"]
+    assert main(["leaderboard"] + board_args + [f"paths.leaderboards={tmp_path / 'stored'}"]) == 0
+    removed = [p for p in store.glob("*/*.stats") if p.unlink() is None]
+    assert len(removed) >= 10
+    assert main(["leaderboard"] + board_args + [f"paths.leaderboards={tmp_path / 'rescored'}"]) == 0
+    for name in BOARD_FILES:
+        stored = (tmp_path / "stored" / "demo" / name).read_text(encoding="utf-8")
+        assert stored == (tmp_path / "rescored" / "demo" / name).read_text(encoding="utf-8"), name
+    assert "95%" in (tmp_path / "stored" / "demo" / "leaderboard.md").read_text(encoding="utf-8")
+
+
+def test_noop_check_reads_no_unchanged_stored_file_and_notices_a_changed_one(demo_store, tmp_path, monkeypatch):
+    """The content index spares re-reading stored files whose size, mtime and inode are unchanged; a file edited in
+    place to the same size still changes the key (its mtime moved)."""
+    from harness.board import freshness
+    from harness.compose import compose, suite_tasks
+
+    work, args = demo_store
+    store = tmp_path / "store"
+    shutil.copytree(work / "store", store)
+    cfg = compose([a for a in args if not a.startswith("paths.results")] + [f"paths.results={store}"])
+    tasks, folder = suite_tasks(cfg), tmp_path / "board"
+    folder.mkdir()
+    first = freshness.board_key(cfg, tasks, folder)
+    read = []
+    real = freshness._sha_bytes
+    monkeypatch.setattr(freshness, "_sha_bytes", lambda path: read.append(path) or real(path))
+    assert freshness.board_key(cfg, tasks, folder) == first and not [p for p in read if p.is_relative_to(store)]
+    path = store / "rules-predictions" / "demo_translation.predictions.jsonl"
+    text = path.read_bytes()
+    time.sleep(0.01)
+    with open(path, "r+b") as f:  # same inode, same size, one byte changed
+        f.write(bytes([text[0] ^ 1]))
+    assert freshness.board_key(cfg, tasks, folder) != first and path in read

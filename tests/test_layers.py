@@ -24,7 +24,7 @@ LAYERS: List[Tuple[str, ...]] = [
     ("harness.board.frame",),
     ("harness.execution.executors",),
     ("harness.execution.evaluator",),
-    ("harness.execution.cells",),
+    ("harness.execution.cells", "harness.execution.statistics"),
     ("harness.execution.isolation", "harness.execution.worker"),
     ("harness.contest.ledger", "harness.contest.splits"),
     ("harness.contest.rules",),

@@ -456,7 +456,7 @@ def test_perplexity_hand_computed():
     assert scores["bits_per_byte"] == pytest.approx(6 / 19 / math.log(2))
     assert scores["perplexity"] == pytest.approx(4.4816890703380645)
     assert all(not s.higher_is_better and s.scale == "unbounded" for s in metric.scores)
-    assert metric.signature() == "perplexity|agg:ratio-of-sums|words:whitespace|bytes:utf-8"
+    assert metric.signature() == "perplexity|agg:ratio-of-sums|words:whitespace|bytes:utf-8"  # no task settings given
 
 
 def test_perplexity_word_count_and_objects():
@@ -508,3 +508,27 @@ def test_bootstrap_resample(name):
         assert set(res) == set(full) and all(isinstance(v, float) for v in res.values())
         # resampling rows is the same as scoring the resampled items
         assert res == metric.score([preds[i] for i in idx], [targets[i] for i in idx])
+
+
+def test_sacrebleu_reference_side_is_built_once_per_task(monkeypatch):
+    """Entries scored against the same references reuse sacrebleu's preprocessed references; scores are unchanged."""
+    from sacrebleu.metrics import BLEU, CHRF, TER
+
+    from harness.metrics import sacrebleu_metrics
+
+    sacrebleu_metrics._REF_CACHE.clear()
+    built = []
+    for cls in (BLEU, CHRF, TER):
+        original = cls._cache_references
+        monkeypatch.setattr(cls, "_cache_references",
+                            lambda self, refs, _o=original, _c=cls: built.append(_c.__name__) or _o(self, refs))
+    refs = [["The cat sat on the mat.", "A dog barked."], ["The cat is on the mat.", ""]]
+    targets = [list(pair) for pair in zip(*refs)]
+    entries = [["The cat sat on a mat.", "The dog barked."], ["A cat.", "Dogs bark loudly."], ["", ""]]
+    for name, cls in (("bleu", BLEU), ("chrf", CHRF), ("ter", TER)):
+        expected = [cls().corpus_score(hyps, refs).score for hyps in entries]
+        metric = build_metric(name)
+        built.clear()
+        assert [metric.score(hyps, targets)[name] for hyps in entries] == expected
+        assert built == [cls.__name__]  # one reference build per metric, not one per entry
+    assert len(sacrebleu_metrics._REF_CACHE) == 3

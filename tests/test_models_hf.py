@@ -402,9 +402,53 @@ def test_rolling_with_window_equal_to_stride_sums_disjoint_windows(gpt2):
         direct_window_sum(gpt2, sequence, start, min(start + window, len(tokens)), start + 1)
         for start in range(0, len(tokens), window)
     )
-    result = gpt2.rolling_loglikelihood([RollingRequest(text, window=window, stride=window)])[0]
+    result = gpt2.rolling_loglikelihood([RollingRequest(text, window=window, stride=window,
+                                                        full_last_window=False)])[0]
     assert result.n_tokens == len(tokens) and len(tokens) > 3 * window
     assert abs(result.logprob - expected) < 1e-4
+
+
+def test_rolling_full_last_window_reads_a_whole_window(gpt2):
+    """The default rule: a long document's last window moves back to read `window` tokens (lm-evaluation-harness's
+    rule); the other windows are unchanged, so only the last window's score differs from the `own` rule."""
+    text = " ".join(CORPUS[:12])
+    tokens = gpt2.tokenizer(text)["input_ids"]
+    sequence, window = [gpt2.tokenizer.bos_token_id] + tokens, 20
+    n = len(tokens)
+    assert n % window, "the test needs a short last window"
+    starts = list(range(0, n, window))
+    expected = sum(direct_window_sum(gpt2, sequence, start, start + window, start + 1) for start in starts[:-1])
+    expected += direct_window_sum(gpt2, sequence, n - window, n, starts[-1] + 1)
+    full, own = gpt2.rolling_loglikelihood([RollingRequest(text, window=window, stride=window),
+                                            RollingRequest(text, window=window, stride=window,
+                                                           full_last_window=False)])
+    assert abs(full.logprob - expected) < 1e-4 and full.n_tokens == own.n_tokens == n
+    assert abs(full.logprob - own.logprob) > 1e-3  # the rules really differ on this document
+
+
+def lm_eval_windows(n_tokens: int, window: int) -> list:
+    """lm-evaluation-harness's rolling windows (lm_eval.utils where installed, else its documented rule: the first
+    window reads [prefix] + tokens[:window - 1]; each later one predicts the next `window` tokens and reads the
+    `window` positions before its last target) as (model input, targets) over tokens 1..n with prefix 0."""
+    tokens = list(range(1, n_tokens + 1))
+    try:
+        from lm_eval.utils import get_rolling_token_windows, make_disjoint_window
+        pairs = [make_disjoint_window(w) for w in get_rolling_token_windows(tokens, 0, window, 1)]
+        return [(list(context) + list(target)[:-1], list(target)) for context, target in pairs]
+    except ImportError:
+        sequence, out, predicted = [0] + tokens, [], 0
+        while predicted < n_tokens:
+            end = min(predicted + window, n_tokens)
+            out.append((sequence[max(0, end - window):end], sequence[predicted + 1:end + 1]))
+            predicted = end
+        return out
+
+
+def test_full_last_window_rule_is_lm_evaluation_harness_rule():
+    for n_tokens, window in [(1, 4), (4, 4), (5, 4), (50, 16), (47, 16), (1000, 128)]:
+        sequence = list(range(n_tokens + 1))
+        ours = [(sequence[b:e], sequence[e + 1 - k:e + 1]) for b, e, k in rolling_windows(n_tokens, window, window)]
+        assert ours == lm_eval_windows(n_tokens, window), (n_tokens, window)
 
 
 def test_rolling_with_overlap_scores_each_token_once_with_its_window_context(gpt2):
@@ -420,15 +464,19 @@ def test_rolling_with_overlap_scores_each_token_once_with_its_window_context(gpt
     assert abs(result.logprob - expected) < 1e-4
 
 
-def test_rolling_windows_cover_every_token_once():
+@pytest.mark.parametrize("full_last", [True, False])
+def test_rolling_windows_cover_every_token_once(full_last):
     for n_tokens, window, stride in [(1, 4, 4), (50, 16, 16), (50, 16, 5), (51, 7, 1), (10, 32, 8)]:
         scored = []
-        for begin, end, n_new in rolling_windows(n_tokens, window, stride):
+        windows = rolling_windows(n_tokens, window, stride, full_last)
+        for begin, end, n_new in windows:
             assert end - begin <= window
             targets = list(range(end + 1 - n_new, end + 1))
             assert targets[0] > begin and (not scored or targets[0] - begin >= min(window - stride + 1, window))
             scored += targets
         assert scored == list(range(1, n_tokens + 1))
+        begin, end, _ = windows[-1]
+        assert (end - begin == min(window, n_tokens)) if full_last else (begin == (len(windows) - 1) * stride)
     with pytest.raises(ValueError):
         rolling_windows(10, 4, 5)
 
@@ -537,3 +585,27 @@ def test_a_shared_context_with_one_token_labels_is_run_once(gpt2, gpt2_single):
     one_by_one = [gpt2_single.loglikelihood([request])[0] for request in requests]
     assert_same_scores(batched, one_by_one)
     assert len({round(r.logprob, 6) for r in batched}) > len(contexts), "labels should score differently"
+
+
+@pytest.mark.parametrize("chunk", [1 << 24, 7 * 50])  # one chunk; chunks of a few positions
+def test_sum_logprobs_in_chunks_equals_a_full_log_softmax(chunk, monkeypatch):
+    """logit[target] - logsumexp per chunk of positions, reading shared inputs through `owner`, gives the full
+    log-softmax's sums (within 1e-5) and the same greedy flags; a NaN in an unscored (padded) position is ignored."""
+    import harness.models.hf as hf
+
+    monkeypatch.setattr(hf, "LOGPROB_CHUNK_ELEMENTS", chunk)
+    generator = torch.Generator().manual_seed(0)
+    logits = torch.randn(3, 9, 50, generator=generator) * 4
+    owner = torch.tensor([0, 0, 1, 2, 2])
+    targets = torch.randint(0, 50, (5, 9), generator=generator)
+    targets[1] = logits[0].argmax(dim=-1)  # an all-greedy row
+    scored = torch.ones(5, 9, dtype=torch.bool)
+    scored[2, :4] = False
+    logits[1, 0, 3] = float("nan")  # in row 2's unscored part
+    full = torch.log_softmax(logits[owner].float(), dim=-1).gather(-1, targets.unsqueeze(-1)).squeeze(-1)
+    expected_sums = torch.where(scored, full, torch.zeros_like(full)).double().sum(dim=-1).tolist()
+    expected_greedy = ((logits[owner].argmax(dim=-1) == targets) | ~scored).all(dim=-1).tolist()
+    got = hf._sum_logprobs(logits, targets, scored, owner)
+    assert [g for _, g in got] == expected_greedy and expected_greedy[1]
+    assert all(abs(a - b) < 1e-5 for (a, _), b in zip(got, expected_sums))
+    assert all(flag for _, flag in hf._sum_logprobs(logits, targets, scored, owner, greedy=False))

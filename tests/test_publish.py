@@ -183,3 +183,18 @@ def test_cli_leaderboard_readme(tmp_path, capsys):
     assert cli.main(args + [f"readme={tmp_path / 'absent.md'}"]) == 2
     err = capsys.readouterr().err
     assert "absent.md" in err and "does not exist" in err and "Traceback" not in err
+
+
+def test_rank_plot_draws_the_top_entries_as_a_map_and_the_rest_as_ranges():
+    """A board of K entries: a heat map of the first 30 (one percentage per (entry, rank) taken) and one line for
+    each other entry, so the plot grows linearly with K instead of as K x K."""
+    def board_of(k: int) -> dict:
+        rows = [{"submission": f"entry-{i:03d}", "kind": "predictions"} for i in range(k)]
+        spread = {f"entry-{i:03d}": {str(max(1, i - 1)): 0.25, str(i + 1): 0.5, str(min(k, i + 3)): 0.25}
+                  for i in range(k)}
+        return {"rows": rows, "rank_distribution": spread, "bootstrap": {"resamples": 1000}}
+
+    small, large = plots.rank_stability_svg(board_of(60)), plots.rank_stability_svg(board_of(240))
+    assert all(f"entry-{i:03d}" in large for i in range(240))  # every entry is named
+    assert large.count("25%") + large.count("50%") <= 3 * 30  # percentages for the top 30 only
+    assert len(large) < 4.5 * len(small)  # linear growth, not (240 / 60) ** 2 = 16x

@@ -236,3 +236,37 @@ def test_xsum_systems_get_intervals_and_tiers(tmp_path):
     assert [row["tier"] for row in board["rows"]] == [1, 2, 3, 4]  # 11,334 summaries separate them all
     distribution = board["rank_distribution"]
     assert distribution["t-convs2s"] == {"1": 1.0} and distribution["lead"] == {"4": 1.0}
+
+
+@pytest.mark.parametrize("higher", [True, False])
+def test_rank_distribution_by_sorting_equals_pairwise_counting(higher):
+    """Ranks from one sort per resample equal 1 + the entries strictly better, counted pair by pair (ties from
+    rounding, NaN aggregates ranked last)."""
+    rng = np.random.default_rng(3)
+    aggregates = np.round(rng.normal(size=(200, 40)), 1)  # many ties
+    aggregates[rng.random(aggregates.shape) < 0.05] = np.nan
+    names = [f"e{i}" for i in range(40)]
+    values = np.where(np.isnan(aggregates), -np.inf, aggregates if higher else -aggregates)
+    ranks = 1 + (values[:, None, :] > values[:, :, None]).sum(axis=2)
+    expected = {name: {str(r): float(c) / 200 for r, c in enumerate(np.bincount(ranks[:, i], minlength=41)) if c}
+                for i, name in enumerate(names)}
+    assert significance.rank_distribution(names, aggregates, higher) == expected
+
+
+def test_head_to_head_by_binary_search_equals_pairwise_counting():
+    from harness.board.policies import _head_to_head
+
+    rng = np.random.default_rng(5)
+    for _ in range(20):
+        values = np.round(rng.normal(size=(30, 3)), 1)
+        values[rng.random(values.shape) < 0.1] = np.nan
+        pool = rng.random(30) < 0.8
+        rounded = np.round(values[pool], 9)
+        scored = ~np.isnan(rounded)
+        filled = np.where(scored, rounded, -np.inf)
+        mine_scored = ~np.isnan(values)
+        mine = np.where(mine_scored, values, -np.inf)
+        wins = ((mine[:, None, :] > filled[None, :, :]) & mine_scored[:, None, :]).sum(axis=1)
+        ties = ((mine[:, None, :] == filled[None, :, :]) & mine_scored[:, None, :] & scored[None, :, :]).sum(axis=1)
+        got_wins, got_ties = _head_to_head(values, pool)
+        assert (got_wins == wins).all() and (got_ties == ties - mine_scored * pool[:, None]).all()

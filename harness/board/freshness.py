@@ -5,7 +5,7 @@ intervals: that loads the data (through `datasets`) and every metric library, se
 out byte-identical when nothing changed. So after a board is written, `<board>/.inputs.json` keeps the sha256 of
 everything it was built from and of every file written:
 
-* the bytes of each stored record of the suite's tasks and of its predictions file,
+* the bytes of each stored record of the suite's tasks and of its predictions and statistics files,
 * the sha256 of each task's local data files (the references),
 * the composed config, except the settings that only steer model runs (batch size, device, progress, executor),
 * the harness's own source files and templates, and the library versions records carry.
@@ -13,13 +13,18 @@ everything it was built from and of every file written:
 A board whose inputs hash to the kept key and whose files still hash to the kept values is left alone. Contest
 boards are always rebuilt (their entries also depend on the ledger and the clock), as are hub datasets (no local
 file to hash).
+
+Hashing every stored file on each run grows with the store (three files per cell), so `<board>/.content-index.json`
+keeps each stored file's sha256 with its size, modification time (ns) and inode: a file whose three are unchanged
+is not read again. The store replaces files by rename (a new inode), and any other edit changes the size or the
+modification time, so a changed file is still noticed.
 """
 from __future__ import annotations
 
 import hashlib
 import json
 from pathlib import Path
-from typing import Dict, Optional
+from typing import Any, Dict, Optional
 
 from harness import __version__
 from harness.config import RunConfig, TaskConfig, as_dict
@@ -28,7 +33,9 @@ from harness.execution.cells import library_versions
 from harness.store import atomic_write_text, dumps
 
 KEY_FILE = ".inputs.json"
-_RUN_ONLY = ("batch_size", "device", "progress", "executor", "fail_on_error", "readme", "submission", "task")
+INDEX_FILE = ".content-index.json"
+_RUN_ONLY = ("batch_size", "device", "progress", "executor", "fail_on_error", "readme", "submission", "task",
+             "scoring_workers")
 
 
 def _sha_bytes(path: Path) -> Optional[str]:
@@ -47,8 +54,38 @@ def _code_sha() -> str:
     return digest.hexdigest()
 
 
-def board_key(cfg: RunConfig, tasks: Dict[str, TaskConfig]) -> Optional[str]:
-    """The sha256 of everything the suite's board is built from, or None where it cannot be told cheaply."""
+class _ContentIndex:
+    """sha256 of stored files, reused while a file's (size, mtime_ns, inode) are those it was hashed at."""
+
+    def __init__(self, path: Optional[Path]):
+        self.path = path
+        self.kept: Dict[str, Any] = {}
+        self.now: Dict[str, Any] = {}
+        try:
+            self.kept = json.loads(path.read_text(encoding="utf-8")) if path is not None else {}
+        except (FileNotFoundError, NotADirectoryError, ValueError):
+            self.kept = {}
+
+    def sha(self, path: Path, name: str) -> Optional[str]:
+        try:
+            stat = path.stat()
+        except FileNotFoundError:
+            return None
+        identity = [stat.st_size, stat.st_mtime_ns, stat.st_ino]
+        kept = self.kept.get(name)
+        digest = kept[3] if isinstance(kept, list) and kept[:3] == identity else _sha_bytes(path)
+        if digest is not None:
+            self.now[name] = identity + [digest]
+        return digest
+
+    def save(self) -> None:
+        if self.path is not None and self.now != self.kept and self.path.parent.is_dir():
+            atomic_write_text(self.path, json.dumps(self.now, sort_keys=True) + "\n")
+
+
+def board_key(cfg: RunConfig, tasks: Dict[str, TaskConfig], folder: Optional[Path] = None) -> Optional[str]:
+    """The sha256 of everything the suite's board is built from, or None where it cannot be told cheaply.
+    `folder`: the board's folder, whose content index spares reading unchanged stored files."""
     if cfg.contest is not None or any(task.data.source != "local" for task in tasks.values()):
         return None
     config = as_dict(cfg)
@@ -57,11 +94,14 @@ def board_key(cfg: RunConfig, tasks: Dict[str, TaskConfig]) -> Optional[str]:
     data = {name: {p: sha256_file(path) if path.is_file() else None for p, path in data_files(task.data).items()}
             for name, task in sorted(tasks.items())}
     results = Path(cfg.paths.results)
+    index = _ContentIndex(None if folder is None else Path(folder) / INDEX_FILE)
     cells = {}
     for record in sorted(results.glob("*/*.json")):
         if record.stem in tasks:
-            predictions = record.with_name(f"{record.stem}.predictions.jsonl")
-            cells[record.relative_to(results).as_posix()] = [_sha_bytes(record), _sha_bytes(predictions)]
+            name = record.relative_to(results).as_posix()
+            cells[name] = [index.sha(record.with_name(f"{record.stem}{suffix}"), f"{name[:-5]}{suffix}")
+                           for suffix in (".json", ".predictions.jsonl", ".stats")]
+    index.save()
     inputs = {"harness": __version__, "code": _code_sha(), "libraries": library_versions(), "config": config,
               "data": data, "cells": cells}
     return hashlib.sha256(json.dumps(inputs, sort_keys=True, default=str).encode("utf-8")).hexdigest()

@@ -62,17 +62,21 @@ def _normalised(values: np.ndarray, pool: np.ndarray, bounds: np.ndarray) -> np.
 
 def _head_to_head(values: np.ndarray, pool: np.ndarray) -> tuple:
     """(wins, ties) of every row on every task against the other pool rows; a missing cell loses to every scored
-    cell and wins nothing."""
-    rounded = np.round(values[pool], 9)
-    scored = ~np.isnan(rounded)
-    filled = np.where(scored, rounded, -np.inf)
+    cell and wins nothing. Counted by binary search in each task's sorted pool scores: O(K log K) a task, never a
+    K x K comparison (a board ranks every bootstrap resample with it)."""
     mine = np.round(values, 9)
     mine_scored = ~np.isnan(mine)
-    mine = np.where(mine_scored, mine, -np.inf)
-    wins = ((mine[:, None, :] > filled[None, :, :]) & mine_scored[:, None, :]).sum(axis=1).astype(float)
-    ties = ((mine[:, None, :] == filled[None, :, :]) & mine_scored[:, None, :] & scored[None, :, :]).sum(axis=1)
-    ties = ties - mine_scored * pool[:, None]  # a row does not tie with itself
-    return wins, ties.astype(float)
+    rounded = np.round(values[pool], 9)
+    wins, ties = np.zeros(values.shape), np.zeros(values.shape)
+    for t in range(values.shape[1]):
+        scored_pool = np.sort(rounded[~np.isnan(rounded[:, t]), t])
+        missing = rounded.shape[0] - len(scored_pool)  # pool rows without a score: every scored cell beats them
+        probe = np.where(mine_scored[:, t], mine[:, t], 0.0)
+        below = np.searchsorted(scored_pool, probe, side="left")
+        equal = np.searchsorted(scored_pool, probe, side="right") - below
+        wins[:, t] = np.where(mine_scored[:, t], below + missing, 0)
+        ties[:, t] = np.where(mine_scored[:, t], equal, 0)
+    return wins, ties - mine_scored * pool[:, None]  # a row does not tie with itself
 
 
 def _mean_normalized(values: np.ndarray, baseline: np.ndarray, pool: np.ndarray,

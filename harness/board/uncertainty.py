@@ -1,10 +1,12 @@
 """A board's uncertainty: each cell's 95% interval, each entry's tier and p-value against the entry above, and the
 share of resamples in which each entry took each rank.
 
-Per-item statistics never leave the organizer's process: they are recomputed here from the stored predictions
-and the task's references (the same `score` the evaluator calls, so the recomputed score must equal the stored
-one, and a cell where it does not gets no interval), restricted to the board's part of the test set, resampled
-(harness.board.significance) and dropped. Only aggregates reach the files.
+Each cell was scored once, by `harness run`, which kept its per-example statistics and its primary metric on every
+bootstrap resample of the board's part beside its predictions (harness.execution.statistics; the store checks them
+like the predictions). A board reads those resampled scores: it loads no data and no metric library. Only a cell
+stored without them (a store written before they were kept) is scored again here from its predictions and the
+task's references (the same `score` the evaluator calls, so the recomputed score must equal the stored one, and a
+cell where it does not gets no interval). Per-item statistics never reach the board's files: only aggregates.
 """
 from __future__ import annotations
 
@@ -50,18 +52,75 @@ def _view(task: TaskConfig, n: Optional[int], cache: Dict[tuple, Tuple[Any, List
     return cache[(task.name, n)]
 
 
+def _fits(stats: Dict[str, Any], record: Dict[str, Any], part: str) -> bool:
+    """Stored resamples are this board's: its part, the bootstrap's settings, the record's primary score."""
+    primary = stats.get("primary", {})
+    return (stats.get("version") == 1 and stats.get("part") == part
+            and stats.get("bootstrap") == {"resamples": significance.RESAMPLES, "seed": significance.SEED}
+            and primary.get("name") == record["primary_metric"] and primary.get("score") == record["primary"]
+            and len(primary.get("resampled", ())) == significance.RESAMPLES)
+
+
+def stored_samples(cfg: RunConfig, records: Sequence[Dict[str, Any]],
+                   part: str) -> Tuple[Dict[Key, np.ndarray], List[Dict[str, Any]]]:
+    """(each ok cell's stored resampled primary scores, the ok records stored without fitting ones)."""
+    results = Path(cfg.paths.results)
+    samples: Dict[Key, np.ndarray] = {}
+    lacking: List[Dict[str, Any]] = []
+    for record in records:
+        if record["status"] != "ok":
+            continue
+        stats = store.read_stats(results, record)
+        if stats is None or not _fits(stats, record, part):
+            lacking.append(record)
+            continue
+        samples[(record["submission"], record["task"])] = np.asarray(stats["primary"]["resampled"], dtype=np.float64)
+    return samples, lacking
+
+
+def board_samples(cfg: RunConfig, tasks: Dict[str, TaskConfig], records: Sequence[Dict[str, Any]],
+                  part: str) -> Dict[Key, np.ndarray]:
+    """Every ok cell's resampled primary scores: stored ones, and for a cell stored without them, scored again."""
+    samples, lacking = stored_samples(cfg, records, part)
+    if lacking:
+        samples.update(resample_cells(cfg, lacking, part, rescore(cfg, tasks, lacking)))
+    return samples
+
+
+def _from_stored(task: TaskConfig, record: Dict[str, Any], stats: Dict[str, Any]) -> Optional[Any]:
+    """A Scored holding the stored per-example statistics of every metric of the task (None if one is absent)."""
+    if stats.get("version") != 1 or not stats.get("examples") or any(
+            name not in stats.get("metrics", {}) for name in task.metrics):
+        return None
+    result = Scored(dict(record["scores"]), dict(record["higher_is_better"]), dict(record["signatures"]),
+                    dict(record["counts"]))
+    for name in task.metrics:
+        metric = build_metric(name, metric_options(task, name))
+        values = np.asarray(stats["metrics"][name], dtype=np.float64).reshape(len(stats["metrics"][name]), -1)
+        result.stats[name] = (metric, values)
+    return result
+
+
 def rescore(cfg: RunConfig, tasks: Dict[str, TaskConfig], records: Sequence[Dict[str, Any]],
             every_metric: bool = False) -> Dict[Key, Tuple[Any, Any, List[Any]]]:
     """(Scored over every example, the task as scored, its examples) of each ok cell, from its stored predictions.
     `every_metric`: all the task's metrics (reveal rescores every score), else only the one producing the primary
-    metric. A cell whose predictions no longer score on the data is left out (no interval, never a failed board);
-    resample_cells also leaves out one whose recomputed score differs from the record."""
+    metric. A cell with stored statistics is not scored again: they are read back. A cell whose predictions no
+    longer score on the data is left out (no interval, never a failed board); resample_cells also leaves out one
+    whose recomputed score differs from the record."""
     out: Dict[Key, Tuple[Any, Any, List[Any]]] = {}
     cache: Dict[tuple, Tuple[Any, List[Any]]] = {}
     for record in records:
         task = tasks.get(record["task"])
         if task is None or record["status"] != "ok":
             continue
+        stats = store.read_stats(Path(cfg.paths.results), record)
+        if stats is not None and stats.get("examples") == record["counts"].get("examples"):
+            view, examples = _view(task, record["counts"].get("examples"), cache)
+            result = _from_stored(view, record, stats)
+            if result is not None and len(examples) == stats["examples"]:
+                out[(record["submission"], record["task"])] = (result, view, examples)
+                continue
         try:
             rows = store.read_predictions(Path(cfg.paths.results), record["submission"], record["task"])
         except FileNotFoundError:

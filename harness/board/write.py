@@ -17,7 +17,7 @@ from harness.board import history
 from harness.board.formats import to_csv, to_json, to_markdown
 from harness.board.frame import BoardExtras, _task_info, build
 from harness.board.policies import MISSING_RULES, POLICIES
-from harness.board.uncertainty import Key, resample_cells, rescore, uncertainty
+from harness.board.uncertainty import Key, board_samples, resample_cells, rescore, uncertainty
 from harness.config import PhaseConfig, RunConfig, TaskConfig, contest_of, suite_of
 from harness.contest import ledger, rules
 from harness.contest.splits import board_part, part_rows, part_scores
@@ -48,8 +48,8 @@ def write(records: Sequence[Dict[str, Any]], suite: str, tasks: Sequence[str], p
     frame = build(records, tasks, policy, extras_or_default.baselines, extras_or_default.missing)
     write_frame(frame, records, suite, tasks, policy, Path(out_dir) / suite, extras)
     return frame
-def _write(cfg: RunConfig, tasks: Dict[str, TaskConfig], records: List[Dict[str, Any]], folder: Path, part: str,
-           scored: Dict[Key, Tuple[Any, Any, List[Any]]], **extras: Any) -> pd.DataFrame:
+def _write(cfg: RunConfig, tasks: Dict[str, TaskConfig], records: List[Dict[str, Any]], folder: Path,
+           samples: Dict[Key, np.ndarray], **extras: Any) -> pd.DataFrame:
     names = sorted(tasks)
     policy, missing = ((cfg.contest.ranking.policy, cfg.contest.ranking.missing) if cfg.contest is not None
                        else (cfg.ranking, cfg.missing_cells))
@@ -60,7 +60,6 @@ def _write(cfg: RunConfig, tasks: Dict[str, TaskConfig], records: List[Dict[str,
     baselines = (frozenset(cfg.contest.baselines) if cfg.contest is not None
                  else frozenset(r["submission"] for r in records if r.get("submission_kind") == "baseline"))
     frame = build(records, names, policy, baselines, missing)
-    samples = resample_cells(cfg, records, part, scored)
     found = uncertainty(frame, records, names, policy, baselines, missing, samples)
     notes = tuple(extras.pop("notes", ())) + tuple(found.pop("notes", ()))
     board_extras = BoardExtras(baselines=baselines, missing=missing, notes=notes, **found, **extras)
@@ -90,9 +89,8 @@ def write_public(cfg: RunConfig, tasks: Dict[str, TaskConfig]) -> pd.DataFrame:
     if cfg.contest is not None:
         records, extras = _contest_view(cfg, records)
     records = [r for r in records if r["task"] in tasks]
-    scored = rescore(cfg, tasks, records)
-    return _write(cfg, tasks, records, Path(cfg.paths.leaderboards) / suite_of(cfg).name, board_part(cfg), scored,
-                  **extras)
+    samples = board_samples(cfg, tasks, records, board_part(cfg))
+    return _write(cfg, tasks, records, Path(cfg.paths.leaderboards) / suite_of(cfg).name, samples, **extras)
 
 
 def _private_record(record: Dict[str, Any], result: Any, rows: np.ndarray) -> Dict[str, Any]:
@@ -134,6 +132,7 @@ def reveal(cfg: RunConfig, tasks: Dict[str, TaskConfig], phase: PhaseConfig, now
     note = (f"**Final selection** (rule {contest_of(cfg).selection.rule}, up to {contest_of(cfg).selection.max} per team): "
             + ("; ".join(lines) if lines else "no team has a counted submission") + ".")
     extras["contest"] = dict(extras["contest"], split="private")
-    _write(cfg, tasks, records, Path(cfg.paths.leaderboards) / suite_of(cfg).name / "private", "private", scored,
+    samples = resample_cells(cfg, records, "private", scored)
+    _write(cfg, tasks, records, Path(cfg.paths.leaderboards) / suite_of(cfg).name / "private", samples,
            notes=(note,), **extras)
     return selection

@@ -108,6 +108,8 @@ class Cell:
         self.prediction_key = _sha(asked)
         metric_side = {"metrics": list(task.metrics), "options": OmegaConf.to_container(task.metric_options, resolve=True),
                        "primary": task.primary_metric, "versions": library_versions()}
+        if task.transform is not None:  # which text the counts are taken on (the model-side key has the transform)
+            metric_side["count_on"] = task.count_on
         if run_cfg.contest is not None:  # a contest's partition decides what a record scores (harness.contest.splits)
             metric_side["contest"] = {"sha256": contest_hash(run_cfg), "part": board_part(run_cfg)}
         self.score_key = _sha({"predictions": self.prediction_key, "metrics": metric_side, "harness": __version__})

@@ -15,6 +15,7 @@ from harness.contest.splits import public_view
 from harness.errors import SubmissionError
 from harness.execution.cells import Cell, Record, make_record
 from harness.execution.isolation import Remote, run_job
+from harness.execution.statistics import cell_statistics
 from harness.models import DEFAULT_BACKEND, ENDPOINT_BACKEND, backend_module, engine_facts, unsupported
 from harness.models.baselines import BASELINES
 from harness.models.engines import CLIENT_OPTIONS
@@ -32,12 +33,12 @@ from tasks.examples import Example, load_examples
 
 # (submission, its sha256, the cells that need its model) -> their records
 ModelCells = Callable[[Submission, str, List[Cell]], List[Record]]
-Sink = Callable[[Record, Optional[List[Dict[str, Any]]]], None]  # a cell's record and prediction rows
+Sink = Callable[[Record, Optional[List[Dict[str, Any]]], Optional[Dict[str, Any]]], None]  # record, prediction rows, stats
 
 
 class Evaluator:
-    """Evaluates submissions on a set of tasks and hands each cell's record and predictions to `sink`: the store by
-    default; on a Ray worker, a list the driver receives and writes (harness.execution.executors).
+    """Evaluates submissions on a set of tasks and hands each cell's record, predictions and statistics to `sink`:
+    the store by default; on a Ray worker, a list the driver receives and writes (harness.execution.executors).
 
     `run_model` does the cells that need the submission's model: by default `run_model_job` (a child process, here
     and now); the Ray driver passes one that sets them aside for a Ray job (harness.execution.executors.Planner)."""
@@ -100,9 +101,13 @@ class Evaluator:
             to_predict: List[Cell] = []
             for name, cell in cells.items():
                 cached = store.read_record(self.results, submission.name, name) if reuse else None
-                if cached and not store.complete(self.results, cached):
+                if cached and not store.predictions_match(self.results, cached):
                     cached = None  # its predictions are not the ones it was scored from (an interrupted write)
-                if cached and cached["keys"] == {"predictions": cell.prediction_key, "scores": cell.score_key}:
+                # an ok cell stored without its statistics (or beside other ones) is scored again, with no model
+                stored_stats = cached and (cached["status"] != "ok" or (
+                    "stats_sha256" in cached["provenance"] and store.stats_match(self.results, cached)))
+                if cached and cached["keys"] == {"predictions": cell.prediction_key, "scores": cell.score_key} \
+                        and stored_stats:
                     records[name] = cast(Record, cached)  # the stored JSON of a record make_record built
                 elif cached and cached["keys"]["predictions"] == cell.prediction_key and cached["status"] == "ok":
                     records[name] = self._rescore(submission, sub_sha, cell)
@@ -118,7 +123,7 @@ class Evaluator:
         for name, task in sorted(self.tasks.items()):
             cell = Cell(task, folder_name, "", self.cfg)
             record = make_record(cell, None, error.status, submission_sha=None, run_cfg=self.cfg, reason=str(error))
-            self.sink(record, None)
+            self.sink(record, None, None)
             out.append(record)
         return out
 
@@ -146,10 +151,12 @@ class Evaluator:
                          backend: Optional[Dict[str, Any]] = None) -> Record:
         examples = self.examples(cell.task)
         try:
+            full = score(cell.task, examples, predictions)
             # in a contest the record holds the public part's scores only; the private part is scored by `reveal`
-            scored = public_view(self.cfg, cell.task, examples, score(cell.task, examples, predictions))
+            scored = public_view(self.cfg, cell.task, examples, full)
         except SubmissionError as e:
             return self.fail(submission, sub_sha, cell, e.status, str(e))
+        stats = cell_statistics(self.cfg, cell.task, examples, full)  # the board reads these, never scores again
         if unknown is not None:
             scored.counts["unknown"] = unknown
         record = make_record(cell, submission, "ok", submission_sha=sub_sha, run_cfg=self.cfg, scored=scored,
@@ -160,7 +167,9 @@ class Evaluator:
                 row["prompt_sha256"] = prompt_hashes.get(row["id"])
         # ties the record to the exact predictions file written beside it (store.complete checks it)
         record["provenance"]["predictions_sha256"] = store.text_sha256(store.predictions_text(rows))
-        self.sink(record, rows)
+        if stats is not None:
+            record["provenance"]["stats_sha256"] = store.text_sha256(store.stats_text(stats))
+        self.sink(record, rows, stats)
         return record
 
     def fail(self, submission: Optional[Submission], sub_sha: str, cell: Cell, status: str, reason: str,
@@ -168,7 +177,7 @@ class Evaluator:
              backend: Optional[Dict[str, Any]] = None) -> Record:
         record = make_record(cell, submission, status, submission_sha=sub_sha, run_cfg=self.cfg, reason=reason, log=log,
                              isolation=isolation, backend=backend)
-        self.sink(record, None)
+        self.sink(record, None, None)
         return record
 
     def _mark(self, submission: Submission, sub_sha: str, cell: Cell, status: str, reason: str) -> Record:

@@ -16,9 +16,12 @@ raises, each of its cells fails with a typed status and a reason naming Ray, and
 from __future__ import annotations
 
 import copy
+import multiprocessing
+import os
 import re
 import socket
 import tempfile
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
@@ -26,16 +29,17 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 from omegaconf import OmegaConf
 
 from harness.config import ExecutorConfig, RunConfig, TaskConfig
-from harness.errors import ConfigError
+from harness.errors import ConfigError, SubmissionError
 from harness.execution.cells import Cell, Record
 from harness.execution.evaluator import Evaluator
-from harness.submission import Submission
+from harness.submission import Submission, load_submission
 
 EXECUTORS = ("local", "ray")
 REASON_CHARS = 500
 LOG_CHARS = 2000
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
-Written = List[Tuple[Record, Optional[List[Dict[str, Any]]]]]  # (record, prediction rows) per cell
+# (record, prediction rows, statistics) per cell
+Written = List[Tuple[Record, Optional[List[Dict[str, Any]]], Optional[Dict[str, Any]]]]
 Job = Callable[[Any, Dict[str, Any], str], Written]
 
 
@@ -59,11 +63,58 @@ def executor_for(cfg: ExecutorConfig) -> Any:
 
 
 class LocalExecutor:
-    """Jobs one after another in this process (each model still in its own child, harness.execution.isolation)."""
+    """Jobs in this process, model entries one after another (each model still in its own child,
+    harness.execution.isolation). Entries that load no model (predictions and baselines) are only scored: they
+    are spread over `scoring_workers` processes (forked, so each inherits the loaded configs), each with its own
+    Evaluator writing to the store under the same per-submission locks; the records are those a serial run
+    writes, byte for byte."""
     def run(self, run_cfg: RunConfig, tasks: Dict[str, TaskConfig], folders: Sequence[Path],
             echo: Callable[[str], None]) -> List[Record]:
         evaluator = Evaluator(run_cfg, tasks, echo)
-        return [record for folder in folders for record in evaluator.evaluate(folder)]
+        scored_only = [folder for folder in folders if _loads_no_model(folder)]
+        workers = scoring_workers(run_cfg, len(scored_only))
+        done: Dict[Path, List[Record]] = {}
+        if workers > 1:
+            global _WORKER_JOB
+            _WORKER_JOB = (run_cfg, tasks)
+            with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
+                done = dict(zip(scored_only, pool.map(_score_entry, scored_only)))
+            echo(f"scored {len(scored_only)} entries that load no model in {workers} processes")
+        return [record for folder in folders
+                for record in (done[folder] if folder in done else evaluator.evaluate(folder))]
+
+
+def scoring_workers(run_cfg: RunConfig, entries: int) -> int:
+    """Processes for `entries` model-free entries: `scoring_workers` (0: one per CPU this process may use), never
+    more than the entries; fork is needed (spawn would re-import everything per process)."""
+    if entries < 2 or "fork" not in multiprocessing.get_all_start_methods():
+        return 1
+    if run_cfg.scoring_workers < 0:
+        raise ConfigError(f"scoring_workers: {run_cfg.scoring_workers!r} is not valid; use 0 (one per CPU), 1 "
+                          f"(serial) or more")
+    wanted = run_cfg.scoring_workers or len(os.sched_getaffinity(0))
+    return max(1, min(wanted, entries))
+
+
+def _loads_no_model(folder: Path) -> bool:
+    try:
+        return load_submission(folder).manifest.kind in ("predictions", "baseline")
+    except SubmissionError:
+        return False  # rejected by the serial path, with its reason
+
+
+_WORKER_JOB: Optional[Tuple[RunConfig, Dict[str, TaskConfig]]] = None  # (run config, tasks), inherited by forks
+_WORKER_EVALUATOR: Optional[Evaluator] = None
+
+
+def _score_entry(folder: Path) -> List[Record]:
+    """In a scoring worker: one model-free entry's records (the worker's Evaluator keeps each task's examples)."""
+    global _WORKER_EVALUATOR
+    if _WORKER_EVALUATOR is None:
+        assert _WORKER_JOB is not None, "set by LocalExecutor.run before the workers fork"
+        run_cfg, tasks = _WORKER_JOB
+        _WORKER_EVALUATOR = Evaluator(run_cfg, tasks, echo=lambda message: None)
+    return _WORKER_EVALUATOR.evaluate(folder)
 
 
 # ---------------------------------------------------------------- the driver's side of a Ray run
@@ -96,9 +147,9 @@ class Planner:
     def take_deferred(self) -> Optional[Deferred]:
         return self.deferred.pop() if self.deferred else None
 
-    def write(self, record: Record, rows: Optional[List[Dict[str, Any]]]) -> None:
+    def write(self, record: Record, rows: Optional[List[Dict[str, Any]]], stats: Optional[Dict[str, Any]] = None) -> None:
         """A record a Ray job brought back, to the store."""
-        self.evaluator.sink(record, rows)
+        self.evaluator.sink(record, rows, stats)
 
     def fail(self, deferred: Deferred, cells: List[Cell], status: str, reason: str,
              log: str = "") -> List[Record]:
@@ -174,8 +225,8 @@ class RayExecutor:
                                 f"the Ray worker running this job was lost on each of its {self.cfg.max_retries + 1} "
                                 f"attempts (executor.max_retries={self.cfg.max_retries}): {type(e).__name__}: {e}")
         records = []
-        for record, rows in written:
-            planner.write(record, rows)
+        for record, rows, stats in written:
+            planner.write(record, rows, stats)
             records.append(record)
         returned = {record["task"] for record in records}
         missing = [cell for cell in deferred.cells if cell.task.name not in returned]
@@ -198,8 +249,10 @@ def evaluate_job(run_cfg: RunConfig, tasks: Dict[str, TaskConfig], folder: str) 
     with tempfile.TemporaryDirectory(prefix="harness-ray-job-") as empty:
         cfg = copy.deepcopy(run_cfg)
         cfg.paths.results = empty
-        evaluator = Evaluator(cfg, tasks, echo=print,
-                              sink=lambda record, rows: written.append((record, None if rows is None else list(rows))))
+        def keep(record: Record, rows: Optional[List[Dict[str, Any]]], stats: Optional[Dict[str, Any]]) -> None:
+            written.append((record, None if rows is None else list(rows), stats))
+
+        evaluator = Evaluator(cfg, tasks, echo=print, sink=keep)
         evaluator.evaluate(Path(folder))
     return written
 

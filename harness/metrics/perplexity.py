@@ -2,9 +2,17 @@
 
 predictions: one per document, `{"logprob": float, "n_tokens": int}` (the document's total natural-log likelihood
 and the number of tokens it was scored over) or any object with those attributes (e.g. `RollingLoglikelihood`);
-targets: the document texts. Per item the statistics are [logprob, n_tokens, n_words, n_bytes], with
-n_words = len(re.split(r"\\s+", text.strip())) for a text that is not blank (0 for a blank one; the count
-lm-evaluation-harness uses) and n_bytes = len(text.encode("utf-8")).
+targets: the document texts as counted (the task's original text, or the transformed text the model read; see
+tasks.language_modeling). Per item the statistics are [logprob, n_tokens, n_words, n_bytes], with
+n_bytes = len(text.encode("utf-8")) and n_words by the `words` option:
+
+* `whitespace` (default): the number of maximal runs of non-whitespace characters, i.e.
+  len(re.split(r"\\s+", text.strip())), and 0 for a text that is empty or all whitespace. An empty document
+  (no tokens, words or bytes) adds nothing to any sum.
+* `regex-split`: len(re.split(r"\\s+", text)) with no strip, lm-evaluation-harness's `_count_words` (wikitext's
+  `process_results`): one more than the whitespace count for a text that starts with whitespace, one more for
+  one that ends with it, and 1 for an empty text. On the 4,358 WikiText-2 raw test rows the two counts are
+  241,211 and 248,460 words.
 
     perplexity      = exp(-sum(logprob) / sum(n_tokens))
     word_perplexity = exp(-sum(logprob) / sum(n_words))
@@ -21,14 +29,25 @@ from typing import Any, Dict, Mapping, Sequence
 
 import numpy as np
 
+from harness.config import TaskConfig
+
 from .base import Metric, ScoreInfo, as_stats, check_lengths, sequential_sums
 
 _WS = re.compile(r"\s+")
 
 
 def count_words(text: str) -> int:
+    """Runs of non-whitespace characters (the `whitespace` rule); 0 for a blank text."""
     stripped = text.strip()
     return len(_WS.split(stripped)) if stripped else 0
+
+
+def count_words_regex_split(text: str) -> int:
+    """lm-evaluation-harness's count: the pieces of re.split(r"\\s+", text), leading/trailing empties included."""
+    return len(_WS.split(text))
+
+
+WORD_RULES = {"whitespace": count_words, "regex-split": count_words_regex_split}
 
 
 def count_bytes(text: str) -> int:
@@ -46,10 +65,30 @@ def _field(pred: Any, key: str, i: int) -> Any:
 
 
 class PerplexityMetric(Metric):
-    """Token / word / byte perplexity and bits per byte (lower is better). No options."""
+    """Token / word / byte perplexity and bits per byte (lower is better).
+
+    Options: `words` (how words are counted, see the module doc) and `scoring` (how the task produced the
+    log-likelihoods: window, stride, last-window rule, text transform, counted text; harness.scoring fills it in
+    from the task so the signature states it)."""
 
     name = "perplexity"
-    OPTIONS: tuple[str, ...] = ()
+    OPTIONS: tuple[str, ...] = ("words", "scoring")
+
+    @classmethod
+    def options_from_task(cls, task: TaskConfig) -> Dict[str, Any]:
+        """How the log-likelihoods were produced (window, stride, last-window rule, text transform, counted text),
+        stated in the signature: each of these changes the number."""
+        window = "model-max" if task.window is None else task.window
+        stride = "window" if task.stride is None else task.stride
+        text = f"transform:{task.transform}|counted:{task.count_on}" if task.transform else "transform:none"
+        return {"scoring": f"window:{window}|stride:{stride}|last-window:{task.last_window}|{text}"}
+
+    def __init__(self, words: str = "whitespace", scoring: str = ""):
+        if words not in WORD_RULES:
+            raise ValueError(f"words {words!r} is not valid for metric 'perplexity'; use one of "
+                             f"{', '.join(WORD_RULES)}")
+        self.words, self.scoring = words, scoring
+        self._count_words = WORD_RULES[words]
     scores = (
         ScoreInfo("perplexity", higher_is_better=False, scale="unbounded"),
         ScoreInfo("word_perplexity", higher_is_better=False, scale="unbounded"),
@@ -58,7 +97,8 @@ class PerplexityMetric(Metric):
     )
 
     def signature(self) -> str:
-        return "perplexity|agg:ratio-of-sums|words:whitespace|bytes:utf-8"
+        return (f"perplexity|agg:ratio-of-sums|words:{self.words}|bytes:utf-8"
+                + (f"|{self.scoring}" if self.scoring else ""))
 
     def item_stats(self, predictions: Sequence[Any], targets: Sequence[str]) -> np.ndarray:
         check_lengths(predictions, targets)
@@ -78,7 +118,7 @@ class PerplexityMetric(Metric):
                 bad = True
             if bad:
                 raise ValueError(f"prediction {i}: n_tokens must be a non-negative integer, got {n_tokens!r}")
-            out[i] = (logprob, float(n_tokens), count_words(text), count_bytes(text))
+            out[i] = (logprob, float(n_tokens), self._count_words(text), count_bytes(text))
         return out
 
     def aggregate(self, stats: np.ndarray) -> Dict[str, float]:

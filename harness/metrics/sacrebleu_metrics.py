@@ -12,7 +12,10 @@ for variable numbers of references (`_cache_references` drops the `None`s).
 """
 from __future__ import annotations
 
+import hashlib
 import inspect
+import json
+from collections import OrderedDict
 from typing import Any, Dict, List, Optional, Sequence
 
 import numpy as np
@@ -40,6 +43,24 @@ def references_to_streams(targets: Sequence[Any]) -> tuple[List[List[Optional[st
     n_streams = max((len(r) for r in items), default=0)
     streams = [[refs[k] if k < len(refs) else None for refs in items] for k in range(n_streams)]
     return streams, [len(r) for r in items]
+
+
+_REF_CACHE: "OrderedDict[tuple, Any]" = OrderedDict()  # (metric, options, references' sha256) -> scorer
+_REF_CACHE_SIZE = 8  # a suite's translation tasks times their metrics; the oldest is dropped beyond it
+
+
+def _scorer_for(cls: type, options: Dict[str, Any], streams: List[List[Optional[str]]]) -> Any:
+    """A sacrebleu metric object holding these references' preprocessed statistics (its own `_ref_cache`), built
+    once per process for every entry scored against the same references: sacrebleu rebuilds them on each
+    `corpus_score` call, which is most of the cost of scoring an entry."""
+    digest = hashlib.sha256(json.dumps(streams, ensure_ascii=False).encode("utf-8")).hexdigest()
+    key = (cls.__name__, json.dumps(options, sort_keys=True, default=repr), digest)
+    if key not in _REF_CACHE:
+        _REF_CACHE[key] = cls(**options, references=streams)
+        while len(_REF_CACHE) > _REF_CACHE_SIZE:
+            _REF_CACHE.popitem(last=False)
+    _REF_CACHE.move_to_end(key)
+    return _REF_CACHE[key]
 
 
 class _SacrebleuMetric(Metric):
@@ -99,7 +120,8 @@ class _SacrebleuMetric(Metric):
         if len(predictions) == 0:
             return np.zeros((0, self.n_stats), dtype=np.float64)
         streams, counts = references_to_streams(targets)
-        stats = self._metric._extract_corpus_statistics(list(predictions), streams)
+        scorer = _scorer_for(self.SACREBLEU_CLASS, self.options, streams)
+        stats = scorer._extract_corpus_statistics(list(predictions), None)  # None: the scorer's cached references
         self._ref_counts = set(counts)  # like sacrebleu: the signature describes the latest data scored
         arr = np.asarray(stats, dtype=np.float64)
         if arr.shape != (len(predictions), self.n_stats):  # pragma: no cover - guards a sacrebleu change

@@ -31,7 +31,9 @@ Decisions that change numbers, in one place:
   leaves an empty answer.
 * Rolling log-likelihood reads [BOS (EOS if none)] + the text's tokens in windows of `window` tokens (the start
   token counts) starting every `stride` tokens; each token is scored once, by the first window reaching it.
-  Windows of all documents are batched together. The last window is not shifted back for more context.
+  Windows of all documents are batched together. With `full_last_window` (the default, lm-evaluation-harness's
+  rule) the last window of a long document moves back to read a whole window; without it, it reads only from
+  its own start.
 * Generation is pure greedy: only token-id settings are taken from the model's generation config (no beams,
   length or repetition rules a checkpoint may ship with), so every submission is decoded the same way.
 """
@@ -148,20 +150,23 @@ def truncate_prompt(
     return list(ids), True
 
 
-def rolling_windows(n_tokens: int, window: int, stride: int) -> list[tuple[int, int, int]]:
+def rolling_windows(n_tokens: int, window: int, stride: int, full_last: bool = True) -> list[tuple[int, int, int]]:
     """Windows over a sequence `[start] + tokens` (length n_tokens + 1) scoring every token exactly once.
 
     Returns (begin, end, n_new): the model reads positions [begin, end), which predict positions
     begin+1 .. end, and only the last n_new of those (not scored by an earlier window) count. Windows start every
     `stride` positions, so every token after the first window is scored with at least window - stride + 1
-    tokens of context (the HF "perplexity of fixed-length models" scheme).
+    tokens of context (the HF "perplexity of fixed-length models" scheme). `full_last`: a last window shorter
+    than `window` starts earlier, at end - window, so it reads a whole window (with stride == window these are
+    lm-evaluation-harness's `get_rolling_token_windows`); the tokens it scores are the same either way.
     """
     if not 1 <= stride <= window:
         raise ValueError(f"need 1 <= stride <= window, got stride={stride}, window={window}")
     windows, scored, begin = [], 0, 0
     while scored < n_tokens:
         end = min(begin + window, n_tokens)
-        windows.append((begin, end, end - scored))
+        read_from = max(0, end - window) if full_last else begin
+        windows.append((read_from, end, end - scored))
         scored, begin = end, begin + stride
     return windows
 
@@ -177,19 +182,32 @@ def _pad(rows: Sequence[Sequence[int]], pad_id: int, left: bool, device) -> tupl
     return ids.to(device), mask.to(device)
 
 
-def _sum_logprobs(logits: torch.Tensor, targets: torch.Tensor, scored: torch.Tensor) -> list[tuple[float, bool]]:
-    """Per row: (sum of log p(target) over scored positions, every scored target is the argmax).
+LOGPROB_CHUNK_ELEMENTS = 1 << 24  # logits scored at once (64 MiB in float32): the positions of a chunk follow
 
-    `logits` holds only the positions that predict `targets` ([batch, k, vocab]), so the float32 log-softmax
-    never materialises over the whole sequence.
+
+def _sum_logprobs(logits: torch.Tensor, targets: torch.Tensor, scored: torch.Tensor,
+                  owner: Optional[torch.Tensor] = None, greedy: bool = True) -> list[tuple[float, bool]]:
+    """Per target row: (sum of log p(target) over scored positions, every scored target is the argmax).
+
+    `logits` holds only the positions that predict `targets` ([inputs, k, vocab]); target row i reads input
+    `owner[i]` (None: input i). log p(target) = logit[target] - logsumexp(logits), a chunk of positions at a
+    time, so neither a float32 log-softmax nor an owner-indexed copy of the whole logits is ever made (only a
+    chunk's). `greedy=False` (rolling log-likelihood) skips the argmax; the flags are then all True.
     """
-    logprobs = torch.log_softmax(logits.float(), dim=-1)
-    token_logprobs = logprobs.gather(-1, targets.unsqueeze(-1)).squeeze(-1)
-    # where(), not a product: a padded position may hold NaN and NaN * 0 is NaN.
-    token_logprobs = torch.where(scored, token_logprobs, torch.zeros_like(token_logprobs))
-    greedy = (logprobs.argmax(dim=-1) == targets) | ~scored
-    sums = token_logprobs.double().sum(dim=-1).tolist()
-    return list(zip(sums, greedy.all(dim=-1).tolist()))
+    n_rows, width = targets.shape
+    step = max(1, LOGPROB_CHUNK_ELEMENTS // max(1, n_rows * logits.shape[-1]))
+    sums = torch.zeros(n_rows, dtype=torch.float64, device=logits.device)
+    all_greedy = torch.ones(n_rows, dtype=torch.bool, device=logits.device)
+    for start in range(0, width, step):
+        chunk = logits[:, start:start + step, :] if owner is None else logits[owner, start:start + step, :]
+        chunk = chunk.float()
+        wanted, mask = targets[:, start:start + step], scored[:, start:start + step]
+        token = chunk.gather(-1, wanted.unsqueeze(-1)).squeeze(-1) - torch.logsumexp(chunk, dim=-1)
+        # where(), not a product: a padded position may hold NaN and NaN * 0 is NaN.
+        sums += torch.where(mask, token, torch.zeros_like(token)).double().sum(dim=-1)
+        if greedy:
+            all_greedy &= ((chunk.argmax(dim=-1) == wanted) | ~mask).all(dim=-1)
+    return list(zip(sums.tolist(), all_greedy.tolist()))
 
 
 def _aligned_targets(targets: Sequence[Sequence[int]], width: int, right: bool, device):
@@ -626,8 +644,8 @@ class HFCausalBackend(_HFBackend):
 
     # -- scoring
 
-    def _score_batch(self, inputs: list[tuple[int, ...]],
-                     targets: list[list[tuple[int, ...]]]) -> list[list[tuple[float, bool]]]:
+    def _score_batch(self, inputs: list[tuple[int, ...]], targets: list[list[tuple[int, ...]]],
+                     greedy: bool = True) -> list[list[tuple[float, bool]]]:
         """One forward per distinct input; targets[i] are the target tuples read off inputs[i], each predicted by
         the last len(target) input positions."""
         keep = max(len(t) for group in targets for t in group)
@@ -638,12 +656,15 @@ class HFCausalBackend(_HFBackend):
         if self._takes_logits_to_keep:
             kwargs["logits_to_keep"] = keep
         logits = self.model(input_ids=ids, **kwargs).logits[:, -keep:, :]
-        owner = torch.tensor([i for i, group in enumerate(targets) for _ in group], device=self.device)
+        owners = [i for i, group in enumerate(targets) for _ in group]
+        # several targets on one input (labels sharing a context) read its logits through `owner`, a chunk at a time
+        owner = None if len(owners) == len(inputs) else torch.tensor(owners, device=self.device)
         flat, scored = _aligned_targets([t for group in targets for t in group], keep, right=True, device=self.device)
-        sums = iter(_sum_logprobs(logits[owner], flat, scored))
+        sums = iter(_sum_logprobs(logits, flat, scored, owner, greedy))
         return [[next(sums) for _ in group] for group in targets]
 
-    def _score_rows(self, rows: list[tuple[tuple[int, ...], tuple[int, ...]]], desc: str) -> list[tuple[float, bool]]:
+    def _score_rows(self, rows: list[tuple[tuple[int, ...], tuple[int, ...]]], desc: str,
+                    greedy: bool = True) -> list[tuple[float, bool]]:
         """Scores each distinct row once (identical requests are common in classification suites), and runs each
         distinct input once: the labels of a shared context whose continuations are one token long all read the
         context's last position, so one forward pass scores every label."""
@@ -654,7 +675,8 @@ class HFCausalBackend(_HFBackend):
         scores = self._run_batches(
             len(inputs),
             sort_key=lambda i: -len(inputs[i]),
-            run_batch=lambda batch: self._score_batch([inputs[i] for i in batch], [targets_of[inputs[i]] for i in batch]),
+            run_batch=lambda batch: self._score_batch([inputs[i] for i in batch],
+                                                      [targets_of[inputs[i]] for i in batch], greedy),
             desc=desc,
             row_tokens=lambda i: len(inputs[i]),
         )
@@ -713,11 +735,11 @@ class HFCausalBackend(_HFBackend):
                 raise ValueError(f"window {window} must be between 1 and max_length {self.max_length}")
             stride = window if request.stride is None else request.stride
             sequence = [self._start_token_id()] + tokens
-            for begin, end, n_new in rolling_windows(len(tokens), window, stride):
+            for begin, end, n_new in rolling_windows(len(tokens), window, stride, request.full_last_window):
                 rows.append((tuple(sequence[begin:end]), tuple(sequence[end + 1 - n_new:end + 1])))
                 owners.append(index)
         totals = [0.0] * len(requests)
-        for owner, (logprob, _) in zip(owners, self._score_rows(rows, desc="rolling")):
+        for owner, (logprob, _) in zip(owners, self._score_rows(rows, desc="rolling", greedy=False)):
             totals[owner] += logprob
         return [RollingLoglikelihood(logprob=total, n_tokens=len(tokens)) for total, tokens in zip(totals, texts)]
 

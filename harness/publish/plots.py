@@ -74,32 +74,64 @@ def _task_panel(ax: Any, task: str, info: Dict[str, Any], rows: List[Dict[str, A
         ax.errorbar(value, y, xerr=xerr, fmt="o", color=color, ecolor=color, capsize=3, markersize=5)
 
 
+TOP_RANKED = 30  # entries drawn cell by cell in the rank heat map; the others get a line over the ranks they reach
+
+
 def rank_stability_svg(board: Dict[str, Any]) -> Optional[str]:
-    """Heat map: rows are entries (board order), columns ranks, each cell the fraction of bootstrap resamples in
-    which that entry took that rank. None when the board carries no `rank_distribution`."""
+    """Heat map: rows are the first TOP_RANKED entries (board order), columns ranks, each cell the fraction of
+    bootstrap resamples in which that entry took that rank. Entries below them get one line each, from the best to
+    the worst rank they take in any resample, so the plot grows linearly with the board (a full K x K map of a
+    500-entry board is tens of megabytes). None when the board carries no `rank_distribution`."""
     distribution = board.get("rank_distribution")
     if not distribution:
         return None
     names = [row["submission"] for row in board["rows"] if row["submission"] in distribution]
-    n_ranks = max([len(board["rows"])] + [int(r) for d in distribution.values() for r in d])
     by_rank = {name: {int(rank): float(f) for rank, f in distribution[name].items()} for name in names}
-    grid = [[by_rank[name].get(rank, 0.0) for rank in range(1, n_ranks + 1)] for name in names]
+    top, rest = names[:TOP_RANKED], names[TOP_RANKED:]
+    n_ranks = max([len(top)] + [rank for name in top for rank in by_rank[name]])
+    columns = [str(rank) for rank in range(1, min(n_ranks, TOP_RANKED) + 1)]
+    grid = [[by_rank[name].get(rank, 0.0) for rank in range(1, len(columns) + 1)] for name in top]
+    if n_ranks > TOP_RANKED:  # ranks below the map's rows share one column
+        columns.append(f">{TOP_RANKED}")
+        for row, name in zip(grid, top):
+            row.append(sum(f for rank, f in by_rank[name].items() if rank > TOP_RANKED))
     plt = _pyplot()
     with plt.rc_context(SVG_RC):
-        fig, ax = plt.subplots(figsize=(0.55 * n_ranks + 2.4, 0.34 * len(names) + 1.3))
-        # pcolormesh (vector cells), not imshow, which would embed a raster image in the SVG
-        ax.pcolormesh(grid, cmap="Blues", vmin=0.0, vmax=1.0, edgecolors="white", linewidth=1.0)
-        for y, fractions in enumerate(grid):
-            for x, fraction in enumerate(fractions):
-                if fraction >= 0.005:
-                    ax.text(x + 0.5, y + 0.5, f"{fraction:.0%}", ha="center", va="center", fontsize=7,
-                            color="white" if fraction > 0.6 else "black")
-        ax.set_xticks([r - 0.5 for r in range(1, n_ranks + 1)], [str(r) for r in range(1, n_ranks + 1)])
-        ax.set_yticks([y + 0.5 for y in range(len(names))], names)
-        ax.invert_yaxis()  # best entry on top, as in the table
-        ax.tick_params(length=0)
-        ax.set_xlabel("rank")
+        heights = [0.34 * len(top) + 0.6] + ([0.16 * len(rest) + 0.6] if rest else [])
+        fig, axes = plt.subplots(len(heights), 1, figsize=(0.55 * len(columns) + 2.4, sum(heights) + 0.7),
+                                 gridspec_kw={"height_ratios": heights}, squeeze=False)
+        _heat_map(axes[0][0], top, grid, columns)
         resamples = (board.get("bootstrap") or {}).get("resamples")
-        ax.set_title("Rank across bootstrap resamples" + (f" (n={resamples})" if resamples else ""))
+        axes[0][0].set_title("Rank across bootstrap resamples" + (f" (n={resamples})" if resamples else ""))
+        if rest:
+            _rank_ranges(axes[1][0], rest, by_rank)
         fig.tight_layout()
         return _svg(fig)
+
+
+def _heat_map(ax: Any, names: List[str], grid: List[List[float]], columns: List[str]) -> None:
+    # pcolormesh (vector cells), not imshow, which would embed a raster image in the SVG
+    ax.pcolormesh(grid, cmap="Blues", vmin=0.0, vmax=1.0, edgecolors="white", linewidth=1.0)
+    for y, fractions in enumerate(grid):
+        for x, fraction in enumerate(fractions):
+            if fraction >= 0.005:
+                ax.text(x + 0.5, y + 0.5, f"{fraction:.0%}", ha="center", va="center", fontsize=7,
+                        color="white" if fraction > 0.6 else "black")
+    ax.set_xticks([x + 0.5 for x in range(len(columns))], columns)
+    ax.set_yticks([y + 0.5 for y in range(len(names))], names)
+    ax.invert_yaxis()  # best entry on top, as in the table
+    ax.tick_params(length=0)
+    ax.set_xlabel("rank")
+
+
+def _rank_ranges(ax: Any, names: List[str], by_rank: Dict[str, Dict[int, float]]) -> None:
+    """One line per entry from its best to its worst rank across the resamples, a dot at its most frequent."""
+    for y, name in enumerate(names):
+        ranks = by_rank[name]
+        ax.hlines(y, min(ranks), max(ranks), color=ENTRY_COLOR, linewidth=1.5)
+        ax.plot(max(ranks, key=lambda r: (ranks[r], -r)), y, "o", color=ENTRY_COLOR, markersize=2.5)
+    ax.set_yticks(range(len(names)), names, fontsize=6)
+    ax.set_ylim(len(names) - 0.5, -0.5)
+    ax.set_xlabel("ranks reached (line: best to worst; dot: most frequent)")
+    ax.grid(axis="x", color="#dddddd", linewidth=0.6)
+    ax.set_axisbelow(True)
