@@ -75,7 +75,9 @@ def cmd_run(overrides: Sequence[str]) -> int:
     for record in result.failed:
         print(f"failed: {record['submission']} on {record['task']}: {record['status']}: {record['reason']}",
               file=sys.stderr)
-    return 1 if result.failed and cfg.fail_on_error else 0
+    for folder, why in result.refused:
+        print(f"refused folder: {folder}: {why}", file=sys.stderr)
+    return 1 if (result.failed or result.refused) and cfg.fail_on_error else 0
 
 
 def cmd_evaluate(overrides: Sequence[str]) -> int:

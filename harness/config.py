@@ -218,6 +218,12 @@ class RunConfig:
     executor: ExecutorConfig = field(default_factory=ExecutorConfig)  # `executor=local|ray` (harness/conf/executor)
     backend: BackendConfig = field(default_factory=BackendConfig)  # `backend=hf` (harness/conf/backend)
     generation_caps: GenerationCapsConfig = field(default_factory=GenerationCapsConfig)
+    # What one submission may hold, checked by stat before anything is read or hashed (an entry over either is
+    # invalid): all its files together, and any one file.
+    max_submission_bytes: int = 200 * 10**9
+    max_file_bytes: int = 20 * 10**9
+    scoring_budget_s: float = 600  # scoring one cell in this process; over it the cell is `timeout` ("scoring")
+    allow_damaged: bool = False  # a board with damaged stored records shows them as missing instead of refusing
 
 
 # ---------------------------------------------------------------- values checked beyond their types

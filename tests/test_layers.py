@@ -31,7 +31,7 @@ LAYERS: List[Tuple[str, ...]] = [
     ("harness.board.policies", "harness.board.significance"),
     ("harness.scoring", "harness.prompting"),
     ("harness.submission", "harness.safety"),
-    ("harness.models.*", "tasks.*"),
+    ("harness.models.*", "tasks.*", "harness.filehash"),
     ("harness.metrics.*", "harness.store"),
     ("harness.data", "harness.requests", "harness.config"),
     ("harness.status", "harness.errors"),

@@ -6,21 +6,44 @@ A job is one submission on a set of tasks. The model (if any) runs once per job 
 from __future__ import annotations
 
 import functools
+import os
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional
 
-from harness import safety, store
+from harness import filehash, safety, store
 from harness.contest.splits import public_view
 from harness.errors import SubmissionError
 from harness.execution.cells import Cell, make_record
 from harness.execution.isolation import run_job
 from harness.models.baselines import BASELINES
-from harness.models.predictions import predictions_file, read_predictions
+from harness.models.predictions import file_limit, predictions_file, read_predictions
 from harness.prompting import check_generation_request, prompt_sha256, select_shots, task_for_submission
-from harness.scoring import score
+from harness.scoring import score, time_budget
 from harness.submission import Submission, load_submission, submission_sha256
 from tasks import kind_of
 from tasks.examples import Example, load_examples
+
+
+def relative_paths(text: str, folder: Path) -> str:
+    """`text` with the submission's own paths written relative to it (`submission.yaml`, `model/config.json`)."""
+    for form in sorted({str(folder), os.path.abspath(folder), os.path.realpath(folder)}, key=len, reverse=True):
+        text = text.replace(form + os.sep, "").replace(form, ".")
+    return text
+
+
+def check_sizes(folder: Path, cfg: Any) -> None:
+    """The organizer's caps on a submission's size (`max_submission_bytes`) and on any one file (`max_file_bytes`),
+    from stat alone."""
+    files = filehash.sizes(folder)
+    big = [(rel, size) for rel, size in files if size > cfg.max_file_bytes]
+    if big:
+        shown = ", ".join(f"{rel} ({size} bytes)" for rel, size in big[:3]) + (" ..." if len(big) > 3 else "")
+        raise SubmissionError(f"files larger than the organizer's limit of {cfg.max_file_bytes} bytes "
+                              f"(max_file_bytes): {shown}")
+    total = sum(size for _, size in files)
+    if total > cfg.max_submission_bytes:
+        raise SubmissionError(f"the submission's files add up to {total} bytes, more than the organizer's limit of "
+                              f"{cfg.max_submission_bytes} bytes (max_submission_bytes)")
 
 
 class Evaluator:
@@ -34,7 +57,8 @@ class Evaluator:
         self.tasks = tasks
         self.results = Path(run_cfg.paths.results)
         self.echo = echo
-        self.sink = sink or functools.partial(store.write_cell, self.results)
+        self._store = sink or functools.partial(store.write_cell, self.results)
+        self.folder: Optional[Path] = None  # the submission being evaluated: reasons name paths relative to it
         self.models_loaded = 0
         self.jobs: Dict[str, Any] = {}  # submission name -> its model job's JobOutcome (timings, memory)
         self._examples: Dict[str, List[Example]] = {}
@@ -56,8 +80,17 @@ class Evaluator:
 
         return select_shots(task, [e.id for e in examples], pool)
 
+    def sink(self, record: Dict[str, Any], rows: Optional[List[Dict[str, Any]]]) -> None:
+        """Hands a record on, its reason and log excerpt showing paths relative to the submission: a public board
+        never shows where the organizer keeps things."""
+        if self.folder is not None:
+            record["reason"] = relative_paths(record["reason"], self.folder)
+            record["log"] = relative_paths(record["log"], self.folder)
+        self._store(record, rows)
+
     def evaluate(self, folder: Path) -> List[Dict[str, Any]]:
         """Every task's record for the submission in `folder` (from the cache where its keys match)."""
+        self.folder = Path(folder)
         try:
             submission = load_submission(folder)
         except SubmissionError as e:
@@ -69,7 +102,11 @@ class Evaluator:
             check_generation_request(submission.manifest, str(folder / "submission.yaml"), self.cfg)
         except SubmissionError as e:
             return self._reject(submission.name, e)
-        sub_sha = submission_sha256(folder)
+        try:  # by stat, before a byte is read: a 10 GB file is refused, not hashed
+            check_sizes(folder, self.cfg)
+        except SubmissionError as e:
+            return self._reject(submission.name, e)
+        sub_sha = submission_sha256(folder, self.results / filehash.CACHE_NAME)
         cells = {name: Cell(task, submission.name, sub_sha, self.cfg) for name, task in self.tasks.items()}
         # Held while this run decides and does the submission's work: a second run at the same time waits, then
         # finds the cells done instead of running the same model again.
@@ -124,7 +161,8 @@ class Evaluator:
         examples = self.examples(cell.task)
         try:
             # in a contest the record holds the public part's scores only; the private part is scored by `reveal`
-            scored = public_view(self.cfg, cell.task, examples, score(cell.task, examples, predictions))
+            with time_budget(self.cfg.scoring_budget_s):
+                scored = public_view(self.cfg, cell.task, examples, score(cell.task, examples, predictions))
         except SubmissionError as e:
             return self._fail(submission, sub_sha, cell, e.status, str(e))
         if unknown is not None:
@@ -157,7 +195,7 @@ class Evaluator:
             return self._mark(submission, sub_sha, cell, "not-submitted", f"no predictions/{cell.task.name}.jsonl")
         check = functools.partial(kind_of(cell.task).check_prediction, cell.task)
         try:
-            predictions = read_predictions(path, check)
+            predictions = read_predictions(path, check, file_limit(len(self.examples(cell.task))))
         except SubmissionError as e:
             return self._fail(submission, sub_sha, cell, e.status, str(e))
         return self._score_and_store(submission, sub_sha, cell, predictions, {})

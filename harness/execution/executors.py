@@ -93,6 +93,7 @@ class Planner(Evaluator):
     def fail(self, deferred: Deferred, cells: List[Cell], status: str, reason: str,
              log: str = "") -> List[Dict[str, Any]]:
         """Failure records (through the store sink) for cells whose Ray job did not bring them back."""
+        self.folder = deferred.submission.folder
         return [self._fail(deferred.submission, deferred.sub_sha, cell, status, reason[:REASON_CHARS], log[-LOG_CHARS:])
                 for cell in cells]
 
@@ -165,7 +166,7 @@ class RayExecutor:
                                 f"attempts (executor.max_retries={self.cfg.max_retries}): {type(e).__name__}: {e}")
         records = []
         for record, rows in written:
-            planner.sink(record, rows)
+            planner._store(record, rows)  # made (and its paths made relative) by the worker's Evaluator
             records.append(record)
         returned = {record["task"] for record in records}
         missing = [cell for cell in deferred.cells if cell.task.name not in returned]

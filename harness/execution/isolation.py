@@ -29,10 +29,11 @@ from omegaconf import OmegaConf
 
 from harness.data import Example
 from harness.errors import SubmissionError
-from harness.status import CHILD_STATUSES, LOG_CHARS, REASON_CHARS
+from harness.models.predictions import not_utf8
+from harness.status import CHILD_STATUSES, LOG_CHARS, OUTPUT_BYTES, REASON_CHARS
 from tasks import kind_of
 
-MAX_OUTPUT_BYTES = 64 * 1024  # per example: one JSON line of the child's predictions
+MAX_OUTPUT_BYTES = OUTPUT_BYTES  # per example: one JSON line of the child's predictions
 MIN_FILE_BYTES = 256 << 20  # floor of the cap on any file the child writes (logs and caches included)
 _SMALL_JSON_BYTES = 1 << 20  # meta, failure and timing files the child writes
 # Variables the child may inherit; everything else (tokens, cloud keys, CI secrets) is dropped.
@@ -351,6 +352,9 @@ def _parse_line(name: str, number: int, line: bytes, max_output_bytes: int) -> D
         raise _bad(name, f"line {number} is not valid JSON text ({str(e)[:200]})") from e
     if not isinstance(item, dict) or set(item) != {"id", "prediction"} or not isinstance(item["id"], str):
         raise _bad(name, f'line {number} is not {{"id": "<string>", "prediction": ...}}')
+    problem = not_utf8(item)
+    if problem:
+        raise _bad(name, f"line {number} is not valid UTF-8 text: it {problem}")
     return item
 
 
