@@ -26,6 +26,7 @@ LAYERS: List[Tuple[str, ...]] = [
     ("harness.execution.evaluator",),
     ("harness.execution.cells",),
     ("harness.execution.isolation", "harness.execution.worker"),
+    ("harness.execution.sandbox",),
     ("harness.contest.ledger", "harness.contest.splits"),
     ("harness.contest.rules",),
     ("harness.board.policies", "harness.board.significance"),

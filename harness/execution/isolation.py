@@ -29,6 +29,7 @@ from omegaconf import OmegaConf
 
 from harness.data import Example
 from harness.errors import SubmissionError
+from harness.execution import sandbox
 from harness.models.predictions import not_utf8
 from harness.status import CHILD_STATUSES, LOG_CHARS, OUTPUT_BYTES, REASON_CHARS
 from tasks import kind_of
@@ -113,23 +114,44 @@ def network_isolation() -> Tuple[Tuple[str, ...], str]:
     return (), f"not enforced (unshare failed: {why})"
 
 
+MEMORY_NOTE = ("not enforced: no memory cap per job (the machine's cgroups are not delegated to the harness); a job "
+               "that exhausts memory is ended by the kernel's out-of-memory killer and recorded as out-of-memory")
+
+
 def isolation_note(budget: float, max_output_bytes: int, max_file_bytes: int) -> Dict[str, str]:
     """What this job's child runs under, recorded in every cell of the job."""
-    return {
+    bwrap, why = sandbox.sandbox()
+    note = {
         "process": "fresh interpreter (python -m harness.execution.worker), own session; killed as a group when done",
         "inputs": "task inputs only: no references, field mappings, metrics or data locations",
         "environment": f"scrubbed: only {', '.join(_KEEP_ENV)} kept; hub offline; home and caches in the job folder",
         "network": network_isolation()[1],
         "limits": f"wall clock {budget:g} s; {max_output_bytes} bytes of output per example; files written by the "
                   f"child at most {max_file_bytes} bytes (RLIMIT_FSIZE); no core dumps",
-        "filesystem": f"not isolated: the child runs as user {getpass.getuser()!r} and can read what that user can",
         "weights": "safetensors only: pickle files refused before loading, torch.load disabled in the child",
+        "memory": MEMORY_NOTE,
     }
+    if bwrap:
+        note.update(
+            network="enforced: bubblewrap --unshare-net (no interface but loopback)",
+            filesystem="enforced: bubblewrap; read-only system, Python environment, harness code (task data hidden), "
+                       "model folder and job inputs; writable job folder and private /tmp; nothing else",
+            parent_memory=f"enforced: own user and PID namespaces, uid {sandbox.NOBODY} without capabilities: no "
+                          f"process of the organizer is visible, CAP_SYS_PTRACE is not held",
+            processes="enforced: own PID namespace; every process of the job dies when it ends")
+    else:
+        note.update(filesystem=f"not enforced ({why}): the child runs as user {getpass.getuser()!r} and can read "
+                               f"what that user can", parent_memory=f"not enforced ({why})",
+                    processes="process group killed when the job ends; a setsid() grandchild can escape it")
+    return {key.replace("_", " "): value for key, value in note.items()}
 
 
-def child_command(job_dir: Path) -> List[str]:
-    # -s: no user site-packages; the working folder is the empty job home, so nothing shadows an import.
-    return [*network_isolation()[0], sys.executable, "-s", "-m", "harness.execution.worker", str(job_dir)]
+def child_command(job_dir: Path, inputs: Sequence[Path] = (), model_location: Optional[str] = None) -> List[str]:
+    """The child's argv: in the bubblewrap sandbox where there is one (harness.execution.sandbox), else behind
+    `unshare --net` where that works. -s: no user site-packages; the working folder is the empty job home."""
+    bwrap, _ = sandbox.sandbox()
+    prefix = sandbox.command(bwrap, job_dir, inputs, model_location) if bwrap else list(network_isolation()[0])
+    return [*prefix, sys.executable, "-s", "-m", "harness.execution.worker", str(job_dir)]
 
 
 # ---------------------------------------------------------------- running a job
@@ -156,10 +178,14 @@ def run_job(model: Dict[str, Any], tasks: Sequence[Tuple[Any, List[Example]]], *
         job = {"model": model, "device": device, "batch_size": batch_size, "progress": progress, "tasks": specs,
                "echo_prompts": echo_prompts,
                "limits": {"max_output_bytes": max_output_bytes, "max_file_bytes": max_file_bytes},
-               "parent_pid": os.getpid()}  # the child dies with this process (worker.die_with_parent)
+               # the child dies with this process (worker.die_with_parent); in the sandbox bwrap sees to that, and
+               # the child's parent is the sandbox's own first process
+               "parent_pid": None if sandbox.sandbox()[0] else os.getpid()}
         (job_dir / "job.json").write_text(json.dumps(job), encoding="utf-8")
         (job_dir / "home").mkdir()
-        launch = launch_child(child_command(job_dir), job_dir, budget, progress)
+        (job_dir / "out").mkdir()
+        argv = child_command(job_dir, [job_dir / spec["inputs"] for spec in specs], model.get("location"))
+        launch = launch_child(argv, job_dir, budget, progress)
         outcome = collect(job_dir, tasks, launch, max_output_bytes)
     outcome.isolation = isolation_note(budget, max_output_bytes, max_file_bytes)
     return outcome

@@ -1,0 +1,109 @@
+"""The model process's sandbox: bubblewrap (`bwrap`), where the machine has it and allows namespaces.
+
+The child runs in its own user, PID, mount, network, IPC and UTS namespaces, as an unprivileged user inside them
+(no capability, CAP_SYS_PTRACE included, even when the harness runs as root), and sees a filesystem made of:
+
+* read-only: the system's programs and libraries (/usr and its links), the Python installation and environment,
+  the harness's own code (its task data hidden under an empty folder), the model folder;
+* read-only: the job's inputs and job.json; writable: the job folder (outputs, home, caches) and a private /tmp;
+* a /proc of its own PID namespace (no process of the organizer is visible in it), a minimal /dev.
+
+Nothing else of the organizer's machine is there: not the organizer's home, tokens, other entries, the results
+store or the task data. When the job's first process ends, the PID namespace ends and the kernel kills every
+process left in it (a daemonised `setsid()` grandchild included). Where bubblewrap is missing or cannot make
+namespaces, `sandbox()` says why and the records say "not enforced".
+"""
+from __future__ import annotations
+
+import functools
+import glob
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import List, Optional, Sequence, Tuple
+
+import harness
+import tasks
+
+NOBODY = 65534  # the child's uid and gid inside its user namespace: no capabilities there
+_SYSTEM = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
+# The few files of /etc that programs read to start (the dynamic linker's cache, the time zone, SSL roots);
+# never /etc as a whole (it holds the machine's accounts and any secrets kept there).
+_ETC = ("/etc/ld.so.cache", "/etc/ld.so.conf", "/etc/ld.so.conf.d", "/etc/localtime", "/etc/ssl/certs",
+        "/etc/alternatives", "/etc/nsswitch.conf", "/etc/hosts")
+# CPU topology (thread pools size themselves from it); nothing else of /sys.
+_SYS = ("/sys/devices/system/cpu", "/sys/fs/cgroup")
+
+
+@functools.lru_cache(maxsize=None)
+def sandbox() -> Tuple[Optional[str], str]:
+    """(the bwrap executable, or None; why not, when None)."""
+    if not sys.platform.startswith("linux"):
+        return None, f"bubblewrap needs Linux namespaces; this is {sys.platform}"
+    bwrap = shutil.which("bwrap")
+    if bwrap is None:
+        return None, "bubblewrap (`bwrap`, Debian package bubblewrap) is not installed"
+    probe = [bwrap, "--unshare-all", "--die-with-parent", "--ro-bind", "/", "/", "true"]
+    try:
+        result = subprocess.run(probe, capture_output=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        return None, f"bubblewrap could not run: {e}"
+    if result.returncode != 0:
+        why = result.stderr.decode("utf-8", "replace").strip() or f"exit code {result.returncode}"
+        return None, f"bubblewrap cannot create namespaces here: {why}"
+    return bwrap, ""
+
+
+def _python_roots() -> List[str]:
+    """The Python installation and environment, and where the harness and its task kinds are imported from."""
+    roots = {sys.prefix, sys.base_prefix, sys.exec_prefix, os.path.dirname(os.path.realpath(sys.executable))}
+    roots |= {os.path.dirname(os.path.abspath(harness.__file__)), os.path.dirname(os.path.abspath(tasks.__file__))}
+    return sorted(r for r in roots if r and os.path.isdir(r))
+
+
+def _task_data_dirs() -> List[str]:
+    """Folders of the harness's packages that hold task data (references): hidden in the sandbox."""
+    data = os.path.join(os.path.dirname(os.path.abspath(tasks.__file__)), "data")
+    return [data] if os.path.isdir(data) else []
+
+
+def _ro(paths: Sequence[str], option: str = "--ro-bind-try") -> List[str]:
+    out: List[str] = []
+    for path in paths:
+        out += [option, path, path]
+    return out
+
+
+def model_paths(location: Optional[str]) -> List[str]:
+    """The model folder and, for a hub cache snapshot (whose files link into ../../blobs), its repo folder."""
+    if not location or not os.path.isdir(location):
+        return []
+    real = os.path.realpath(location)
+    parts = Path(real).parts
+    if len(parts) >= 3 and parts[-2] == "snapshots":
+        return [str(Path(real).parents[1])]
+    return [real] + ([location] if os.path.abspath(location) != real else [])
+
+
+def command(bwrap: str, job_dir: Path, inputs: Sequence[Path], model_location: Optional[str]) -> List[str]:
+    """The bwrap argv prefix for one job (the child's own argv follows it)."""
+    job = str(job_dir)
+    argv = [bwrap, "--unshare-user", "--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts",
+            "--unshare-cgroup-try", "--uid", str(NOBODY), "--gid", str(NOBODY), "--die-with-parent",
+            "--new-session", "--hostname", "sandbox", "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/dev/shm",
+            "--tmpfs", "/tmp"]
+    argv += _ro([p for p in _SYSTEM if os.path.lexists(p)])
+    argv += _ro(_ETC)
+    argv += _ro(_SYS)
+    argv += _ro(_python_roots())
+    for data in _task_data_dirs():
+        argv += ["--tmpfs", data]
+    argv += _ro(model_paths(model_location))
+    for device in sorted(glob.glob("/dev/nvidia*")):  # the GPU, where there is one
+        argv += ["--dev-bind", device, device]
+    argv += ["--bind", job, job]
+    argv += _ro([str(job_dir / "job.json")] + [str(p) for p in inputs], "--ro-bind")
+    argv += ["--chdir", str(job_dir / "home"), "--"]
+    return argv
