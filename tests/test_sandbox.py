@@ -118,6 +118,7 @@ def test_every_attack_fails_in_the_sandbox_and_the_good_entry_is_scored(tmp_path
     assert note["memory"].startswith("not enforced")
 
 
+@pytest.mark.slow  # a second model job; the sandboxed run above is the default tier's check
 def test_the_control_without_the_sandbox_lets_the_same_attacks_through(tmp_path, tiny_gpt2_dir, monkeypatch,
                                                                       needs_sandbox):
     run = attack(tmp_path, tiny_gpt2_dir, monkeypatch, sandboxed=False)

@@ -62,9 +62,14 @@ def pickle_entry(root: Path, name: str, model_dir: str, marker: Path, variant: s
 
 
 _EVIL_MODULE = '''\
+import os
 import pathlib
 
-pathlib.Path({marker!r}).write_text("shipped model code ran")
+for _where in ({marker!r}, os.path.join(os.environ.get("HOME", "."), "shipped-code-ran")):
+    try:  # in the sandbox the organizer's folders are not there: the job's home is
+        pathlib.Path(_where).write_text("shipped model code ran")
+    except OSError:
+        pass
 
 from transformers import GPT2Config, GPT2LMHeadModel
 
