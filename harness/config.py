@@ -224,6 +224,8 @@ class RunConfig:
     max_file_bytes: int = 20 * 10**9
     scoring_budget_s: float = 600  # scoring one cell in this process; over it the cell is `timeout` ("scoring")
     allow_damaged: bool = False  # a board with damaged stored records shows them as missing instead of refusing
+    # memory cap of each model job (a cgroup, where the machine lets the harness make one); null: 90% of the machine's
+    job_memory_bytes: Optional[int] = None
 
 
 # ---------------------------------------------------------------- values checked beyond their types

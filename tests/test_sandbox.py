@@ -115,7 +115,7 @@ def test_every_attack_fails_in_the_sandbox_and_the_good_entry_is_scored(tmp_path
     assert run.planted == []  # nothing written reached the machine (a write under /tmp lands in the job's own tmpfs)
     note = run.records["attacker"]["provenance"]["isolation"]
     assert note["filesystem"].startswith("enforced") and note["parent memory"].startswith("enforced")
-    assert note["memory"].startswith("not enforced")
+    assert note["memory"].startswith("enforced" if sandbox.memory_cgroups()[0] else "not enforced")
 
 
 @pytest.mark.slow  # a second model job; the sandboxed run above is the default tier's check
@@ -143,6 +143,28 @@ def test_without_bubblewrap_the_records_say_not_enforced(monkeypatch):
     assert note["parent memory"].startswith("not enforced") and note["memory"].startswith("not enforced")
 
 
+def test_a_job_over_its_memory_cap_is_out_of_memory(tmp_path):
+    where, why = sandbox.memory_cgroups()
+    if where is None:
+        pytest.skip(f"no memory cap on this machine: {why}")
+    (tmp_path / "home").mkdir()
+    fill = "import sys; b = b'x' * (400 << 20); print(len(b))"  # 400 MB, every page written
+    cap = sandbox.MemoryCap(where[0], where[1], 100 << 20, f"harness-test-{uuid.uuid4().hex[:8]}")
+    try:
+        launch = isolation.launch_child([isolation.sys.executable, "-c", fill], tmp_path, 60, False, cap)
+    finally:
+        cap.remove()
+    assert not cap.folder.exists()
+    assert launch.status == "out-of-memory" and "memory cap of 104857600 bytes" in launch.reason
+    assert isolation.launch_child([isolation.sys.executable, "-c", fill], tmp_path, 60, False).status == "ok"
+
+
+def test_the_memory_line_says_not_enforced_where_no_cgroup_can_be_made(monkeypatch):
+    monkeypatch.setattr(sandbox, "memory_cgroups", lambda: (None, "no writable cgroup (test)"))
+    cap, note = isolation.memory_cap(1 << 30, "job")
+    assert cap is None and note.startswith("not enforced (no writable cgroup (test))")
+
+
 def test_the_sandbox_shows_the_child_only_what_it_needs(tmp_path, needs_sandbox):
     """Without a model: the sandbox's own view, checked from inside it."""
     job = tmp_path / "job"
@@ -161,3 +183,15 @@ def test_the_sandbox_shows_the_child_only_what_it_needs(tmp_path, needs_sandbox)
     assert uid == str(sandbox.NOBODY) and int(pid) <= 3  # its own PID namespace
     assert rest.strip().endswith("False [] False")  # another tmp file, the package's task data, the checkout: absent
     assert shutil.which("bwrap")
+
+
+@pytest.mark.parametrize("code, status, words", [
+    ("import ctypes; ctypes.string_at(0)", "crashed", "SIGSEGV"),
+    ("import sys; sys.exit(3)", "crashed", "exited with code 3"),
+])
+def test_a_process_dying_in_the_sandbox_is_typed_as_outside_it(tmp_path, needs_sandbox, code, status, words):
+    (tmp_path / "home").mkdir()
+    (tmp_path / "job.json").write_text("{}")
+    argv = sandbox.command(sandbox.sandbox()[0], tmp_path, [], None) + [isolation.sys.executable, "-c", code]
+    launch = isolation.launch_child(argv, tmp_path, 60, False)
+    assert (launch.status, words in launch.reason) == (status, True), launch.reason

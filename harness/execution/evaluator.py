@@ -237,7 +237,7 @@ class Evaluator:
         outcome = run_job(model, [(prepared[c.task.name][0], ex) for c, ex in runnable], device=self.cfg.device,
                           batch_size=self.cfg.batch_size, progress=self.cfg.progress,
                           shots={name: shots for name, (_, shots, _) in prepared.items()},
-                          echo_prompts=self.echo_prompts)
+                          echo_prompts=self.echo_prompts, memory_bytes=self.cfg.job_memory_bytes)
         self.jobs[manifest.name] = outcome
         for cell, _ in runnable:
             name = cell.task.name

@@ -114,11 +114,29 @@ def network_isolation() -> Tuple[Tuple[str, ...], str]:
     return (), f"not enforced (unshare failed: {why})"
 
 
-MEMORY_NOTE = ("not enforced: no memory cap per job (the machine's cgroups are not delegated to the harness); a job "
-               "that exhausts memory is ended by the kernel's out-of-memory killer and recorded as out-of-memory")
+DEFAULT_MEMORY_SHARE = 0.9  # job_memory_bytes=null: a job may take this share of the machine's memory
 
 
-def isolation_note(budget: float, max_output_bytes: int, max_file_bytes: int) -> Dict[str, str]:
+def memory_cap(memory_bytes: Optional[int], name: str) -> Tuple[Optional[sandbox.MemoryCap], str]:
+    """(the job's memory cgroup, or None; the record's `memory` line)."""
+    where, why = sandbox.memory_cgroups()
+    limit = memory_bytes
+    if limit is None:
+        total = sandbox.physical_memory()
+        limit = int(total * DEFAULT_MEMORY_SHARE) if total else None
+    if where is None or limit is None:
+        why = why or "the machine's memory size is unknown and job_memory_bytes is not set"
+        return None, (f"not enforced ({why}); a job that exhausts memory is ended by the kernel's out-of-memory "
+                      f"killer and recorded as out-of-memory")
+    try:
+        cap = sandbox.MemoryCap(where[0], where[1], limit, name)
+    except OSError as e:
+        return None, f"not enforced (the job's cgroup could not be made: {e})"
+    return cap, f"enforced: a cgroup {where[1]} of its own, at most {limit} bytes (job_memory_bytes)"
+
+
+def isolation_note(budget: float, max_output_bytes: int, max_file_bytes: int,
+                   memory: str = "not enforced (no cgroup was made for this job)") -> Dict[str, str]:
     """What this job's child runs under, recorded in every cell of the job."""
     bwrap, why = sandbox.sandbox()
     note = {
@@ -129,7 +147,7 @@ def isolation_note(budget: float, max_output_bytes: int, max_file_bytes: int) ->
         "limits": f"wall clock {budget:g} s; {max_output_bytes} bytes of output per example; files written by the "
                   f"child at most {max_file_bytes} bytes (RLIMIT_FSIZE); no core dumps",
         "weights": "safetensors only: pickle files refused before loading, torch.load disabled in the child",
-        "memory": MEMORY_NOTE,
+        "memory": memory,
     }
     if bwrap:
         note.update(
@@ -159,7 +177,8 @@ def child_command(job_dir: Path, inputs: Sequence[Path] = (), model_location: Op
 
 def run_job(model: Dict[str, Any], tasks: Sequence[Tuple[Any, List[Example]]], *, device: str, batch_size: Any,
             progress: bool, max_output_bytes: int = MAX_OUTPUT_BYTES,
-            shots: Optional[Dict[str, Optional[List[list]]]] = None, echo_prompts: int = 0) -> JobOutcome:
+            shots: Optional[Dict[str, Optional[List[list]]]] = None, echo_prompts: int = 0,
+            memory_bytes: Optional[int] = None) -> JobOutcome:
     """Run one model on the tasks' examples in a child process. `shots` (task -> per-example few-shot examples,
     train data only) go with the inputs; `echo_prompts` asks the child for the rendered prompts of each task's
     first N examples (`harness validate`)."""
@@ -185,21 +204,27 @@ def run_job(model: Dict[str, Any], tasks: Sequence[Tuple[Any, List[Example]]], *
         (job_dir / "home").mkdir()
         (job_dir / "out").mkdir()
         argv = child_command(job_dir, [job_dir / spec["inputs"] for spec in specs], model.get("location"))
-        launch = launch_child(argv, job_dir, budget, progress)
+        cap, memory = memory_cap(memory_bytes, job_dir.name)
+        try:
+            launch = launch_child(argv, job_dir, budget, progress, cap)
+        finally:
+            if cap is not None:
+                cap.remove()
         outcome = collect(job_dir, tasks, launch, max_output_bytes)
-    outcome.isolation = isolation_note(budget, max_output_bytes, max_file_bytes)
+    outcome.isolation = isolation_note(budget, max_output_bytes, max_file_bytes, memory)
     return outcome
 
 
-def launch_child(argv: Sequence[str], job_dir: Path, budget: float, progress: bool) -> Launch:
-    """Run the child under its wall-clock budget; its exit becomes a typed status."""
+def launch_child(argv: Sequence[str], job_dir: Path, budget: float, progress: bool,
+                 cap: Optional[sandbox.MemoryCap] = None) -> Launch:
+    """Run the child under its wall-clock budget (and in its memory cgroup); its exit becomes a typed status."""
     log_path = job_dir / "child.log"
     started = time.monotonic()
     with open(log_path, "wb") as log:
         try:
             child = subprocess.Popen(list(argv), cwd=job_dir / "home", env=child_env(job_dir / "home"),
                                      stdin=subprocess.DEVNULL, stdout=log, stderr=None if progress else log,
-                                     start_new_session=True)
+                                     start_new_session=True, preexec_fn=cap.join if cap else None)
         except OSError as e:
             return Launch("crashed", f"the model process could not start: {e}", "", 0.0, None)
         try:
@@ -211,6 +236,11 @@ def launch_child(argv: Sequence[str], job_dir: Path, budget: float, progress: bo
     if timed_out:
         return Launch("timeout", f"the model did not finish within its budget of {budget:g} s (the sum of its "
                       f"tasks' budget_s)", tail(log_path), wall, peak)
+    if cap is not None and cap.oom_killed() and not (job_dir / "out" / "failure.json").exists():
+        return Launch("out-of-memory", f"the model process went over its memory cap of {cap.limit} bytes "
+                      f"(job_memory_bytes) and was killed", tail(log_path), wall, peak)
+    if os.path.basename(argv[0]) == "bwrap" and code > 128:  # bwrap exits 128+N for a command killed by signal N
+        code = -(code - 128)
     status, reason = exit_status(code, job_dir / "out" / "failure.json")
     return Launch(status, reason, tail(log_path) if status != "ok" else "", wall, peak)
 

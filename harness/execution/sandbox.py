@@ -21,6 +21,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import List, Optional, Sequence, Tuple
 
@@ -107,3 +108,127 @@ def command(bwrap: str, job_dir: Path, inputs: Sequence[Path], model_location: O
     argv += _ro([str(job_dir / "job.json")] + [str(p) for p in inputs], "--ro-bind")
     argv += ["--chdir", str(job_dir / "home"), "--"]
     return argv
+
+
+# ---------------------------------------------------------------- a memory cap per job (a cgroup of its own)
+
+
+def _mountinfo() -> List[Tuple[str, str, str]]:
+    """(mount point, file system type, super options) of each mount."""
+    out = []
+    try:
+        lines = Path("/proc/self/mountinfo").read_text().splitlines()
+    except OSError:
+        return []
+    for line in lines:
+        fields = line.split(" - ")
+        if len(fields) == 2 and len(fields[0].split()) >= 5 and len(fields[1].split()) >= 3:
+            fstype, _, options = fields[1].split()[:3]
+            out.append((fields[0].split()[4], fstype, options))
+    return out
+
+
+def _own_cgroup(controller: str) -> Optional[str]:
+    """This process's cgroup path in the hierarchy of `controller` ("" for cgroup v2's unified one)."""
+    try:
+        lines = Path("/proc/self/cgroup").read_text().splitlines()
+    except OSError:
+        return None
+    for line in lines:
+        _, controllers, path = line.split(":", 2)
+        if controllers.split(",") == [controller] or (controller == "" and controllers == ""):
+            return path
+    return None
+
+
+@functools.lru_cache(maxsize=None)
+def memory_cgroups() -> Tuple[Optional[Tuple[Path, str]], str]:
+    """((folder under which a job's cgroup is made, "v1" or "v2"), "") where this process may make cgroups with a
+    memory limit, else (None, why not)."""
+    if not sys.platform.startswith("linux"):
+        return None, f"cgroups need Linux; this is {sys.platform}"
+    for mount, fstype, options in _mountinfo():
+        if fstype == "cgroup2":
+            path = _own_cgroup("")
+            base = Path(mount + (path or "/"))
+            if path is not None and "memory" in _read(base / "cgroup.subtree_control").split() \
+                    and _can_make(base):
+                return (base, "v2"), ""
+        elif fstype == "cgroup" and "memory" in options.split(","):
+            path = _own_cgroup("memory")
+            base = Path(mount + (path or "/"))
+            if path is not None and _can_make(base):
+                return (base, "v1"), ""
+    return None, ("no writable cgroup with the memory controller: cgroup v2 without memory delegated to this "
+                  "process's cgroup, and no writable cgroup v1 memory hierarchy")
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text()
+    except OSError:
+        return ""
+
+
+def _can_make(base: Path) -> bool:
+    probe = base / f"harness-probe-{os.getpid()}"
+    try:
+        probe.mkdir()
+        probe.rmdir()
+    except OSError:
+        return False
+    return True
+
+
+class MemoryCap:
+    """A cgroup of the job's own with `limit` bytes of memory; the child joins it before it runs anything
+    (`join`, as Popen's preexec_fn), everything it starts stays in it, and the kernel's OOM killer acts inside it."""
+
+    def __init__(self, base: Path, version: str, limit: int, name: str):
+        self.folder, self.version, self.limit = base / name, version, int(limit)
+        self.folder.mkdir()
+        try:
+            if version == "v2":
+                (self.folder / "memory.max").write_text(str(self.limit))
+                if (self.folder / "memory.swap.max").exists():  # no swapping past the cap
+                    (self.folder / "memory.swap.max").write_text("0")
+            else:
+                (self.folder / "memory.limit_in_bytes").write_text(str(self.limit))
+        except OSError:
+            self.remove()
+            raise
+        self._procs = str(self.folder / "cgroup.procs")
+
+    def join(self) -> None:
+        """In the forked child, before exec: only os calls (no locks of the parent's threads are taken)."""
+        fd = os.open(self._procs, os.O_WRONLY)
+        try:
+            os.write(fd, b"0")  # "0": the writing process itself
+        finally:
+            os.close(fd)
+
+    def oom_killed(self) -> bool:
+        """Whether the OOM killer ended a process of this cgroup."""
+        if self.version == "v2":
+            text = _read(self.folder / "memory.events")
+        else:
+            text = _read(self.folder / "memory.oom_control")
+        return any(line.split()[:1] == ["oom_kill"] and line.split()[1] != "0" for line in text.splitlines())
+
+    def remove(self) -> None:
+        """Once its processes are gone (the kernel may take a moment to reap a dying PID namespace)."""
+        for _ in range(100):
+            try:
+                self.folder.rmdir()
+                return
+            except FileNotFoundError:
+                return
+            except OSError:
+                time.sleep(0.05)
+
+
+def physical_memory() -> Optional[int]:
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return None
