@@ -2,7 +2,7 @@
 
 Hashing is how a run knows a submission did not change (its cells' keys hold the hash), so it runs on every
 command; reading tens of gigabytes of weights for a no-op rerun would cost minutes. The cache (a JSON file in the
-results folder) maps a submission folder to each file's (path, size, mtime in ns, inode) and the digest: a
+results folder) maps a submission folder (its absolute path, hashed) to each file's (path, size, mtime in ns, inode) and the digest: a
 folder whose files all stat the same is taken as unchanged (any change rehashes the whole folder, so the digest
 stays the plain byte-stream hash that records and ledgers already hold). Anything that rewrites or replaces a file changes its mtime or inode (a writer
 that restores the mtime and keeps the inode on purpose is the organizer's own doing, not an entry's).
@@ -67,15 +67,16 @@ def stream_sha256(folder: Path) -> str:
 
 def tree_sha256(folder: Path, cache: Optional[Path] = None) -> str:
     """`stream_sha256(folder)`, read from the cache when every file's stat is what it was when it was hashed."""
-    where = os.path.abspath(folder)
+    # keyed by the folder's absolute path, hashed: the store (sometimes published) never shows where entries live
+    where = hashlib.sha256(os.path.abspath(folder).encode("utf-8", "surrogateescape")).hexdigest()
     known = _load(cache)
     stats = _stats(folder)
     entry = known.get(where)
-    if isinstance(entry, dict) and entry.get("stats") == stats and isinstance(entry.get("sha256"), str):
+    if isinstance(entry, dict) and entry.get("files") == stats and isinstance(entry.get("sha256"), str):
         return entry["sha256"]
     digest = stream_sha256(folder)
     if cache is not None and _stats(folder) == stats:  # not rewritten while it was read
-        known[where] = {"stats": stats, "sha256": digest}
+        known[where] = {"files": stats, "sha256": digest}
         try:
             atomic_write_text(cache, json.dumps(known, sort_keys=True))
         except OSError:

@@ -267,7 +267,9 @@ def test_the_child_environment_is_scrubbed_and_offline(hostile):
 def test_records_say_what_isolation_was_enforced(hostile):
     provenance = hostile.records[("good", "demo_qa")]["provenance"]["isolation"]
     assert provenance == isolation.isolation_note(float(provenance["limits"].split()[2]), isolation.MAX_OUTPUT_BYTES,
-                                                  int(provenance["limits"].split("at most ")[1].split()[0]))
+                                                  int(provenance["limits"].split("at most ")[1].split()[0]),
+                                                  provenance["memory"])
+    assert provenance["memory"].startswith("enforced" if sandbox.memory_cgroups()[0] else "not enforced")
     enforced = sandbox.sandbox()[0] is not None
     assert provenance["filesystem"].startswith("enforced" if enforced else "not enforced")
     assert provenance["network"].startswith("enforced" if enforced or isolation.network_isolation()[0] else "not")
