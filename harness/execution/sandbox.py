@@ -102,8 +102,11 @@ def command(bwrap: str, job_dir: Path, inputs: Sequence[Path], model_location: O
     for data in _task_data_dirs():
         argv += ["--tmpfs", data]
     argv += _ro(model_paths(model_location))
-    for device in sorted(glob.glob("/dev/nvidia*")):  # the GPU, where there is one
+    devices = sorted(glob.glob("/dev/nvidia*"))
+    for device in devices:  # the GPU, where there is one
         argv += ["--dev-bind", device, device]
+    if devices:  # the driver's libraries find the GPU's PCI device through /sys (read-only)
+        argv += _ro(["/sys/bus/pci", "/sys/devices"])
     argv += ["--bind", job, job]
     argv += _ro([str(job_dir / "job.json")] + [str(p) for p in inputs], "--ro-bind")
     argv += ["--chdir", str(job_dir / "home"), "--"]
