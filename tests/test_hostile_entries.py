@@ -346,3 +346,14 @@ def test_a_failed_board_write_leaves_the_previous_board_whole(scored_store, monk
     monkeypatch.setattr(history, "write_temp", real)
     assert _cli(["leaderboard"] + scored_store.overrides)[0] == 0  # the control: this board does change files
     assert {p.relative_to(folder): p.read_bytes() for p in folder.rglob("*") if p.is_file()} != before
+
+
+@pytest.mark.parametrize("folder, text, shown", [
+    ("/org/subs/a", "/org/subs/a/submission.yaml: not valid YAML", "submission.yaml: not valid YAML"),
+    ("/org/subs/a", "in /org/subs/a; see /org/subs/ab/x", "in .; see /org/subs/ab/x"),
+    ("a", "a/predictions/t.jsonl:3: a bad line, data/a/x", "predictions/t.jsonl:3: a bad line, data/a/x"),
+])
+def test_paths_are_shown_relative_to_the_submission(folder, text, shown):
+    from harness.execution.evaluator import relative_paths
+
+    assert relative_paths(text, Path(folder)) == shown

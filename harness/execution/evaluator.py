@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import functools
 import os
+import re
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional
 
@@ -25,9 +26,13 @@ from tasks.examples import Example, load_examples
 
 
 def relative_paths(text: str, folder: Path) -> str:
-    """`text` with the submission's own paths written relative to it (`submission.yaml`, `model/config.json`)."""
+    """`text` with the submission's own paths written relative to it (`submission.yaml`, `model/config.json`):
+    its folder, as given, absolute or resolved, where it starts a path (not inside a longer name)."""
     for form in sorted({str(folder), os.path.abspath(folder), os.path.realpath(folder)}, key=len, reverse=True):
-        text = text.replace(form + os.sep, "").replace(form, ".")
+        start = r"(?<![\w.\-/])" + re.escape(form)
+        text = re.sub(start + re.escape(os.sep), "", text)
+        if os.path.isabs(form):
+            text = re.sub(start + r"(?![\w.\-/])", ".", text)
     return text
 
 

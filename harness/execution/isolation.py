@@ -2,8 +2,10 @@
 
 The child is a fresh interpreter (`python -m harness.execution.worker JOB_DIR`), not a fork, so it inherits no memory of the
 parent (references, other entries' results). Its job folder holds the task configs stripped of their data
-locations, metrics and field mappings, and one file of inputs per task. It runs in its own session with a
-scrubbed environment (hub offline, no tokens), no network where the OS allows it (`unshare --net`), a wall-clock
+locations, metrics and field mappings, and one file of inputs per task. Where bubblewrap works it runs in the
+sandbox of harness.execution.sandbox (own user, PID, mount and network namespaces; a read-only view of only what it
+needs; a memory cgroup where the machine allows one); otherwise in its own session with no network where the OS
+allows it (`unshare --net`). Either way: a scrubbed environment (hub offline, no tokens), a wall-clock
 budget (the sum of its tasks' `budget_s`) and a cap on every file it writes. Its outputs are untrusted: the parent
 reads them strictly (sizes, counts, ids, types, finite numbers) and turns every problem into a typed failure of
 the (submission, task) cell. Scoring happens in the parent only.
