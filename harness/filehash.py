@@ -1,11 +1,12 @@
-"""The sha256 of a submission's files, with a cache on disk so an unchanged file is never read twice.
+"""The sha256 of a submission's files, with a cache on disk so an unchanged submission is never read twice.
 
 Hashing is how a run knows a submission did not change (its cells' keys hold the hash), so it runs on every
 command; reading tens of gigabytes of weights for a no-op rerun would cost minutes. The cache (a JSON file in the
-results folder) maps a submission folder (its absolute path, hashed) to each file's (path, size, mtime in ns, inode) and the digest: a
-folder whose files all stat the same is taken as unchanged (any change rehashes the whole folder, so the digest
-stays the plain byte-stream hash that records and ledgers already hold). Anything that rewrites or replaces a file changes its mtime or inode (a writer
-that restores the mtime and keeps the inode on purpose is the organizer's own doing, not an entry's).
+results folder) maps a submission folder (its absolute path, hashed) to each file's (path, size, mtime in ns,
+inode) and the digest: a folder whose files all stat the same is taken as unchanged. Any change rehashes the whole
+folder, so the digest stays the plain byte-stream hash that records and ledgers already hold. Rewriting or
+replacing a file changes its mtime or inode (a writer that restores the mtime and keeps the inode on purpose is the
+organizer's own doing, not an entry's).
 """
 from __future__ import annotations
 
