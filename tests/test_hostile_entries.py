@@ -357,3 +357,14 @@ def test_paths_are_shown_relative_to_the_submission(folder, text, shown):
     from harness.execution.evaluator import relative_paths
 
     assert relative_paths(text, Path(folder)) == shown
+
+
+def test_a_damaged_predictions_file_costs_its_cell_the_interval_not_the_board(scored_store):
+    predictions = scored_store.record.with_name("demo_qa.predictions.jsonl")
+    predictions.write_bytes(b"\xff" + predictions.read_bytes()[1:])
+    (scored_store.root / "store" / "baseline-majority-class" / "demo_classification.json").unlink()  # rebuild
+    code, err = _cli(["leaderboard"] + scored_store.overrides)
+    assert code == 0, err
+    board = json.loads((scored_store.root / "boards" / "demo" / "leaderboard.json").read_text(encoding="utf-8"))
+    cell = next(r for r in board["rows"] if r["submission"] == GOOD)["cells"]["demo_qa"]
+    assert cell["status"] == "ok" and cell["ci"] is None
