@@ -368,3 +368,12 @@ def test_a_damaged_predictions_file_costs_its_cell_the_interval_not_the_board(sc
     board = json.loads((scored_store.root / "boards" / "demo" / "leaderboard.json").read_text(encoding="utf-8"))
     cell = next(r for r in board["rows"] if r["submission"] == GOOD)["cells"]["demo_qa"]
     assert cell["status"] == "ok" and cell["ci"] is None
+
+
+def test_text_cells_are_escaped_for_markdown_and_csv():
+    from harness.board.formats import csv_text, md_text
+
+    assert md_text("a|b\n<!-- leaderboard:demo:end --> R&D_1") == (
+        "a\\|b &lt;!-- leaderboard:demo:end --&gt; R&amp;D\\_1")
+    assert csv_text("-1 team") == "'-1 team" and csv_text("=HYPERLINK()") == "'=HYPERLINK()"
+    assert csv_text("team one") == "team one" and csv_text(3.5) == 3.5
