@@ -48,6 +48,8 @@ def usage(command: Optional[str] = None, overrides: Sequence[str] = ()) -> str:
               "  ranking (mean_normalized|mean_rank|borda|win_rate), missing_cells (worst|unranked), fail_on_error,",
               "  generation_caps.max_new_tokens (how far a submission may raise a task's token budget),",
               "  allow_remote_code, progress, readme=FILE (replace the board's marked block in FILE);",
+              "  limits: max_submission_bytes, max_file_bytes, scoring_budget_s, job_memory_bytes;",
+              "  allow_damaged (publish a board with damaged stored records shown as missing);",
               "  any task field: tasks.NAME.FIELD=... (suites) or task.FIELD=...;",
               "  more task folders: hydra.searchpath=[file://my_tasks]"]
     return "\n".join(lines)
