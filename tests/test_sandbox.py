@@ -12,6 +12,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import uuid
 from pathlib import Path
 from types import SimpleNamespace
@@ -151,12 +152,12 @@ def test_a_job_over_its_memory_cap_is_out_of_memory(tmp_path):
     fill = "import sys; b = b'x' * (400 << 20); print(len(b))"  # 400 MB, every page written
     cap = sandbox.MemoryCap(where[0], where[1], 100 << 20, f"harness-test-{uuid.uuid4().hex[:8]}")
     try:
-        launch = isolation.launch_child([isolation.sys.executable, "-c", fill], tmp_path, 60, False, cap)
+        launch = isolation.launch_child([sys.executable, "-c", fill], tmp_path, 60, False, cap)
     finally:
         cap.remove()
     assert not cap.folder.exists()
     assert launch.status == "out-of-memory" and "memory cap of 104857600 bytes" in launch.reason
-    assert isolation.launch_child([isolation.sys.executable, "-c", fill], tmp_path, 60, False).status == "ok"
+    assert isolation.launch_child([sys.executable, "-c", fill], tmp_path, 60, False).status == "ok"
 
 
 def test_the_memory_line_says_not_enforced_where_no_cgroup_can_be_made(monkeypatch):
@@ -174,7 +175,7 @@ def test_the_sandbox_shows_the_child_only_what_it_needs(tmp_path, needs_sandbox)
              "print(os.getuid(), os.getpid(), sorted(os.listdir('/')), os.path.exists(sys.argv[1]), "
              "os.listdir(sys.argv[2]), os.path.exists(sys.argv[3]))")
     argv = sandbox.command(sandbox.sandbox()[0], job, [], None) + [
-        isolation.sys.executable, "-c", probe, str(tmp_path / "elsewhere"), str(ROOT / "tasks" / "data"),
+        sys.executable, "-c", probe, str(tmp_path / "elsewhere"), str(ROOT / "tasks" / "data"),
         str(ROOT / "README.md")]
     (tmp_path / "elsewhere").write_text("x")
     out = subprocess.run(argv, capture_output=True, text=True, timeout=60)
@@ -192,6 +193,6 @@ def test_the_sandbox_shows_the_child_only_what_it_needs(tmp_path, needs_sandbox)
 def test_a_process_dying_in_the_sandbox_is_typed_as_outside_it(tmp_path, needs_sandbox, code, status, words):
     (tmp_path / "home").mkdir()
     (tmp_path / "job.json").write_text("{}")
-    argv = sandbox.command(sandbox.sandbox()[0], tmp_path, [], None) + [isolation.sys.executable, "-c", code]
+    argv = sandbox.command(sandbox.sandbox()[0], tmp_path, [], None) + [sys.executable, "-c", code]
     launch = isolation.launch_child(argv, tmp_path, 60, False)
     assert (launch.status, words in launch.reason) == (status, True), launch.reason
