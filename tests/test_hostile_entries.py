@@ -377,3 +377,22 @@ def test_text_cells_are_escaped_for_markdown_and_csv():
         "a\\|b &lt;!-- leaderboard:demo:end --&gt; R&amp;D\\_1")
     assert csv_text("-1 team") == "'-1 team" and csv_text("=HYPERLINK()") == "'=HYPERLINK()"
     assert csv_text("team one") == "team one" and csv_text(3.5) == 3.5
+
+
+def test_an_unforeseen_error_fails_that_entry_only(tmp_path, monkeypatch):
+    from harness import safety
+
+    real = safety.vet
+
+    def vet(submission, allowed):
+        if submission.name == "baseline-lead-1":
+            raise RecursionError("something no check foresaw")
+        return real(submission, allowed)
+
+    monkeypatch.setattr(safety, "vet", vet)
+    cfg = compose(["suite=demo", f"paths.results={tmp_path / 'store'}", "progress=false"])
+    evaluator = Evaluator(cfg, {"demo_summarization": cfg.tasks.demo_summarization}, echo=lambda m: None)
+    [bad] = evaluator.evaluate(ROOT / "submissions" / "baseline-lead-1")
+    [good] = evaluator.evaluate(ROOT / "submissions" / "baseline-copy-source")
+    assert bad["status"] == "crashed" and "RecursionError: something no check foresaw" in bad["reason"]
+    assert "Traceback" in bad["log"] and good["status"] == "ok"

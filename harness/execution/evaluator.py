@@ -8,18 +8,20 @@ from __future__ import annotations
 import functools
 import os
 import re
+import traceback
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional
 
 from harness import filehash, safety, store
 from harness.contest.splits import public_view
-from harness.errors import SubmissionError
+from harness.errors import ConfigError, SubmissionError
 from harness.execution.cells import Cell, make_record
 from harness.execution.isolation import run_job
 from harness.models.baselines import BASELINES
 from harness.models.predictions import file_limit, predictions_file, read_predictions
 from harness.prompting import check_generation_request, prompt_sha256, select_shots, task_for_submission
 from harness.scoring import score, time_budget
+from harness.status import LOG_CHARS
 from harness.submission import Submission, load_submission, submission_sha256
 from tasks import kind_of
 from tasks.examples import Example, load_examples
@@ -94,8 +96,24 @@ class Evaluator:
         self._store(record, rows)
 
     def evaluate(self, folder: Path) -> List[Dict[str, Any]]:
-        """Every task's record for the submission in `folder` (from the cache where its keys match)."""
+        """Every task's record for the submission in `folder` (from the cache where its keys match). Whatever the
+        entry provokes that no check foresaw fails this entry's cells as `crashed`, never the run; only the
+        organizer's own config errors stop it."""
         self.folder = Path(folder)
+        try:
+            return self._evaluate(self.folder)
+        except ConfigError:
+            raise
+        except Exception as e:  # the last line of defence: the run goes on with the other entries
+            try:
+                name = load_submission(folder).name
+            except SubmissionError:
+                name = self.folder.name
+            error = SubmissionError(f"the harness failed on this entry: {type(e).__name__}: {str(e)[:300]}",
+                                    status="crashed")
+            return self._reject(name, error, traceback.format_exc()[-LOG_CHARS:])
+
+    def _evaluate(self, folder: Path) -> List[Dict[str, Any]]:
         try:
             submission = load_submission(folder)
         except SubmissionError as e:
@@ -133,11 +151,12 @@ class Evaluator:
                     records[record["task"]] = record
         return [records[name] for name in sorted(records)]
 
-    def _reject(self, folder_name: str, error: SubmissionError) -> List[Dict[str, Any]]:
+    def _reject(self, folder_name: str, error: SubmissionError, log: str = "") -> List[Dict[str, Any]]:
         out = []
         for name, task in sorted(self.tasks.items()):
             cell = Cell(task, folder_name, "", self.cfg)
-            record = make_record(cell, None, error.status, submission_sha=None, run_cfg=self.cfg, reason=str(error))
+            record = make_record(cell, None, error.status, submission_sha=None, run_cfg=self.cfg, reason=str(error),
+                                 log=log)
             self.sink(record, None)
             out.append(record)
         return out
