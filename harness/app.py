@@ -7,9 +7,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Sequence
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
-from harness import status
+from harness import status, store
 from harness.board import freshness
 from harness.compose import available, suite_tasks
 from harness.config import PhaseConfig, RunConfig, TaskConfig, suite_of
@@ -40,14 +40,38 @@ class BoardResult:
 class RunResult:
     records: List[Record]
     board: BoardResult
+    refused: Sequence[Tuple[Path, str]] = ()  # folders not evaluated at all (a name already taken), with why
 
     @property
     def failed(self) -> List[Record]:
         return [r for r in self.records if r["status"] in status.FAILED]
 
 
+def check_store(cfg: RunConfig, tasks: Dict[str, TaskConfig]) -> None:
+    """A board is built from sound records only: damaged ones (of the suite's tasks) stop it, named, unless the
+    organizer publishes with them shown as missing (`allow_damaged=true`)."""
+    _, damaged = store.read_store(Path(cfg.paths.results))
+    damaged = [name for name in damaged if Path(name).stem in tasks]
+    if damaged and not cfg.allow_damaged:
+        shown = ", ".join(damaged[:10]) + (f" and {len(damaged) - 10} more" if len(damaged) > 10 else "")
+        raise ConfigError(f"paths.results: {len(damaged)} damaged record(s) in {cfg.paths.results}: {shown}; "
+                          f"`harness run` computes them again, or publish with allow_damaged=true to show them as "
+                          f"missing")
+
+
 def write_board(cfg: RunConfig, tasks: Dict[str, TaskConfig]) -> BoardResult:
-    """Writes the suite's public board unless it is already what these inputs give; refreshes `cfg.readme`."""
+    """Writes the suite's public board unless it is already what these inputs give; refreshes `cfg.readme`.
+    A board or README that cannot be written is a ConfigError (exit 2) naming it; what was there is left whole."""
+    check_store(cfg, tasks)
+    try:
+        return _write_board(cfg, tasks)
+    except OSError as e:
+        where = e.filename or cfg.paths.leaderboards
+        raise ConfigError(f"paths.leaderboards: cannot write the {suite_of(cfg).name} board ({where}): "
+                          f"{e.strerror or e}; nothing was replaced") from e
+
+
+def _write_board(cfg: RunConfig, tasks: Dict[str, TaskConfig]) -> BoardResult:
     folder = Path(cfg.paths.leaderboards) / suite_of(cfg).name
     key = freshness.board_key(cfg, tasks, folder)
     written = not freshness.is_fresh(folder, key)  # a board built from these very inputs is left as it is
@@ -57,6 +81,7 @@ def write_board(cfg: RunConfig, tasks: Dict[str, TaskConfig]) -> BoardResult:
 
         write.write_public(cfg, tasks)  # intervals, tiers, the contest's part and entries, history
         freshness.remember(folder, key)
+    freshness.keep_index(folder)
     updated = None
     if cfg.readme:
         markdown = (folder / "leaderboard.md").read_text(encoding="utf-8")
@@ -64,17 +89,25 @@ def write_board(cfg: RunConfig, tasks: Dict[str, TaskConfig]) -> BoardResult:
     return BoardResult(folder, written, updated)
 
 
-def check_unique_names(folders: Sequence[Path]) -> None:
+def unique_names(folders: Sequence[Path]) -> Tuple[List[Path], List[Tuple[Path, str]]]:
+    """(the folders to evaluate, the refused ones with why): of folders whose manifests share a name, the first
+    by path is kept; a later one is refused and gets no record (under the shared name it would replace the kept
+    entry's cells)."""
     seen: Dict[str, Path] = {}
-    for folder in folders:
+    kept, refused = [], []
+    for folder in sorted(folders):
         try:
             name = load_submission(folder).name
         except SubmissionError:
-            continue  # reported as the entry's invalid cells
+            kept.append(folder)  # reported as the entry's invalid cells
+            continue
         if name in seen:
-            raise ConfigError(f"{folder}/submission.yaml: name {name!r} is already used by {seen[name]}; "
-                              f"submission names must be unique")
+            refused.append((folder, f"{folder}/submission.yaml: name {name!r} is already used by {seen[name]}; "
+                                    f"submission names must be unique (this folder is not evaluated)"))
+            continue
         seen[name] = folder
+        kept.append(folder)
+    return kept, refused
 
 
 def run(cfg: RunConfig, echo: Echo) -> RunResult:
@@ -84,11 +117,13 @@ def run(cfg: RunConfig, echo: Echo) -> RunResult:
     if not folders:
         raise ConfigError(f"paths.submissions: no submission folders (with submission.yaml) under "
                           f"{cfg.paths.submissions!r}")
-    check_unique_names(folders)
+    folders, refused = unique_names(folders)
+    for _, why in refused:
+        echo(f"refused: {why}")
     if cfg.contest is not None:  # a contest scores its baselines and accepted submissions only
         folders = ledger.run_folders(cfg, folders)
     records = evaluate_all(cfg, tasks, folders, echo=echo)
-    return RunResult(records, write_board(cfg, tasks))
+    return RunResult(records, write_board(cfg, tasks), refused)
 
 
 def evaluate(cfg: RunConfig, echo: Echo) -> Record:

@@ -52,6 +52,8 @@ def usage(command: Optional[str] = None, overrides: Sequence[str] = ()) -> str:
               f"  ranking ({'|'.join(POLICIES)}), missing_cells ({'|'.join(MISSING_RULES)}), fail_on_error,",
               "  generation_caps.max_new_tokens (how far a submission may raise a task's token budget),",
               "  allow_remote_code, progress, readme=FILE (replace the board's marked block in FILE);",
+              "  limits: max_submission_bytes, max_file_bytes, scoring_budget_s, job_memory_bytes;",
+              "  allow_damaged (publish a board with damaged stored records shown as missing);",
               "  any task field: tasks.NAME.FIELD=... (suites) or task.FIELD=...;",
               "  more task folders: hydra.searchpath=[file://my_tasks]"]
     return "\n".join(lines)
@@ -79,7 +81,9 @@ def cmd_run(overrides: Sequence[str]) -> int:
     for record in result.failed:
         print(f"failed: {record['submission']} on {record['task']}: {record['status']}: {record['reason']}",
               file=sys.stderr)
-    return 1 if result.failed and cfg.fail_on_error else 0
+    for folder, why in result.refused:
+        print(f"refused folder: {folder}: {why}", file=sys.stderr)
+    return 1 if (result.failed or result.refused) and cfg.fail_on_error else 0
 
 
 def cmd_evaluate(overrides: Sequence[str]) -> int:

@@ -229,6 +229,14 @@ class RunConfig:
     reuse_endpoint_predictions: bool = False  # a remote model can change under its name: predict again every run
     # processes that score predictions and baseline entries at once (executor=local); 0: one per CPU, 1: serial
     scoring_workers: int = 0
+    # What one submission may hold, checked by stat before anything is read or hashed (an entry over either is
+    # invalid): all its files together, and any one file.
+    max_submission_bytes: int = 200 * 10**9
+    max_file_bytes: int = 20 * 10**9
+    scoring_budget_s: float = 600  # scoring one cell in this process; over it the cell is `timeout` ("scoring")
+    allow_damaged: bool = False  # a board with damaged stored records shows them as missing instead of refusing
+    # memory cap of each model job (a cgroup, where the machine lets the harness make one); null: 90% of the machine's
+    job_memory_bytes: Optional[int] = None
 
 
 # ---------------------------------------------------------------- values checked beyond their types

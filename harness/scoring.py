@@ -1,9 +1,12 @@
 """Scoring in the parent process: predictions + references -> scores, signatures and counts."""
 from __future__ import annotations
 
+import contextlib
 import math
+import signal
+import threading
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Mapping, Optional, Sequence
+from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence
 
 from harness.config import TaskConfig, as_dict
 from harness.data import Example
@@ -22,6 +25,35 @@ class Scored:
     # metric name -> (the Metric, its per-item statistics in example order): part scores and bootstrap resample
     # these (harness.contest.splits, harness.board.significance); kept in memory only, never stored beside the public record
     stats: Dict[str, Any] = field(default_factory=dict)
+
+
+class ScoringTimeout(SubmissionError):
+    def __init__(self, budget: float):
+        super().__init__(f"scoring: the predictions took more than scoring_budget_s={budget:g} s to score",
+                         status="timeout")
+
+
+@contextlib.contextmanager
+def time_budget(seconds: Optional[float]) -> Iterator[None]:
+    """Raise ScoringTimeout in this block after `seconds` (a SIGALRM timer: metrics are Python code, so the
+    signal lands between bytecodes). Enforced on the main thread of a POSIX process, where signals are delivered;
+    elsewhere (a Ray worker thread) the block runs without a budget, bounded by the prediction caps."""
+    if seconds is None or seconds <= 0 or not hasattr(signal, "setitimer") \
+            or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    budget = float(seconds)
+
+    def expire(signum: int, frame: Any) -> None:
+        raise ScoringTimeout(budget)
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, budget)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
 
 
 def metric_options(task: TaskConfig, name: str) -> Dict[str, Any]:
@@ -48,9 +80,13 @@ def score(task: TaskConfig, examples: Sequence[Example], predictions: Mapping[st
             metric = build_metric(name, metric_options(task, name))
         except ValueError as e:
             raise ConfigError(f"task {task.name}: metrics: {e}") from e
-        stats = metric.item_stats(metric_preds, targets)
+        try:  # a prediction the kind's check let through but the metric cannot take is the entry's failure
+            stats = metric.item_stats(metric_preds, targets)
+            values = metric.aggregate(stats)
+        except (ValueError, ArithmeticError, RecursionError) as e:
+            raise SubmissionError(f"metric {name} cannot score these predictions: {type(e).__name__}: "
+                                  f"{str(e)[:300]}", status="bad-output") from e
         scored.stats[name] = (metric, stats)
-        values = metric.aggregate(stats)
         for info in metric.scores:
             if info.name not in values:
                 continue

@@ -38,6 +38,8 @@ ACCEPTED: FrozenSet[str] = frozenset({OK, NOT_APPLICABLE, NOT_SUBMITTED})
 # Text limits: a failure's reason (one line on a board) and a log excerpt kept in the record.
 REASON_CHARS = 500
 LOG_CHARS = 2000
+# The most one example's prediction may take as a JSON line, whether a model wrote it or a predictions file holds it.
+OUTPUT_BYTES = 64 * 1024
 
 
 def is_failed(status: str) -> bool:

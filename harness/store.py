@@ -16,7 +16,7 @@ import json
 import os
 import tempfile
 from pathlib import Path
-from typing import Any, Dict, Iterable, List, Mapping, Optional
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Tuple
 
 from filelock import FileLock
 
@@ -27,7 +27,9 @@ _UMASK = os.umask(0o022)  # read once (there is no way to read it without settin
 os.umask(_UMASK)
 
 
-def atomic_write_text(path: Path, text: str) -> None:
+def write_temp(path: Path, text: str) -> Path:
+    """`text` written and synced to a temporary file beside `path` (returned); renaming it onto `path` is the
+    caller's commit. Several files staged first and renamed after leave all or none of them changed."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
@@ -36,9 +38,18 @@ def atomic_write_text(path: Path, text: str) -> None:
             f.write(text)
             f.flush()
             os.fsync(f.fileno())
-        os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
+        raise
+    return Path(tmp)
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    tmp = write_temp(path, text)
+    try:
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
         raise
 
 
@@ -139,23 +150,52 @@ def read_stats(results: Path, record: Dict[str, Any]) -> Optional[Dict[str, Any]
     return json.loads(text) if text_sha256(text) == expected else None
 
 
-def read_record(results: Path, submission: str, task: str) -> Optional[Dict[str, Any]]:
-    path = record_path(results, submission, task)
+_REQUIRED = {"submission": str, "task": str, "status": str, "keys": dict, "reason": str, "log": str,
+             "scores": dict, "counts": dict, "provenance": dict}
+
+
+def _parse_record(path: Path) -> Optional[Dict[str, Any]]:
+    """The record in `path`, or None when the file is damaged (not UTF-8, not JSON, not a record, or a record of
+    another cell than its place says). FileNotFoundError when there is none."""
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (FileNotFoundError, json.JSONDecodeError):
+        data = json.loads(path.read_bytes().decode("utf-8"))
+    except ValueError:  # UnicodeDecodeError and JSONDecodeError both
+        return None
+    if not isinstance(data, dict) or any(not isinstance(data.get(k), t) for k, t in _REQUIRED.items()):
+        return None
+    if (data["submission"], data["task"]) != (path.parent.name, path.stem):
+        return None
+    return data
+
+
+def read_record(results: Path, submission: str, task: str) -> Optional[Dict[str, Any]]:
+    """The cell's record, or None when there is none or it is damaged (the cell is then computed again)."""
+    try:
+        return _parse_record(record_path(results, submission, task))
+    except FileNotFoundError:
         return None
 
 
-def read_records(results: Path) -> List[Dict[str, Any]]:
-    """Every complete record in the store, sorted by (submission, task)."""
-    out = []
+def read_store(results: Path) -> Tuple[List[Dict[str, Any]], List[str]]:
+    """(every sound record sorted by (submission, task), the damaged ones as `<submission>/<task>.json`).
+    Records are written atomically, so damage is the work of something else: it is reported, never skipped in
+    silence (a board without the cell would rank differently)."""
+    out, damaged = [], []
     for path in sorted(Path(results).glob("*/*.json")):
         try:
-            out.append(json.loads(path.read_text(encoding="utf-8")))
-        except json.JSONDecodeError:
-            continue  # cannot happen with atomic writes; a hand-damaged file is skipped, not fatal
-    return sorted(out, key=lambda r: (r["submission"], r["task"]))
+            record = _parse_record(path)
+        except FileNotFoundError:
+            continue  # removed while listed
+        if record is None:
+            damaged.append(path.relative_to(results).as_posix())
+        else:
+            out.append(record)
+    return sorted(out, key=lambda r: (r["submission"], r["task"])), damaged
+
+
+def read_records(results: Path) -> List[Dict[str, Any]]:
+    """Every sound record in the store, sorted by (submission, task) (damaged ones: `read_store`)."""
+    return read_store(results)[0]
 
 
 def read_predictions(results: Path, submission: str, task: str) -> List[Dict[str, Any]]:

@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
-import hashlib
 import os
 import re
+import unicodedata
 import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +17,7 @@ from typing import Any, Dict, List, Optional
 
 import yaml
 
+from harness import filehash
 from harness.errors import SubmissionError
 from harness.models.baselines import BASELINES
 
@@ -24,6 +25,15 @@ MANIFEST = "submission.yaml"
 KINDS = ("hf-causal", "hf-seq2seq", "predictions", "baseline", "endpoint")
 DTYPES = ("auto", "float32", "bfloat16", "float16")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+# Team names: Unicode letters, marks and digits (any script), space and -_.&()' only: nothing that splits a table
+# row, opens markup or starts a spreadsheet formula. At most 64 characters.
+_TEAM_PUNCTUATION = frozenset(" -_.&()'")
+TEAM_CHARS = 64
+# What a manifest may hold, checked on its YAML tokens before any value is built: a manifest is a few short
+# fields, so anything bigger is refused before it can cost time or memory (deep nesting, alias bombs).
+MANIFEST_BYTES = 64 << 10
+MANIFEST_DEPTH = 8
+MANIFEST_STRING_CHARS = 4096
 _HUB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9][A-Za-z0-9._-]*)?$")
 
 
@@ -78,24 +88,64 @@ def load_submission(folder: str | os.PathLike) -> Submission:
 
 
 def _read_yaml(path: Path) -> Dict[str, Any]:
+    size = path.stat().st_size
+    if size > MANIFEST_BYTES:
+        raise SubmissionError(f"{path}: {size} bytes; the limit is {MANIFEST_BYTES} bytes for a manifest")
     try:
         text = path.read_text(encoding="utf-8")
+        check_yaml_bounds(path, text)
         data = yaml.safe_load(text)
     except UnicodeDecodeError as e:
         raise SubmissionError(f"{path}: not valid UTF-8 ({e.reason} at byte {e.start})") from e
     except yaml.YAMLError as e:
-        raise SubmissionError(f"{path}: not valid YAML: {e}") from e
+        raise SubmissionError(f"{path}: not valid YAML: {str(e)[:500]}") from e
     if not isinstance(data, dict):
         raise SubmissionError(f"{path}: expected a mapping of fields (team, name, kind, ...), got {type(data).__name__}")
     return data
+
+
+def check_yaml_bounds(path: Path, text: str) -> None:
+    """Depth, string length and aliases, read from the token stream (the scanner does not recurse; building the
+    values does, and an alias bomb expands only then)."""
+    depth = 0
+    for token in yaml.scan(text, Loader=yaml.SafeLoader):
+        if isinstance(token, (yaml.AliasToken, yaml.AnchorToken)):
+            raise SubmissionError(f"{path}: line {token.start_mark.line + 1}: anchors and aliases are not allowed in "
+                                  f"a manifest (it is plain data; write each value out)")
+        if isinstance(token, (yaml.BlockMappingStartToken, yaml.BlockSequenceStartToken,
+                              yaml.FlowMappingStartToken, yaml.FlowSequenceStartToken)):
+            depth += 1
+            if depth > MANIFEST_DEPTH:
+                raise SubmissionError(f"{path}: line {token.start_mark.line + 1}: values nested deeper than "
+                                      f"{MANIFEST_DEPTH} levels; a manifest is a mapping of short fields")
+        elif isinstance(token, (yaml.BlockEndToken, yaml.FlowMappingEndToken, yaml.FlowSequenceEndToken)):
+            depth -= 1
+        elif isinstance(token, yaml.ScalarToken) and len(token.value) > MANIFEST_STRING_CHARS:
+            raise SubmissionError(f"{path}: line {token.start_mark.line + 1}: a value {len(token.value)} characters "
+                                  f"long, longer than the limit of {MANIFEST_STRING_CHARS}")
+
+
+def check_team(path: Path, team: str) -> None:
+    bad = [c for c in team if c not in _TEAM_PUNCTUATION and unicodedata.category(c)[0] not in "LMN"]
+    if bad or not team.strip() or len(team) > TEAM_CHARS:
+        shown = team if len(team) <= 80 else team[:80] + "..."
+        why = (f"character {bad[0]!r} is not allowed" if bad else
+               f"{len(team)} characters, more than {TEAM_CHARS}" if len(team) > TEAM_CHARS else "it is blank")
+        raise SubmissionError(f"{path}: field 'team': {shown!r} is not valid ({why}); use letters and digits of "
+                              f"any script, space and -_.&()' (at most {TEAM_CHARS} characters)")
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:80] + "..."
 
 
 def _check_fields(path: Path, data: Dict[str, Any]) -> Manifest:
     errors: List[str] = []
     for key in data:
         if key not in _FIELDS:
-            close = difflib.get_close_matches(str(key), _FIELDS, n=1)
-            errors.append(f"unknown field {key!r}" + (f" (did you mean {close[0]!r}?)" if close else "")
+            close = difflib.get_close_matches(str(key)[:80], _FIELDS, n=1)
+            errors.append(f"unknown field {_short(key)}" + (f" (did you mean {close[0]!r}?)" if close else "")
                           + f" (valid fields: {', '.join(_FIELDS)})")
     for key in ("team", "name", "kind"):
         if key not in data:
@@ -107,13 +157,14 @@ def _check_fields(path: Path, data: Dict[str, Any]) -> Manifest:
         if value is None and _FIELDS[key].default is None:
             continue
         if not isinstance(value, expected) or (expected is not bool and isinstance(value, bool)):
-            errors.append(f"field {key!r}: expected {expected.__name__}, got {type(value).__name__} ({value!r})")
+            errors.append(f"field {key!r}: expected {expected.__name__}, got {type(value).__name__} ({_short(value)})")
         elif isinstance(value, str) and "${" in value:
             errors.append(f"field {key!r}: `${{...}}` interpolation is not allowed in a submission manifest "
                           f"(it is plain data; write the value itself)")
     if errors:
         raise SubmissionError(f"{path}: " + "; ".join(errors))
     manifest = Manifest(**data)
+    check_team(path, manifest.team)
     if not _NAME.match(manifest.name):
         raise SubmissionError(f"{path}: field 'name': {manifest.name!r} is not valid; use letters, digits, '.', '_' "
                               f"and '-' (at most 64 characters, starting with a letter or digit)")
@@ -237,19 +288,10 @@ def check_links(folder: Path, limit: int = 5) -> None:
                               f"the submission instead of linking to them")
 
 
-def submission_sha256(folder: Path) -> str:
-    """sha256 over every file of the submission (relative path and bytes), in sorted order."""
-    digest = hashlib.sha256()
-    for file in sorted(p for p in folder.rglob("*") if p.is_file()):
-        rel = file.relative_to(folder).as_posix()
-        if rel.startswith(".") or "__pycache__" in rel:
-            continue
-        digest.update(rel.encode("utf-8") + b"\0")
-        with open(file, "rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                digest.update(block)
-        digest.update(b"\0")
-    return digest.hexdigest()
+def submission_sha256(folder: Path, cache: Optional[Path] = None) -> str:
+    """sha256 over every file of the submission (relative path and bytes), in sorted order; with `cache`, a folder
+    whose files did not change (by stat) is not read again (harness.filehash)."""
+    return filehash.tree_sha256(folder, cache)
 
 
 def discover(root: str | os.PathLike) -> List[Path]:

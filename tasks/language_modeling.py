@@ -21,6 +21,9 @@ from tasks.transforms import COUNT_ON, text_transform
 
 LAST_WINDOW = ("full", "own")  # the context of a long document's last window (harness.models.hf.rolling_windows)
 
+# Beyond any document's token count; a larger integer (JSON allows 10^400) would overflow the float sums.
+MAX_TOKENS = 10**12
+
 
 class LanguageModeling:
     name = "language_modeling"
@@ -69,10 +72,13 @@ class LanguageModeling:
         if not isinstance(value, dict) or set(value) != {"logprob", "n_tokens"}:
             return 'expected {"logprob": <float>, "n_tokens": <int>}'
         logprob, n_tokens = value["logprob"], value["n_tokens"]
-        if isinstance(logprob, bool) or not isinstance(logprob, (int, float)) or not math.isfinite(logprob) or logprob > 0:
-            return f"logprob must be a finite number <= 0, got {logprob!r}"
-        if isinstance(n_tokens, bool) or not isinstance(n_tokens, int) or n_tokens < 0:
-            return f"n_tokens must be an integer >= 0, got {n_tokens!r}"
+        if (isinstance(logprob, bool) or not isinstance(logprob, (int, float)) or abs(logprob) > 1e300
+                or not math.isfinite(logprob) or logprob > 0):
+            shown = repr(logprob) if len(repr(logprob)) <= 40 else repr(logprob)[:40] + "..."
+            return f"logprob must be a finite number <= 0, got {shown}"
+        if isinstance(n_tokens, bool) or not isinstance(n_tokens, int) or not 0 <= n_tokens <= MAX_TOKENS:
+            shown = repr(n_tokens) if len(repr(n_tokens)) <= 40 else f"an integer of {len(str(n_tokens))} digits"
+            return f"n_tokens must be an integer from 0 to {MAX_TOKENS}, got {shown}"
         return None
 
     def missing_prediction(self, task: TaskConfig) -> Any:

@@ -189,6 +189,7 @@ def test_noop_check_reads_no_unchanged_stored_file_and_notices_a_changed_one(dem
     tasks, folder = suite_tasks(cfg), tmp_path / "board"
     folder.mkdir()
     first = freshness.board_key(cfg, tasks, folder)
+    freshness.keep_index(folder)  # what a written (or fresh) board does
     read = []
     real = freshness._sha_bytes
     monkeypatch.setattr(freshness, "_sha_bytes", lambda path: read.append(path) or real(path))

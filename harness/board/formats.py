@@ -12,6 +12,21 @@ from harness.status import MARK_TEXT
 from harness.store import dumps
 
 
+_MD_SPECIAL = str.maketrans({c: "\\" + c for c in "\\`*_[]|#"} | {"<": "&lt;", ">": "&gt;", "&": "&amp;"})
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def md_text(text: Any) -> str:
+    """Free text (a team name, a failure reason) as one markdown table cell that shows exactly that text: one line,
+    no markup, no table pipe, no HTML (so neither a tag nor a README block's end marker gets through)."""
+    return " ".join(str(text).split()).translate(_MD_SPECIAL)
+
+
+def csv_text(value: Any) -> Any:
+    """A text cell a spreadsheet will not run as a formula (OWASP's advice: a leading quote)."""
+    return "'" + value if isinstance(value, str) and value.startswith(_FORMULA_START) else value
+
+
 def _rank_text(row: pd.Series) -> str:
     return "—" if pd.isna(row["rank"]) else str(int(row["rank"]))
 
@@ -23,7 +38,8 @@ def _format_cell(row: pd.Series, task: str, ci: Optional[Tuple[float, float]] = 
     if status in MARK_TEXT:
         return MARK_TEXT[status]
     reason = " ".join(str(row[f"{task}_reason"]).split())
-    return f"failed: {status}" + (f" ({reason[:80]}{'…' if len(reason) > 80 else ''})" if reason else "")
+    shown = md_text(reason[:80]) + ("…" if len(reason) > 80 else "")
+    return f"failed: {md_text(status)}" + (f" ({shown})" if reason else "")
 
 
 def _bootstrap_text(boot: Dict[str, Any]) -> str:
@@ -48,9 +64,9 @@ def to_markdown(frame: pd.DataFrame, suite: str, tasks: Sequence[str], info: Dic
         title += f" — contest {extras.contest['name']}, phase {extras.contest['phase']}, {extras.contest['split']} part"
     lines = [title, "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for _, row in frame.iterrows():
-        name = str(row["submission"]) + (" *(baseline)*" if is_baseline(row, extras.baselines) else "")
-        cells = [_rank_text(row), name, str(row["team"])]
-        cells += [_format_cell(row, t, extras.ci.get((row["submission"], t))).replace("|", "\\|") for t in tasks]
+        name = md_text(row["submission"]) + (" *(baseline)*" if is_baseline(row, extras.baselines) else "")
+        cells = [_rank_text(row), name, md_text(row["team"])]
+        cells += [_format_cell(row, t, extras.ci.get((row["submission"], t))) for t in tasks]
         cells.append("unranked (incomplete)" if pd.isna(row["aggregate"]) else f"{row['aggregate']:.2f}")
         cells += [str(extras.tiers.get(row["submission"], "—"))] if with_tiers else []
         lines.append("| " + " | ".join(cells) + " |")
@@ -108,6 +124,9 @@ def to_json(frame: pd.DataFrame, records: Sequence[Dict[str, Any]], suite: str, 
 def to_csv(frame: pd.DataFrame, tasks: Sequence[str], extras: Optional[BoardExtras]) -> str:
     """The frame's columns; with extras, then baseline, tier and each task's interval (columns only ever added)."""
     out = frame.copy()
+    for column in ["submission", "team"] + [f"{t}_reason" for t in tasks]:
+        if column in out:
+            out[column] = out[column].map(csv_text)
     if extras is not None:
         out["baseline"] = [is_baseline(row, extras.baselines) for _, row in frame.iterrows()]
         out["tier"] = pd.array([extras.tiers.get(n) for n in frame["submission"]], dtype="Int64")

@@ -83,6 +83,16 @@ class _ContentIndex:
             atomic_write_text(self.path, json.dumps(self.now, sort_keys=True) + "\n")
 
 
+_PENDING: Dict[str, "_ContentIndex"] = {}  # board folder -> the content index its latest key was computed with
+
+
+def keep_index(folder: Path) -> None:
+    """Save the content index `board_key` used for `folder`: after the board was written, or found fresh."""
+    index = _PENDING.pop(str(folder), None)
+    if index is not None:
+        index.save()
+
+
 def board_key(cfg: RunConfig, tasks: Dict[str, TaskConfig], folder: Optional[Path] = None) -> Optional[str]:
     """The sha256 of everything the suite's board is built from, or None where it cannot be told cheaply.
     `folder`: the board's folder, whose content index spares reading unchanged stored files."""
@@ -101,7 +111,8 @@ def board_key(cfg: RunConfig, tasks: Dict[str, TaskConfig], folder: Optional[Pat
             name = record.relative_to(results).as_posix()
             cells[name] = [index.sha(record.with_name(f"{record.stem}{suffix}"), f"{name[:-5]}{suffix}")
                            for suffix in (".json", ".predictions.jsonl", ".stats")]
-    index.save()
+    if folder is not None:  # saved once the board is known good (keep_index): a failed write leaves nothing behind
+        _PENDING[str(folder)] = index
     inputs = {"harness": __version__, "code": _code_sha(), "libraries": library_versions(), "config": config,
               "data": data, "cells": cells}
     return hashlib.sha256(json.dumps(inputs, sort_keys=True, default=str).encode("utf-8")).hexdigest()

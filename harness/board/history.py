@@ -9,13 +9,14 @@ kept: it is a rendering of the json, which is.
 from __future__ import annotations
 
 import json
+import os
 import re
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional
 
 from filelock import FileLock
 
-from harness.store import atomic_write_text, dumps
+from harness.store import dumps, write_temp
 
 HISTORY = "history"
 KEPT = ("leaderboard.md", "leaderboard.csv", "leaderboard.json")  # the board's content; snapshots hold these
@@ -45,20 +46,36 @@ def publish(folder: Path, texts: Mapping[str, str]) -> Optional[int]:
     with FileLock(str(folder / ".history.lock")):  # two writers never take the same number
         current = {name: _read(folder / name) for name in texts}
         changed = sorted(name for name, text in texts.items() if current[name] != text)
-        number = None
+        number: Optional[int] = None
+        writes: Dict[Path, str] = {}
         previous = {name: text for name in KEPT if (text := current.get(name)) is not None}
         if previous and any(name in KEPT for name in changed):
             number = next_number(folder)
             snapshot = folder / HISTORY / f"{number:04d}"
-            for name, text in previous.items():
-                atomic_write_text(snapshot / name, text)
+            writes.update({snapshot / name: text for name, text in previous.items()})
             if "leaderboard.json" in previous and "leaderboard.json" in texts:
                 diff = board_diff(json.loads(previous["leaderboard.json"]), json.loads(texts["leaderboard.json"]))
-                atomic_write_text(snapshot / "diff.json", dumps(diff))
-                atomic_write_text(snapshot / "diff.md", diff_markdown(diff, number))
-        for name in changed:
-            atomic_write_text(folder / name, texts[name])
+                writes.update({snapshot / "diff.json": dumps(diff), snapshot / "diff.md": diff_markdown(diff, number)})
+        writes.update({folder / name: texts[name] for name in changed})
+        _write_all(writes, folder / HISTORY / f"{number:04d}" if number else None)
     return number
+
+
+def _write_all(writes: Mapping[Path, str], snapshot: Optional[Path]) -> None:
+    """Every file staged (written and synced beside its place) before any is renamed into place: a write that
+    fails (a full or read-only disk) leaves the board and its history exactly as they were."""
+    staged: Dict[Path, Path] = {}
+    try:
+        for path, text in writes.items():
+            staged[path] = write_temp(path, text)
+    except BaseException:
+        for tmp in staged.values():
+            tmp.unlink(missing_ok=True)
+        if snapshot is not None and snapshot.is_dir() and not any(snapshot.iterdir()):
+            snapshot.rmdir()
+        raise
+    for path, tmp in staged.items():  # snapshot files first (they come first), the board's files last
+        os.replace(tmp, path)
 
 
 def _cell_value(row: Dict[str, Any], task: str) -> Any:

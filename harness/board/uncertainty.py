@@ -25,7 +25,7 @@ from harness.config import RunConfig, TaskConfig
 from harness.contest.splits import part_rows
 from harness.errors import ConfigError, HarnessError
 from harness.metrics import build_metric
-from harness.scoring import Scored, metric_options, score
+from harness.scoring import Scored, metric_options, score, time_budget
 from tasks.examples import load_examples
 
 Key = Tuple[str, str]  # (submission, task)
@@ -123,16 +123,18 @@ def rescore(cfg: RunConfig, tasks: Dict[str, TaskConfig], records: Sequence[Dict
                 continue
         try:
             rows = store.read_predictions(Path(cfg.paths.results), record["submission"], record["task"])
-        except FileNotFoundError:
-            continue  # no per-example predictions: the cell gets no interval
+        except (FileNotFoundError, ValueError):
+            continue  # no (or damaged) per-example predictions: the cell gets no interval
         task, examples = _view(task, record["counts"].get("examples"), cache)
         if len(examples) != record["counts"].get("examples"):
             continue
         only = None if every_metric else [m for m in task.metrics if any(
             info.name == task.primary_metric for info in build_metric(m, metric_options(task, m)).scores)]
         predictions = {row["id"]: row["prediction"] for row in rows if row["prediction"] is not None}
-        try:
-            out[(record["submission"], record["task"])] = (score(task, examples, predictions, only), task, examples)
+        try:  # within the scoring budget (harness.scoring.time_budget), as when the cell was scored
+            with time_budget(cfg.scoring_budget_s):
+                out[(record["submission"], record["task"])] = (score(task, examples, predictions, only), task,
+                                                               examples)
         except (HarnessError, ValueError):
             continue
     return out

@@ -6,27 +6,26 @@ A job is one submission on a set of tasks. The model (if any) runs once per job 
 from __future__ import annotations
 
 import functools
+import os
+import re
+import traceback
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, cast
 
-from harness import safety, store
+from harness import filehash, safety, store
 from harness.config import RunConfig, TaskConfig, as_dict
 from harness.contest.splits import public_view
-from harness.errors import SubmissionError
+from harness.errors import ConfigError, SubmissionError
 from harness.execution.cells import Cell, Record, make_record
 from harness.execution.isolation import Remote, run_job
 from harness.execution.statistics import cell_statistics
 from harness.models import DEFAULT_BACKEND, ENDPOINT_BACKEND, backend_module, engine_facts, unsupported
 from harness.models.baselines import BASELINES
 from harness.models.engines import CLIENT_OPTIONS
-from harness.models.predictions import predictions_file, read_predictions
-from harness.prompting import (
-    check_generation_request,
-    prompt_sha256,
-    select_shots,
-    task_for_submission,
-)
-from harness.scoring import score
+from harness.models.predictions import file_limit, predictions_file, read_predictions
+from harness.prompting import check_generation_request, prompt_sha256, select_shots, task_for_submission
+from harness.scoring import score, time_budget
+from harness.status import LOG_CHARS
 from harness.submission import Manifest, Submission, endpoint_host, load_submission, submission_sha256
 from tasks import kind_of
 from tasks.examples import Example, load_examples
@@ -34,6 +33,32 @@ from tasks.examples import Example, load_examples
 # (submission, its sha256, the cells that need its model) -> their records
 ModelCells = Callable[[Submission, str, List[Cell]], List[Record]]
 Sink = Callable[[Record, Optional[List[Dict[str, Any]]], Optional[Dict[str, Any]]], None]  # record, prediction rows, stats
+
+
+def relative_paths(text: str, folder: Path) -> str:
+    """`text` with the submission's own paths written relative to it (`submission.yaml`, `model/config.json`):
+    its folder, as given, absolute or resolved, where it starts a path (not inside a longer name)."""
+    for form in sorted({str(folder), os.path.abspath(folder), os.path.realpath(folder)}, key=len, reverse=True):
+        start = r"(?<![\w.\-/])" + re.escape(form)
+        text = re.sub(start + re.escape(os.sep), "", text)
+        if os.path.isabs(form):
+            text = re.sub(start + r"(?![\w.\-/])", ".", text)
+    return text
+
+
+def check_sizes(folder: Path, cfg: Any) -> None:
+    """The organizer's caps on a submission's size (`max_submission_bytes`) and on any one file (`max_file_bytes`),
+    from stat alone."""
+    files = filehash.sizes(folder)
+    big = [(rel, size) for rel, size in files if size > cfg.max_file_bytes]
+    if big:
+        shown = ", ".join(f"{rel} ({size} bytes)" for rel, size in big[:3]) + (" ..." if len(big) > 3 else "")
+        raise SubmissionError(f"files larger than the organizer's limit of {cfg.max_file_bytes} bytes "
+                              f"(max_file_bytes): {shown}")
+    total = sum(size for _, size in files)
+    if total > cfg.max_submission_bytes:
+        raise SubmissionError(f"the submission's files add up to {total} bytes, more than the organizer's limit of "
+                              f"{cfg.max_submission_bytes} bytes (max_submission_bytes)")
 
 
 class Evaluator:
@@ -51,7 +76,8 @@ class Evaluator:
         self.tasks = tasks
         self.results = Path(run_cfg.paths.results)
         self.echo = echo
-        self.sink = sink or functools.partial(store.write_cell, self.results)
+        self._store = sink or functools.partial(store.write_cell, self.results)
+        self.folder: Optional[Path] = None  # the submission being evaluated: reasons name paths relative to it
         self.models_loaded = 0
         self.jobs: Dict[str, Any] = {}  # submission name -> its model job's JobOutcome (timings, memory)
         self._examples: Dict[str, List[Example]] = {}
@@ -73,8 +99,34 @@ class Evaluator:
 
         return select_shots(task, [e.id for e in examples], pool)
 
+    def sink(self, record: Record, rows: Optional[List[Dict[str, Any]]],
+             stats: Optional[Dict[str, Any]] = None) -> None:
+        """Hands a record on, its reason and log excerpt showing paths relative to the submission: a public board
+        never shows where the organizer keeps things."""
+        if self.folder is not None:
+            record["reason"] = relative_paths(record["reason"], self.folder)
+            record["log"] = relative_paths(record["log"], self.folder)
+        self._store(record, rows, stats)
+
     def evaluate(self, folder: Path) -> List[Record]:
-        """Every task's record for the submission in `folder` (from the cache where its keys match)."""
+        """Every task's record for the submission in `folder` (from the cache where its keys match). Whatever the
+        entry provokes that no check foresaw fails this entry's cells as `crashed`, never the run; only the
+        organizer's own config errors stop it."""
+        self.folder = Path(folder)
+        try:
+            return self._evaluate(self.folder)
+        except ConfigError:
+            raise
+        except Exception as e:  # the last line of defence: the run goes on with the other entries
+            try:
+                name = load_submission(folder).name
+            except SubmissionError:
+                name = self.folder.name
+            error = SubmissionError(f"the harness failed on this entry: {type(e).__name__}: {str(e)[:300]}",
+                                    status="crashed")
+            return self._reject(name, error, traceback.format_exc()[-LOG_CHARS:])
+
+    def _evaluate(self, folder: Path) -> List[Record]:
         try:
             submission = load_submission(folder)
         except SubmissionError as e:
@@ -89,7 +141,11 @@ class Evaluator:
         refusal = endpoint_refusal(submission.manifest, self.cfg, str(folder / "submission.yaml"))
         if refusal is not None:
             return self._reject(submission.name, refusal)
-        sub_sha = submission_sha256(folder)
+        try:  # by stat, before a byte is read: a 10 GB file is refused, not hashed
+            check_sizes(folder, self.cfg)
+        except SubmissionError as e:
+            return self._reject(submission.name, e)
+        sub_sha = submission_sha256(folder, self.results / filehash.CACHE_NAME)
         backend = backend_of(submission.manifest, self.cfg)
         cells = {name: Cell(task, submission.name, sub_sha, self.cfg, backend) for name, task in self.tasks.items()}
         # a remote model can change under its name: its cells are predicted again unless the organizer pins them
@@ -118,11 +174,12 @@ class Evaluator:
                     records[record["task"]] = record
         return [records[name] for name in sorted(records)]
 
-    def _reject(self, folder_name: str, error: SubmissionError) -> List[Record]:
+    def _reject(self, folder_name: str, error: SubmissionError, log: str = "") -> List[Record]:
         out = []
         for name, task in sorted(self.tasks.items()):
             cell = Cell(task, folder_name, "", self.cfg)
-            record = make_record(cell, None, error.status, submission_sha=None, run_cfg=self.cfg, reason=str(error))
+            record = make_record(cell, None, error.status, submission_sha=None, run_cfg=self.cfg, reason=str(error),
+                                 log=log)
             self.sink(record, None, None)
             out.append(record)
         return out
@@ -151,9 +208,10 @@ class Evaluator:
                          backend: Optional[Dict[str, Any]] = None) -> Record:
         examples = self.examples(cell.task)
         try:
-            full = score(cell.task, examples, predictions)
             # in a contest the record holds the public part's scores only; the private part is scored by `reveal`
-            scored = public_view(self.cfg, cell.task, examples, full)
+            with time_budget(self.cfg.scoring_budget_s):
+                full = score(cell.task, examples, predictions)
+                scored = public_view(self.cfg, cell.task, examples, full)
         except SubmissionError as e:
             return self.fail(submission, sub_sha, cell, e.status, str(e))
         stats = cell_statistics(self.cfg, cell.task, examples, full)  # the board reads these, never scores again
@@ -190,7 +248,7 @@ class Evaluator:
             return self._mark(submission, sub_sha, cell, "not-submitted", f"no predictions/{cell.task.name}.jsonl")
         check = functools.partial(kind_of(cell.task).check_prediction, cell.task)
         try:
-            predictions = read_predictions(path, check)
+            predictions = read_predictions(path, check, file_limit(len(self.examples(cell.task))))
         except SubmissionError as e:
             return self.fail(submission, sub_sha, cell, e.status, str(e))
         return self._score_and_store(submission, sub_sha, cell, predictions, {})
@@ -243,7 +301,7 @@ class Evaluator:
         outcome = run_job(model, [(prepared[c.task.name][0], ex) for c, ex in runnable], device=self.cfg.device,
                           batch_size=self.cfg.batch_size, progress=self.cfg.progress,
                           shots={name: shots for name, (_, shots, _) in prepared.items()},
-                          echo_prompts=self.echo_prompts, remote=remote)
+                          echo_prompts=self.echo_prompts, remote=remote, memory_bytes=self.cfg.job_memory_bytes)
         self.jobs[manifest.name] = outcome
         facts = backend_provenance(backend, manifest)
         for cell, _ in runnable:

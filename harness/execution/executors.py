@@ -154,6 +154,7 @@ class Planner:
     def fail(self, deferred: Deferred, cells: List[Cell], status: str, reason: str,
              log: str = "") -> List[Record]:
         """Failure records (through the store sink) for cells whose Ray job did not bring them back."""
+        self.evaluator.folder = deferred.submission.folder
         return [self.evaluator.fail(deferred.submission, deferred.sub_sha, cell, status, reason[:REASON_CHARS],
                                     log[-LOG_CHARS:]) for cell in cells]
 
@@ -226,7 +227,7 @@ class RayExecutor:
                                 f"attempts (executor.max_retries={self.cfg.max_retries}): {type(e).__name__}: {e}")
         records = []
         for record, rows, stats in written:
-            planner.write(record, rows, stats)
+            planner.write(record, rows, stats)  # made (and its paths made relative) by the worker's Evaluator
             records.append(record)
         returned = {record["task"] for record in records}
         missing = [cell for cell in deferred.cells if cell.task.name not in returned]

@@ -2,8 +2,10 @@
 
 The child is a fresh interpreter (`python -m harness.execution.worker JOB_DIR`), not a fork, so it inherits no memory of the
 parent (references, other entries' results). Its job folder holds the task configs stripped of their data
-locations, metrics and field mappings, and one file of inputs per task. It runs in its own session with a
-scrubbed environment (hub offline, no tokens), no network where the OS allows it (`unshare --net`), a wall-clock
+locations, metrics and field mappings, and one file of inputs per task. Where bubblewrap works it runs in the
+sandbox of harness.execution.sandbox (own user, PID, mount and network namespaces; a read-only view of only what it
+needs; a memory cgroup where the machine allows one); otherwise in its own session with no network where the OS
+allows it (`unshare --net`). Either way: a scrubbed environment (hub offline, no tokens), a wall-clock
 budget (the sum of its tasks' `budget_s`) and a cap on every file it writes. Its outputs are untrusted: the parent
 reads them strictly (sizes, counts, ids, types, finite numbers) and turns every problem into a typed failure of
 the (submission, task) cell. Scoring happens in the parent only.
@@ -28,11 +30,13 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 from harness.config import TaskConfig, as_dict
 from harness.data import Example
 from harness.errors import SubmissionError
+from harness.execution import sandbox
 from harness.models.engines import ENGINES
-from harness.status import CHILD_STATUSES, LOG_CHARS, REASON_CHARS
+from harness.models.predictions import not_utf8
+from harness.status import CHILD_STATUSES, LOG_CHARS, OUTPUT_BYTES, REASON_CHARS
 from tasks import kind_of
 
-MAX_OUTPUT_BYTES = 64 * 1024  # per example: one JSON line of the child's predictions
+MAX_OUTPUT_BYTES = OUTPUT_BYTES  # per example: one JSON line of the child's predictions
 MIN_FILE_BYTES = 256 << 20  # floor of the cap on any file the child writes (logs and caches included)
 _SMALL_JSON_BYTES = 1 << 20  # meta, failure and timing files the child writes
 # Variables the child may inherit; everything else (tokens, cloud keys, CI secrets) is dropped.
@@ -132,36 +136,75 @@ def network_isolation() -> Tuple[Tuple[str, ...], str]:
     return (), f"not enforced (unshare failed: {why})"
 
 
-def isolation_note(budget: float, max_output_bytes: int, max_file_bytes: int, remote: Optional[Remote] = None,
+DEFAULT_MEMORY_SHARE = 0.9  # job_memory_bytes=null: a job may take this share of the machine's memory
+
+
+def memory_cap(memory_bytes: Optional[int], name: str) -> Tuple[Optional[sandbox.MemoryCap], str]:
+    """(the job's memory cgroup, or None; the record's `memory` line)."""
+    where, why = sandbox.memory_cgroups()
+    limit = memory_bytes
+    if limit is None:
+        total = sandbox.physical_memory()
+        limit = int(total * DEFAULT_MEMORY_SHARE) if total else None
+    if where is None or limit is None:
+        why = why or "the machine's memory size is unknown and job_memory_bytes is not set"
+        return None, (f"not enforced ({why}); a job that exhausts memory is ended by the kernel's out-of-memory "
+                      f"killer and recorded as out-of-memory")
+    try:
+        cap = sandbox.MemoryCap(where[0], where[1], limit, name)
+    except OSError as e:
+        return None, f"not enforced (the job's cgroup could not be made: {e})"
+    return cap, f"enforced: a cgroup {where[1]} of its own, at most {limit} bytes (job_memory_bytes)"
+
+
+def isolation_note(budget: float, max_output_bytes: int, max_file_bytes: int,
+                   memory: str = "not enforced (no cgroup was made for this job)", remote: Optional[Remote] = None,
                    engine: Optional[str] = None) -> Dict[str, str]:
     """What this job's child runs under, recorded in every cell of the job."""
-    network = network_isolation()[1]
-    if remote is not None:
-        network = (f"not isolated: the entry is a remote endpoint on {remote.host} (on allow_endpoints); the job "
-                   f"talks to that host only and nothing of the entry runs here")
-    elif engine is not None:
-        network += f"; the serving engine ({engine}) runs inside it, listening on 127.0.0.1 only"
+    bwrap, why = sandbox.sandbox()
     note = {
         "process": "fresh interpreter (python -m harness.execution.worker), own session; killed as a group when done",
         "inputs": "task inputs only: no references, field mappings, metrics or data locations",
         "environment": f"scrubbed: only {', '.join(_KEEP_ENV)} kept; hub offline; home and caches in the job folder",
-        "network": network,
+        "network": network_isolation()[1],
         "limits": f"wall clock {budget:g} s; {max_output_bytes} bytes of output per example; files written by the "
                   f"child at most {max_file_bytes} bytes (RLIMIT_FSIZE); no core dumps",
-        "filesystem": f"not isolated: the child runs as user {getpass.getuser()!r} and can read what that user can",
         "weights": "safetensors only: pickle files refused before loading, torch.load disabled in the child",
+        "memory": memory,
     }
+    if bwrap:
+        note.update(
+            network="enforced: bubblewrap --unshare-net (no interface but loopback)",
+            filesystem="enforced: bubblewrap; read-only system, Python environment, harness code (task data hidden), "
+                       "model folder and job inputs; writable job folder and private /tmp; nothing else",
+            parent_memory=f"enforced: own user and PID namespaces, uid {sandbox.NOBODY} without capabilities: no "
+                          f"process of the organizer is visible, CAP_SYS_PTRACE is not held",
+            processes="enforced: own PID namespace; every process of the job dies when it ends")
+    else:
+        note.update(filesystem=f"not enforced ({why}): the child runs as user {getpass.getuser()!r} and can read "
+                               f"what that user can", parent_memory=f"not enforced ({why})",
+                    processes="process group killed when the job ends; a setsid() grandchild can escape it")
     if engine is not None:
+        note["network"] += f"; the serving engine ({engine}) runs inside it, listening on 127.0.0.1 only"
         note["weights"] += f" ({engine} loads them in a process of its own, which torch.load is not patched in)"
     if remote is not None:
+        note["network"] = (f"not isolated: the entry is a remote endpoint on {remote.host} (on allow_endpoints); the "
+                           f"job talks to that host only and nothing of the entry runs here")
         note["weights"] = "none here: a remote endpoint's answers carry no weights hash (the model may change)"
         note["environment"] += f"; the API key variable {remote.key_env!r} passed" if remote.key_env else ""
-    return note
+    return {key.replace("_", " "): value for key, value in note.items()}
 
 
-def child_command(job_dir: Path, isolate_network: bool = True) -> List[str]:
-    # -s: no user site-packages; the working folder is the empty job home, so nothing shadows an import.
-    prefix = network_isolation()[0] if isolate_network else ()
+def child_command(job_dir: Path, inputs: Sequence[Path] = (), model_location: Optional[str] = None,
+                  isolate_network: bool = True) -> List[str]:
+    """The child's argv: in the bubblewrap sandbox where there is one (harness.execution.sandbox), else behind
+    `unshare --net` where that works. A remote endpoint's job keeps the network (isolate_network=False).
+    -s: no user site-packages; the working folder is the empty job home."""
+    bwrap, _ = sandbox.sandbox()
+    if bwrap:
+        prefix = sandbox.command(bwrap, job_dir, inputs, model_location, share_network=not isolate_network)
+    else:
+        prefix = list(network_isolation()[0]) if isolate_network else []
     return [*prefix, sys.executable, "-s", "-m", "harness.execution.worker", str(job_dir)]
 
 
@@ -171,7 +214,7 @@ def child_command(job_dir: Path, isolate_network: bool = True) -> List[str]:
 def run_job(model: Dict[str, Any], tasks: Sequence[Tuple[Any, List[Example]]], *, device: str, batch_size: Any,
             progress: bool, max_output_bytes: int = MAX_OUTPUT_BYTES,
             shots: Optional[Dict[str, Optional[List[list]]]] = None, echo_prompts: int = 0,
-            remote: Optional[Remote] = None) -> JobOutcome:
+            remote: Optional[Remote] = None, memory_bytes: Optional[int] = None) -> JobOutcome:
     """Run one model on the tasks' examples in a child process. `shots` (task -> per-example few-shot examples,
     train data only) go with the inputs; `echo_prompts` asks the child for the rendered prompts of each task's
     first N examples (`harness validate`); `remote`: the model is an endpoint on that host (network allowed)."""
@@ -190,29 +233,39 @@ def run_job(model: Dict[str, Any], tasks: Sequence[Tuple[Any, List[Example]]], *
         job = {"model": model, "device": device, "batch_size": batch_size, "progress": progress, "tasks": specs,
                "echo_prompts": echo_prompts,
                "limits": {"max_output_bytes": max_output_bytes, "max_file_bytes": max_file_bytes},
-               "parent_pid": os.getpid()}  # the child dies with this process (worker.die_with_parent)
+               # the child dies with this process (worker.die_with_parent); in the sandbox bwrap sees to that, and
+               # the child's parent is the sandbox's own first process
+               "parent_pid": None if sandbox.sandbox()[0] else os.getpid()}
         (job_dir / "job.json").write_text(json.dumps(job), encoding="utf-8")
         (job_dir / "home").mkdir()
         if remote is not None and remote.key_env:
             _SECRET_VARIABLES.add(remote.key_env)
-        launch = launch_child(child_command(job_dir, isolate_network=remote is None), job_dir, budget, progress,
-                              key_env=remote.key_env if remote else None)
+        (job_dir / "out").mkdir()
+        location = None if remote is not None else model.get("location")  # an endpoint's location is its URL
+        argv = child_command(job_dir, [job_dir / spec["inputs"] for spec in specs], location,
+                             isolate_network=remote is None)
+        cap, memory = memory_cap(memory_bytes, job_dir.name)
+        try:
+            launch = launch_child(argv, job_dir, budget, progress, cap, key_env=remote.key_env if remote else None)
+        finally:
+            if cap is not None:
+                cap.remove()
         outcome = collect(job_dir, tasks, launch, max_output_bytes)
     engine = model.get("backend") if model.get("backend") in ENGINES else None
-    outcome.isolation = isolation_note(budget, max_output_bytes, max_file_bytes, remote, engine)
+    outcome.isolation = isolation_note(budget, max_output_bytes, max_file_bytes, memory, remote, engine)
     return outcome
 
 
 def launch_child(argv: Sequence[str], job_dir: Path, budget: float, progress: bool,
-                 key_env: Optional[str] = None) -> Launch:
-    """Run the child under its wall-clock budget; its exit becomes a typed status."""
+                 cap: Optional[sandbox.MemoryCap] = None, key_env: Optional[str] = None) -> Launch:
+    """Run the child under its wall-clock budget (and in its memory cgroup); its exit becomes a typed status."""
     log_path = job_dir / "child.log"
     started = time.monotonic()
     with open(log_path, "wb") as log:
         try:
             child = subprocess.Popen(list(argv), cwd=job_dir / "home", env=child_env(job_dir / "home", key_env),
                                      stdin=subprocess.DEVNULL, stdout=log, stderr=None if progress else log,
-                                     start_new_session=True)
+                                     start_new_session=True, preexec_fn=cap.join if cap else None)
         except OSError as e:
             return Launch("crashed", f"the model process could not start: {e}", "", 0.0, None)
         try:
@@ -224,6 +277,11 @@ def launch_child(argv: Sequence[str], job_dir: Path, budget: float, progress: bo
     if timed_out:
         return Launch("timeout", f"the model did not finish within its budget of {budget:g} s (the sum of its "
                       f"tasks' budget_s)", tail(log_path), wall, peak)
+    if cap is not None and cap.oom_killed() and not (job_dir / "out" / "failure.json").exists():
+        return Launch("out-of-memory", f"the model process went over its memory cap of {cap.limit} bytes "
+                      f"(job_memory_bytes) and was killed", tail(log_path), wall, peak)
+    if os.path.basename(argv[0]) == "bwrap" and code > 128:  # bwrap exits 128+N for a command killed by signal N
+        code = -(code - 128)
     status, reason = exit_status(code, job_dir / "out" / "failure.json")
     return Launch(status, reason, tail(log_path) if status != "ok" else "", wall, peak)
 
@@ -391,6 +449,9 @@ def _parse_line(name: str, number: int, line: bytes, max_output_bytes: int) -> D
         raise _bad(name, f"line {number} is not valid JSON text ({str(e)[:200]})") from e
     if not isinstance(item, dict) or set(item) != {"id", "prediction"} or not isinstance(item["id"], str):
         raise _bad(name, f'line {number} is not {{"id": "<string>", "prediction": ...}}')
+    problem = not_utf8(item)
+    if problem:
+        raise _bad(name, f"line {number} is not valid UTF-8 text: it {problem}")
     return item
 
 

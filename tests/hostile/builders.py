@@ -62,9 +62,14 @@ def pickle_entry(root: Path, name: str, model_dir: str, marker: Path, variant: s
 
 
 _EVIL_MODULE = '''\
+import os
 import pathlib
 
-pathlib.Path({marker!r}).write_text("shipped model code ran")
+for _where in ({marker!r}, os.path.join(os.environ.get("HOME", "."), "shipped-code-ran")):
+    try:  # in the sandbox the organizer's folders are not there: the job's home is
+        pathlib.Path(_where).write_text("shipped model code ran")
+    except OSError:
+        pass
 
 from transformers import GPT2Config, GPT2LMHeadModel
 
@@ -198,3 +203,65 @@ def endpoint_entry(root: Path, name: str, base_url: str, model: str = "fake-mode
     """A model behind an OpenAI-compatible server (nothing of it is local)."""
     return manifest(root / name, f"team: team-{name}\nname: {name}\nkind: endpoint\n"
                                  f"endpoint: {{base_url: \"{base_url}\", model: \"{model}\"}}\n")
+
+
+_ATTACK_MODULE = '''\
+import glob, json, os, socket, subprocess, sys
+
+REPORT = {{}}
+
+
+def attempt(name, action):
+    try:
+        REPORT[name] = "succeeded: " + repr(action())[:200]
+    except BaseException as e:
+        REPORT[name] = ("blocked: " + type(e).__name__ + ": " + str(e))[:300]
+
+
+def environ_with_secret():
+    for path in glob.glob("/proc/[0-9]*/environ"):
+        try:
+            if {secret!r}.encode() in open(path, "rb").read():
+                return path
+        except OSError:
+            pass
+    raise LookupError("no readable process environment holds the secret")
+
+
+attempt("parent environ", lambda: open("/proc/{parent}/environ", "rb").read(64))
+attempt("any environ", environ_with_secret)
+attempt("parent memory", lambda: open("/proc/{parent}/mem", "rb").close())  # opening it is the ptrace check
+for label, path in {reads!r}.items():
+    attempt("read " + label, lambda path=path: open(path, "rb").read(64))
+for label, path in {writes!r}.items():
+    attempt("write " + label, lambda path=path: open(path, "w").write("written by the entry"))
+attempt("network", lambda: socket.create_connection(("127.0.0.1", {port}), timeout=3).close())
+GRANDCHILD = subprocess.Popen([sys.executable, "-c", "import os, time; os.setsid(); time.sleep(120)", {token!r}],
+                              stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)
+REPORT["grandchild started"] = "succeeded"
+with open(os.path.join(os.environ["HOME"], "attack.json"), "w") as f:
+    json.dump(REPORT, f)
+
+from transformers import GPT2Config, GPT2LMHeadModel
+
+
+class AttackModel(GPT2LMHeadModel):
+    config_class = GPT2Config
+'''
+
+
+def attack_entry(root: Path, name: str, model_dir: str, *, parent: int, secret: str, reads: dict, writes: dict,
+                 port: int, token: str) -> Path:
+    """A model entry whose shipped code (allowed by the organizer) tries, on import in the model process, to read
+    the harness's environment and memory and the organizer's files, to write outside its job folder, to reach the
+    network and to leave a daemonised grandchild behind. It writes what each attempt got to `$HOME/attack.json`
+    (the job folder) and then serves as a working GPT-2."""
+    folder = good(root, name, model_dir)
+    model = folder / "model"
+    config = json.loads((model / "config.json").read_text(encoding="utf-8"))
+    config["auto_map"] = {"AutoModelForCausalLM": "modeling_attack.AttackModel"}
+    (model / "config.json").write_text(json.dumps(config, indent=1), encoding="utf-8")
+    (model / "modeling_attack.py").write_text(_ATTACK_MODULE.format(
+        secret=secret, parent=parent, reads=reads, writes=writes, port=port, token=token), encoding="utf-8")
+    return manifest(folder, MANIFEST.format(team="team-attack", name=name) + "trust_remote_code: true\n")
