@@ -34,6 +34,21 @@ def metric_options(task: Any, name: str) -> Dict[str, Any]:
     return options
 
 
+def primary_direction(task: Any) -> bool:
+    """Whether the task's primary metric is higher-is-better, as its metrics declare it (never read off records,
+    so a board whose cells all failed still shows the right arrow)."""
+    for name in task.metrics:
+        try:
+            metric = build_metric(name, metric_options(task, name))
+        except ValueError as e:
+            raise ConfigError(f"task {task.name}: metrics: {e}") from e
+        for info in metric.scores:
+            if info.name == task.primary_metric:
+                return info.higher_is_better
+    raise ConfigError(f"task {task.name}: primary_metric {task.primary_metric!r} is not a score of its metrics "
+                      f"({', '.join(task.metrics)})")
+
+
 def score(task: Any, examples: Sequence[Example], predictions: Mapping[str, Any],
           only: Optional[Sequence[str]] = None) -> Scored:
     """Every metric of the task (or the metrics named in `only`) on these predictions."""

@@ -21,13 +21,14 @@ from harness.board.uncertainty import Key, resample_cells, rescore, uncertainty
 from harness.contest import ledger, rules
 from harness.contest.splits import board_part, part_rows, part_scores
 from harness.errors import ConfigError
+from harness.scoring import primary_direction
 from harness.publish import page
 
 
 def render(frame: pd.DataFrame, records: Sequence[Dict[str, Any]], suite: str, tasks: Sequence[str], policy: str,
            extras: Optional[BoardExtras] = None) -> Dict[str, str]:
     """The board's files (name -> text): markdown, csv, json and the html page rendered from that json."""
-    info = _task_info(records, tasks)
+    info = _task_info(records, tasks, extras.declared if extras else None)
     board_json = to_json(frame, records, suite, tasks, info, policy, extras)
     return {"leaderboard.md": to_markdown(frame, suite, tasks, info, policy, extras),
             "leaderboard.csv": to_csv(frame, tasks, extras), "leaderboard.json": board_json,
@@ -44,9 +45,21 @@ def write_frame(frame: pd.DataFrame, records: Sequence[Dict[str, Any]], suite: s
 def write(records: Sequence[Dict[str, Any]], suite: str, tasks: Sequence[str], policy: str, out_dir: Path,
           extras: Optional[BoardExtras] = None) -> pd.DataFrame:
     extras_or_default = extras or BoardExtras()
-    frame = build(records, tasks, policy, extras_or_default.baselines, extras_or_default.missing)
+    frame = build(records, tasks, policy, extras_or_default.baselines, extras_or_default.missing,
+                  extras_or_default.declared)
     write_frame(frame, records, suite, tasks, policy, Path(out_dir) / suite, extras)
     return frame
+def declared_directions(tasks: Dict[str, Any]) -> Dict[str, Tuple[str, bool]]:
+    """Each task's (primary metric, higher is better) from its config: the board's arrows and orientation."""
+    return {name: (task.primary_metric, primary_direction(task)) for name, task in tasks.items()}
+
+
+def no_records_error(cfg: Any, tasks: Dict[str, Any]) -> ConfigError:
+    return ConfigError(f"paths.results: no records for suite {cfg.suite.name} ({', '.join(sorted(tasks))}) under "
+                       f"{str(cfg.paths.results)!r}; run `harness run suite={cfg.suite.name}` first, or point "
+                       f"paths.results at the store that holds them")
+
+
 def _write(cfg: Any, tasks: Dict[str, Any], records: List[Dict[str, Any]], folder: Path, part: str,
            scored: Dict[Key, Tuple[Any, Any, List[Any]]], **extras: Any) -> pd.DataFrame:
     names = sorted(tasks)
@@ -58,11 +71,13 @@ def _write(cfg: Any, tasks: Dict[str, Any], records: List[Dict[str, Any]], folde
     # Without a contest, the built-in baseline entries are the baselines: anchors, marked, never ranked.
     baselines = (frozenset(cfg.contest.baselines) if cfg.contest is not None
                  else frozenset(r["submission"] for r in records if r.get("submission_kind") == "baseline"))
-    frame = build(records, names, policy, baselines, missing)
+    declared = declared_directions(tasks)
+    frame = build(records, names, policy, baselines, missing, declared)
     samples = resample_cells(cfg, records, part, scored)
-    found = uncertainty(frame, records, names, policy, baselines, missing, samples)
+    found = uncertainty(frame, records, names, policy, baselines, missing, samples, declared)
     notes = tuple(extras.pop("notes", ())) + tuple(found.pop("notes", ()))
-    board_extras = BoardExtras(baselines=baselines, missing=missing, notes=notes, **found, **extras)
+    board_extras = BoardExtras(baselines=baselines, missing=missing, notes=notes, declared=declared, **found,
+                               **extras)
     write_frame(frame, records, cfg.suite.name, names, policy, folder, board_extras)
     return frame
 
@@ -84,11 +99,12 @@ def _contest_view(cfg: Any, records: List[Dict[str, Any]]) -> Tuple[List[Dict[st
 def write_public(cfg: Any, tasks: Dict[str, Any]) -> pd.DataFrame:
     """The suite's board at `<paths.leaderboards>/<suite>/`: the public part in a contest, every example
     otherwise."""
-    records = store.read_records(Path(cfg.paths.results))
+    records = [r for r in store.read_records(Path(cfg.paths.results)) if r["task"] in tasks]
+    if not records:  # a wrong or empty results path: never publish an empty board
+        raise no_records_error(cfg, tasks)
     extras: Dict[str, Any] = {}
     if cfg.contest is not None:
         records, extras = _contest_view(cfg, records)
-    records = [r for r in records if r["task"] in tasks]
     scored = rescore(cfg, tasks, records)
     return _write(cfg, tasks, records, Path(cfg.paths.leaderboards) / cfg.suite.name, board_part(cfg), scored,
                   **extras)
@@ -112,7 +128,7 @@ def reveal(cfg: Any, tasks: Dict[str, Any], phase: Any, now: datetime) -> Dict[s
     stored, extras = _contest_view(cfg, store.read_records(Path(cfg.paths.results)))
     stored = [r for r in stored if r["task"] in tasks]
     public = build(stored, sorted(tasks), cfg.contest.ranking.policy, frozenset(cfg.contest.baselines),
-                               cfg.contest.ranking.missing)
+                   cfg.contest.ranking.missing, declared_directions(tasks))
     public_rank = {n: (None if pd.isna(r) else int(r)) for n, r in zip(public["submission"], public["rank"])}
     selection = ledger.final_selection(cfg, ledger.read_ledger(cfg), phase, public_rank)
     keep = set(cfg.contest.baselines) | {n for choice in selection.values() for n in choice["names"]}
