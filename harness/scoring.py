@@ -31,6 +31,8 @@ def metric_options(task: Any, name: str) -> Dict[str, Any]:
     options = OmegaConf.to_container(options) if OmegaConf.is_config(options) else dict(options)
     if name == "classification":
         options.setdefault("labels", list(task.labels.values()))
+    if name == "perplexity":  # how the log-likelihoods were computed: in the signature, never a second setting
+        options.update(window=task.window, stride=task.stride)
     return options
 
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 import re
-from typing import Any, Dict, Mapping, Sequence
+from typing import Any, Dict, Mapping, Optional, Sequence
 
 import numpy as np
 
@@ -46,10 +46,13 @@ def _field(pred: Any, key: str, i: int) -> Any:
 
 
 class PerplexityMetric(Metric):
-    """Token / word / byte perplexity and bits per byte (lower is better). No options."""
+    """Token / word / byte perplexity and bits per byte (lower is better). Options: the task's `window` and
+    `stride` (how the model's rolling log-likelihood was computed: they change the number, so the signature
+    carries them; the scoring layer passes the task's values). The first window's context is the tokenizer's BOS
+    token, or EOS where it has none (the HF backend's rule), stated as `start:bos-else-eos`."""
 
     name = "perplexity"
-    OPTIONS: tuple[str, ...] = ()
+    OPTIONS: tuple[str, ...] = ("window", "stride")
     scores = (
         ScoreInfo("perplexity", higher_is_better=False, scale="unbounded"),
         ScoreInfo("word_perplexity", higher_is_better=False, scale="unbounded"),
@@ -57,8 +60,12 @@ class PerplexityMetric(Metric):
         ScoreInfo("bits_per_byte", higher_is_better=False, scale="unbounded"),
     )
 
+    def __init__(self, window: Optional[int] = None, stride: Optional[int] = None):
+        self.window, self.stride = window, stride
+
     def signature(self) -> str:
-        return "perplexity|agg:ratio-of-sums|words:whitespace|bytes:utf-8"
+        return (f"perplexity|window:{self.window or 'model-max'}|stride:{self.stride or 'window'}|"
+                f"start:bos-else-eos|agg:ratio-of-sums|words:whitespace|bytes:utf-8")
 
     def item_stats(self, predictions: Sequence[Any], targets: Sequence[str]) -> np.ndarray:
         check_lengths(predictions, targets)
