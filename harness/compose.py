@@ -56,6 +56,9 @@ def compose(overrides: Sequence[str]) -> Any:
     except ValueError as e:
         raise ConfigError(f"config error: {e}") from e
     check_backend(cfg.backend.name)
+    if cfg.retries < 1:
+        raise ConfigError(f"config error: retries: {cfg.retries} is not valid; use a whole number >= 1 (the attempts "
+                          f"a timeout, out-of-memory or crashed cell gets)")
     if cfg.contest is not None:  # checked beyond its types, and against its lock
         ledger.check(cfg, overrides)
     return cfg

@@ -218,6 +218,8 @@ class RunConfig:
     executor: ExecutorConfig = field(default_factory=ExecutorConfig)  # `executor=local|ray` (harness/conf/executor)
     backend: BackendConfig = field(default_factory=BackendConfig)  # `backend=hf` (harness/conf/backend)
     generation_caps: GenerationCapsConfig = field(default_factory=GenerationCapsConfig)
+    retries: int = 2  # attempts a timeout / out-of-memory / crashed cell gets across runs (not Ray's max_retries)
+    retry_failed: bool = False  # true: every failed cell (whatever its status) is attempted once more in this run
 
 
 # ---------------------------------------------------------------- values checked beyond their types

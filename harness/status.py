@@ -25,6 +25,10 @@ BAD_OUTPUT = "bad-output"
 
 # Failures of a stored cell (what `fail_on_error`, the contest's limits and `harness run`'s summary count).
 FAILED: FrozenSet[str] = frozenset({INVALID, REFUSED, LOAD_ERROR, TIMEOUT, OUT_OF_MEMORY, CRASHED, BAD_OUTPUT})
+# Failures that may not happen again (a slow or busy machine, a crash): `harness run` re-attempts such a cell while
+# its record's `attempts` < the run config's `retries`. The other failures repeat until the entry changes; they are
+# re-attempted only with `retry_failed=true`.
+TRANSIENT: FrozenSet[str] = frozenset({TIMEOUT, OUT_OF_MEMORY, CRASHED})
 # What a cell can say that is not a failure of the entry; a board shows these as text, never as "failed".
 MARK_TEXT: Dict[str, str] = {NOT_SUBMITTED: "not submitted", NOT_APPLICABLE: "n/a", MISSING: "not evaluated"}
 # Statuses a stored record may have (a board adds MISSING and, on private boards, NOT_RESCORED).

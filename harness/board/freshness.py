@@ -29,7 +29,8 @@ from harness.execution.cells import library_versions
 from harness.store import atomic_write_text, dumps
 
 KEY_FILE = ".inputs.json"
-_RUN_ONLY = ("batch_size", "device", "progress", "executor", "fail_on_error", "readme", "submission", "task")
+_RUN_ONLY = ("batch_size", "device", "progress", "executor", "fail_on_error", "readme", "submission", "task",
+             "retries", "retry_failed")
 
 
 def _sha_bytes(path: Path) -> Optional[str]:

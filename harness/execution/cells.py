@@ -52,6 +52,7 @@ class Record(TypedDict):
     counts: Dict[str, int]
     keys: CellKeys
     provenance: Dict[str, Any]
+    attempts: int  # how many times this cell (these keys) has been evaluated; a record without it made 1
 
 
 LIBRARIES = ("torch", "transformers", "datasets", "tokenizers", "sacrebleu", "rouge-score", "numpy", "pandas",
@@ -90,6 +91,7 @@ class Cell:
 
         self.task = task
         self.submission = submission_name
+        self.attempts = 1  # the attempt this evaluation is (the evaluator raises it when it retries a failed cell)
         files = {name: sha256_file(p) if p.is_file() else None for name, p in data_files(task.data).items()}
         self.data_sha256 = files
         self.task_hash = config_hash(task)
@@ -108,6 +110,10 @@ class Cell:
         if run_cfg.contest is not None:  # a contest's partition decides what a record scores (harness.contest.splits)
             metric_side["contest"] = {"sha256": contest_hash(run_cfg), "part": board_part(run_cfg)}
         self.score_key = _sha({"predictions": self.prediction_key, "metrics": metric_side, "harness": __version__})
+
+
+def attempts(record: Dict[str, Any]) -> int:
+    return int(record.get("attempts", 1))
 
 
 def provenance(cell: Cell, submission_sha: Optional[str], run_cfg: Any) -> Dict[str, Any]:
@@ -135,6 +141,7 @@ def make_record(cell: Cell, submission: Optional[Submission], status: str, *, su
         "primary": None, "scores": {}, "higher_is_better": {}, "signatures": {}, "counts": {},
         "keys": {"predictions": cell.prediction_key, "scores": cell.score_key},
         "provenance": {**provenance(cell, submission_sha, run_cfg), **_prompt_provenance(cell.task, submission)},
+        "attempts": cell.attempts,
     }
     if scored is not None:
         record.update(scores=scored.scores, higher_is_better=scored.higher_is_better, signatures=scored.signatures,

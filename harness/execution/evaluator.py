@@ -9,10 +9,10 @@ import functools
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional
 
-from harness import safety, store
+from harness import safety, status, store
 from harness.contest.splits import public_view
 from harness.errors import SubmissionError
-from harness.execution.cells import Cell, make_record
+from harness.execution.cells import Cell, attempts, make_record
 from harness.execution.isolation import run_job
 from harness.models.baselines import BASELINES
 from harness.models.predictions import predictions_file, read_predictions
@@ -80,16 +80,28 @@ class Evaluator:
                 cached = store.read_record(self.results, submission.name, name)
                 if cached and not store.complete(self.results, cached):
                     cached = None  # its predictions are not the ones it was scored from (an interrupted write)
-                if cached and cached["keys"] == {"predictions": cell.prediction_key, "scores": cell.score_key}:
+                same = cached and cached["keys"]["predictions"] == cell.prediction_key
+                if same and cached["keys"]["scores"] == cell.score_key and not self._retry(cached):
                     records[name] = cached
-                elif cached and cached["keys"]["predictions"] == cell.prediction_key and cached["status"] == "ok":
+                elif same and cached["status"] == "ok":
+                    cell.attempts = attempts(cached)
                     records[name] = self._rescore(submission, sub_sha, cell)
+                elif same and self._retry(cached):
+                    cell.attempts = attempts(cached) + 1
+                    to_predict.append(cell)
                 else:
                     to_predict.append(cell)
             if to_predict:
                 for record in self._predict(submission, sub_sha, to_predict):
                     records[record["task"]] = record
         return [records[name] for name in sorted(records)]
+
+    def _retry(self, record: Dict[str, Any]) -> bool:
+        """Whether a stored failed cell is attempted again: a transient failure while it has attempts left, any
+        failure once with `retry_failed=true`."""
+        if record["status"] not in status.FAILED:
+            return False
+        return self.cfg.retry_failed or (record["status"] in status.TRANSIENT and attempts(record) < self.cfg.retries)
 
     def _reject(self, folder_name: str, error: SubmissionError) -> List[Dict[str, Any]]:
         out = []
