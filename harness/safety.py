@@ -45,7 +45,19 @@ class Finding:
 def model_folder(submission: Any) -> Optional[Path]:
     """Where a model entry's files are: its folder inside the submission, or its hub id's local cache snapshot."""
     local = submission.folder / submission.manifest.model
-    return local.resolve() if local.is_dir() else hub_snapshot(submission.manifest.model)
+    if local.is_dir():
+        return local.resolve()
+    return hub_snapshot(submission.manifest.model, submission.manifest.revision)
+
+
+def hub_revision(submission: Any) -> Optional[str]:
+    """The commit a hub model entry runs (its snapshot folder's name: resolved once, from the pinned `revision`
+    or the cache's main), or None for a model folder inside the submission or a model not in the cache."""
+    manifest = submission.manifest
+    if manifest.kind not in HF_KINDS or (submission.folder / manifest.model).is_dir():
+        return None
+    folder = hub_snapshot(manifest.model, manifest.revision)
+    return folder.name if folder is not None else None
 
 
 def vet(submission: Any, allow_remote_code: Sequence[str]) -> List[Finding]:
@@ -197,12 +209,13 @@ def _has_auto_map(path: Path) -> bool:
     return isinstance(data, dict) and "auto_map" in data
 
 
-def hub_snapshot(model_id: str) -> Optional[Path]:
-    """The local cache folder of a hub model (the child runs offline and is given this folder), or None."""
+def hub_snapshot(model_id: str, revision: Optional[str] = None) -> Optional[Path]:
+    """The local cache folder of a hub model at `revision` (None: main), named by its commit (the child runs
+    offline and is given this folder), or None."""
     from huggingface_hub import snapshot_download
     from huggingface_hub.errors import LocalEntryNotFoundError
 
     try:
-        return Path(snapshot_download(model_id, local_files_only=True))
+        return Path(snapshot_download(model_id, revision=revision, local_files_only=True))
     except (LocalEntryNotFoundError, OSError, ValueError):
         return None

@@ -39,6 +39,7 @@ class Manifest:
     # hf kinds: {start: "<think>", end: "</think>"}: the block is removed from generated text before scoring
     reasoning: Optional[Dict[str, str]] = None
     max_new_tokens: Optional[int] = None  # hf kinds: raise every task's token budget to this, up to the run's cap
+    revision: Optional[str] = None  # hub models: the commit (or branch, tag) to run; unpinned: the cache's main
 
 
 @dataclass(frozen=True)
@@ -53,8 +54,9 @@ class Submission:
 
 _FIELDS = {f.name: f for f in dataclasses.fields(Manifest)}
 _TYPES = {"team": str, "name": str, "kind": str, "model": str, "baseline": str, "dtype": str,
-          "trust_remote_code": bool, "chat_template": bool, "reasoning": dict, "max_new_tokens": int}
-_HF_ONLY = ("chat_template", "reasoning", "max_new_tokens")
+          "trust_remote_code": bool, "chat_template": bool, "reasoning": dict, "max_new_tokens": int,
+          "revision": str}
+_HF_ONLY = ("chat_template", "reasoning", "max_new_tokens", "revision")
 
 
 def load_submission(folder: str | os.PathLike) -> Submission:
@@ -153,6 +155,9 @@ def _check_kind(path: Path, folder: Path, manifest: Manifest) -> None:
             raise SubmissionError(f"{path}: field 'model' is required for kind {kind!r} (a model folder relative "
                                   f"to the submission, e.g. `model: .`, or a hub id)")
         check_model_path(path, folder, manifest.model)
+        if manifest.revision is not None and (folder / manifest.model).is_dir():
+            raise SubmissionError(f"{path}: field 'revision': {manifest.revision!r} is only for hub models; "
+                                  f"{manifest.model!r} is a folder in the submission (its files are its version)")
     elif manifest.model is not None:
         raise SubmissionError(f"{path}: field 'model' is only for kinds hf-causal and hf-seq2seq, not {kind!r}")
     if kind == "baseline":

@@ -33,7 +33,7 @@ LAYERS: List[Tuple[str, ...]] = [
     ("harness.submission", "harness.safety"),
     ("harness.models.*", "tasks.*"),
     ("harness.metrics.*", "harness.store"),
-    ("harness.data", "harness.requests", "harness.config"),
+    ("harness.data", "harness.requests", "harness.config", "harness.runtime"),
     ("harness.status", "harness.errors"),
     # packages whose __init__ holds nothing but a docstring (or the version)
     ("harness", "harness.execution", "harness.contest", "harness.board", "harness.publish", "harness.conf"),

@@ -10,32 +10,14 @@ from tiny_models import write_entries
 
 from harness import status
 from harness.compose import compose
-from harness.execution import evaluator
 from harness.execution.executors import evaluate_all
-from harness.execution.isolation import JobOutcome
 
 TASK = "demo_translation"
 
 
 @pytest.fixture
-def scripted(monkeypatch):
-    """Each model job ends in the next status of `plan` (a list the test fills); `calls` counts the jobs."""
-    plan, calls = [], []
-
-    def run_job(model, jobs, **kwargs):
-        calls.append(model["location"])
-        outcome = JobOutcome()
-        state = plan.pop(0)
-        for task, examples in jobs:
-            if state == status.OK:
-                outcome.predictions[task.name] = {e.id: "a b c" for e in examples}
-                outcome.meta[task.name] = {}
-            else:
-                outcome.failures[task.name] = (state, f"scripted {state}", "")
-        return outcome
-
-    monkeypatch.setattr(evaluator, "run_job", run_job)
-    return plan, calls
+def scripted(scripted_jobs):
+    return scripted_jobs
 
 
 @pytest.fixture

@@ -87,7 +87,10 @@ def _data_content(data_cfg: Any, files: Dict[str, Optional[str]]) -> Dict[str, A
 
 class Cell:
     """What is known about one (submission, task) cell while it is evaluated."""
-    def __init__(self, task: Any, submission_name: str, submission_sha: str, run_cfg: Any):
+    def __init__(self, task: Any, submission_name: str, submission_sha: str, run_cfg: Any,
+                 runtime: Optional[Dict[str, Any]] = None):
+        """`runtime`: a model entry's resolved device type, dtype and hub commit (Evaluator.runtime), part of the
+        prediction key; None for entries that run no model."""
 
         self.task = task
         self.submission = submission_name
@@ -102,6 +105,9 @@ class Cell:
             pool_files = {name: sha256_file(p) if p.is_file() else None for name, p in data_files(pool).items()}
             inputs_key["fewshot_pool"] = _data_content(pool, pool_files)
         asked = {"submission": submission_sha, "inputs": inputs_key, "device": run_cfg.device}
+        if runtime is not None:
+            asked["runtime"] = runtime
+        self.prediction_facts: Optional[Dict[str, Any]] = None  # provenance["prediction"] of a model cell
         if run_cfg.backend.name != DEFAULT_BACKEND or run_cfg.backend.options:  # the default keeps earlier keys
             asked["backend"] = OmegaConf.to_container(run_cfg.backend, resolve=True)
         self.prediction_key = _sha(asked)
@@ -147,6 +153,8 @@ def make_record(cell: Cell, submission: Optional[Submission], status: str, *, su
         record.update(scores=scored.scores, higher_is_better=scored.higher_is_better, signatures=scored.signatures,
                       primary=scored.scores[cell.task.primary_metric], counts=dict(scored.counts))
     record["counts"].update(extra_counts or {})
+    if cell.prediction_facts is not None:  # what ran: device, dtype, batch size, parameters, versions
+        record["provenance"]["prediction"] = cell.prediction_facts
     if isolation:  # what the model's process ran under (harness.execution.isolation)
         record["provenance"]["isolation"] = isolation
     return record

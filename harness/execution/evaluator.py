@@ -9,10 +9,10 @@ import functools
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional
 
-from harness import safety, status, store
+from harness import runtime, safety, status, store
 from harness.contest.splits import public_view
 from harness.errors import SubmissionError
-from harness.execution.cells import Cell, attempts, make_record
+from harness.execution.cells import Cell, attempts, library_versions, make_record
 from harness.execution.isolation import run_job
 from harness.models.baselines import BASELINES
 from harness.models.predictions import predictions_file, read_predictions
@@ -70,7 +70,8 @@ class Evaluator:
         except SubmissionError as e:
             return self._reject(submission.name, e)
         sub_sha = submission_sha256(folder)
-        cells = {name: Cell(task, submission.name, sub_sha, self.cfg) for name, task in self.tasks.items()}
+        ran_as = self.runtime(submission)
+        cells = {name: Cell(task, submission.name, sub_sha, self.cfg, ran_as) for name, task in self.tasks.items()}
         # Held while this run decides and does the submission's work: a second run at the same time waits, then
         # finds the cells done instead of running the same model again.
         with store.submission_lock(self.results, submission.name):
@@ -85,6 +86,7 @@ class Evaluator:
                     records[name] = cached
                 elif same and cached["status"] == "ok":
                     cell.attempts = attempts(cached)
+                    cell.prediction_facts = cached["provenance"].get("prediction")  # what ran, back then
                     records[name] = self._rescore(submission, sub_sha, cell)
                 elif same and self._retry(cached):
                     cell.attempts = attempts(cached) + 1
@@ -95,6 +97,18 @@ class Evaluator:
                 for record in self._predict(submission, sub_sha, to_predict):
                     records[record["task"]] = record
         return [records[name] for name in sorted(records)]
+
+    def runtime(self, submission: Submission) -> Optional[Dict[str, Any]]:
+        """A model entry's resolved device type and dtype, and its hub commit: part of its cells' prediction keys
+        (harness.runtime resolves `auto` without importing torch). None for entries that run no model."""
+        if submission.manifest.kind not in safety.HF_KINDS:
+            return None
+        device = runtime.device_type(self.cfg.device)
+        out = {"device_type": device, "dtype": runtime.resolve_dtype(submission.manifest.dtype, device)}
+        commit = safety.hub_revision(submission)
+        if commit is not None:
+            out["model_revision"] = commit
+        return out
 
     def _retry(self, record: Dict[str, Any]) -> bool:
         """Whether a stored failed cell is attempted again: a transient failure while it has attempts left, any
@@ -202,18 +216,25 @@ class Evaluator:
             return records
         manifest = submission.manifest
         trust = manifest.trust_remote_code and manifest.name in self.cfg.allow_remote_code
+        ran_as = self.runtime(submission) or {}
+        device = runtime.resolved_device(self.cfg.device)  # the child runs exactly what the key says
         model = {"backend": self.cfg.backend.name, "kind": manifest.kind,
-                 "location": str(safety.model_folder(submission)), "dtype": manifest.dtype,
+                 "location": str(safety.model_folder(submission)), "dtype": ran_as["dtype"],
                  "trust_remote_code": trust, "chat_template": manifest.chat_template, "reasoning": manifest.reasoning}
         prepared = {cell.task.name: self.prepare(cell.task, examples, manifest) for cell, examples in runnable}
         self.echo(f"running {manifest.name} on {', '.join(c.task.name for c, _ in runnable)}")
         self.models_loaded += 1
-        outcome = run_job(model, [(prepared[c.task.name][0], ex) for c, ex in runnable], device=self.cfg.device,
+        outcome = run_job(model, [(prepared[c.task.name][0], ex) for c, ex in runnable], device=device,
                           batch_size=self.cfg.batch_size, progress=self.cfg.progress,
                           shots={name: shots for name, (_, shots, _) in prepared.items()},
                           echo_prompts=self.echo_prompts)
         self.jobs[manifest.name] = outcome
+        facts = {"device_requested": self.cfg.device, "device": device, "dtype": ran_as["dtype"],
+                 "batch_size": self.cfg.batch_size, "libraries": library_versions(),
+                 "n_parameters": (outcome.timings.get("model") or {}).get("n_parameters"),
+                 "model_revision": ran_as.get("model_revision")}
         for cell, _ in runnable:
+            cell.prediction_facts = facts  # provenance only: never part of a key (scores must not depend on it)
             name = cell.task.name
             if name in outcome.failures:
                 status, reason, log = outcome.failures[name]
