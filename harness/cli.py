@@ -24,6 +24,8 @@ COMMANDS = {
     "submit": "enter a submission into a contest (DIR contest=NAME): validated, timed, counted against limits",
     "select": "record a team's final choice (NAME [NAME ...] contest=NAME), for selection rule 'chosen'",
     "reveal": "organizer: write the private board of a phase that has ended ([PHASE] contest=NAME)",
+    "withdraw": "take an accepted entry off the boards at its team's wish (NAME contest=NAME --reason TEXT)",
+    "disqualify": "organizer: take an accepted entry off the boards (NAME contest=NAME --reason TEXT)",
 }
 
 
@@ -55,6 +57,8 @@ def usage(command: Optional[str] = None, overrides: Sequence[str] = ()) -> str:
 
 def _say_board(board: app.BoardResult) -> None:
     print(board.markdown)
+    for line in board.stale:
+        print(line, file=sys.stderr)
     if board.readme_updated:
         print(f"updated the {board.folder.name} board in {board.readme_updated}", file=sys.stderr)
     if board.written:
@@ -173,8 +177,39 @@ def cmd_reveal(args: Sequence[str]) -> int:
     return 0
 
 
+def _remove(args: Sequence[str], state: str) -> int:
+    args = list(args)
+    reason = ""
+    if "--reason" in args:
+        at = args.index("--reason")
+        if at + 1 >= len(args):
+            raise ConfigError(f"--reason needs a text: harness {COMMAND_OF[state]} NAME contest=NAME --reason TEXT")
+        reason = args[at + 1]
+        del args[at:at + 2]
+    names, overrides = _contest_overrides(args, COMMAND_OF[state], "NAME --reason TEXT")
+    if len(names) != 1:
+        raise ConfigError(f"{COMMAND_OF[state]} takes exactly one entry name (got {' '.join(names) or 'none'})")
+    entry = app.remove(compose(overrides), names[0], state, reason, rules.utc_now())
+    print(f"{'withdrew' if state == 'withdrawn' else 'disqualified'} {entry['name']} (team {entry['team']}) "
+          f"at {entry['removed_at']}: {entry['removed_reason']}; it leaves every board of the contest at its next "
+          f"build and still counts against the team's limits")
+    return 0
+
+
+COMMAND_OF = {"withdrawn": "withdraw", "disqualified": "disqualify"}
+
+
+def cmd_withdraw(args: Sequence[str]) -> int:
+    return _remove(args, "withdrawn")
+
+
+def cmd_disqualify(args: Sequence[str]) -> int:
+    return _remove(args, "disqualified")
+
+
 HANDLERS = {"run": cmd_run, "evaluate": cmd_evaluate, "leaderboard": cmd_leaderboard, "validate": cmd_validate,
-            "submit": cmd_submit, "select": cmd_select, "reveal": cmd_reveal}
+            "submit": cmd_submit, "select": cmd_select, "reveal": cmd_reveal, "withdraw": cmd_withdraw,
+            "disqualify": cmd_disqualify}
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

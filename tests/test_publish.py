@@ -178,7 +178,10 @@ def test_cli_leaderboard_readme(tmp_path, capsys):
     rec["task"] = "demo_qa"
     store.write_cell(results, rec, [])
     readme.write_text(README, encoding="utf-8")
-    args = ["leaderboard", "suite=demo", f"paths.results={results}", f"paths.leaderboards={boards}"]
+    (tmp_path / "subs" / "alpha" / "predictions").mkdir(parents=True)  # a board shows the entries that exist
+    (tmp_path / "subs" / "alpha" / "submission.yaml").write_text("team: team-a\nname: alpha\nkind: predictions\n")
+    args = ["leaderboard", "suite=demo", f"paths.results={results}", f"paths.leaderboards={boards}",
+            f"paths.submissions={tmp_path / 'subs'}"]
     assert cli.main(args + [f"readme={readme}"]) == 0
     assert (boards / "demo" / "index.html").is_file()
     assert "| 1 | alpha | team-a |" in readme.read_text(encoding="utf-8")

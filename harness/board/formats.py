@@ -61,12 +61,18 @@ def to_markdown(frame: pd.DataFrame, suite: str, tasks: Sequence[str], info: Dic
     if extras.bootstrap:
         lines += ["", _bootstrap_text(extras.bootstrap)]
     lines += [item for note in extras.notes for item in ("", note)]
+    if extras.removed:
+        lines += ["", "**Removed entries** (not ranked): " + "; ".join(removed_text(e) for e in extras.removed) + "."]
     lines += ["", "**Metrics**", ""]
     for task in tasks:
         signatures = "; ".join(f"`{s}`" for s in info[task]["signatures"]) or "no scored entry"
         lines.append(f"- {task} ({info[task]['kind']}): primary {info[task]['primary_metric']}, "
                      f"{'higher' if info[task]['higher_is_better'] else 'lower'} is better. {signatures}")
     return "\n".join(lines) + "\n"
+
+
+def removed_text(entry: Dict[str, str]) -> str:
+    return f"{entry['name']} ({entry['team']}) {entry['state']} at {entry['at']}: {entry['reason']}"
 
 
 def _optional_float(value: Any) -> Optional[float]:
@@ -102,7 +108,7 @@ def to_json(frame: pd.DataFrame, records: Sequence[Dict[str, Any]], suite: str, 
                               "missing_rule": MISSING_RULES[extras.missing],
                               "higher_is_better": POLICIES[policy].higher_is_better},
                   "contest": extras.contest, "last_updated": extras.last_updated, "bootstrap": extras.bootstrap,
-                  "rank_distribution": extras.rank_distribution})
+                  "rank_distribution": extras.rank_distribution, "removed": list(extras.removed)})
 
 
 def to_csv(frame: pd.DataFrame, tasks: Sequence[str], extras: Optional[BoardExtras]) -> str:

@@ -141,6 +141,7 @@ class BoardExtras:
     accepted_at: Mapping[str, str] = field(default_factory=dict)
     notes: Tuple[str, ...] = ()  # extra lines under the table (final selection, why tiers are absent, ...)
     declared: Optional[Mapping[str, Tuple[str, bool]]] = None  # task -> (primary metric, higher is better)
+    removed: Tuple[Dict[str, str], ...] = ()  # withdrawn / disqualified entries: name, team, state, at, reason
 
 
 def is_baseline(row: Any, baselines: frozenset) -> bool:

@@ -19,7 +19,7 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import Any, Dict, Optional
+from typing import Any, Dict, Iterable, Optional
 
 from omegaconf import OmegaConf
 
@@ -49,8 +49,9 @@ def _code_sha() -> str:
     return digest.hexdigest()
 
 
-def board_key(cfg: Any, tasks: Dict[str, Any]) -> Optional[str]:
-    """The sha256 of everything the suite's board is built from, or None where it cannot be told cheaply."""
+def board_key(cfg: Any, tasks: Dict[str, Any], entries: Optional[Iterable[str]] = None) -> Optional[str]:
+    """The sha256 of everything the suite's board is built from (with the entries it shows), or None where it
+    cannot be told cheaply."""
     if cfg.contest is not None or any(task.data.source != "local" for task in tasks.values()):
         return None
     config = OmegaConf.to_container(cfg, resolve=True)
@@ -65,7 +66,7 @@ def board_key(cfg: Any, tasks: Dict[str, Any]) -> Optional[str]:
             predictions = record.with_name(f"{record.stem}.predictions.jsonl")
             cells[record.relative_to(results).as_posix()] = [_sha_bytes(record), _sha_bytes(predictions)]
     inputs = {"harness": __version__, "code": _code_sha(), "libraries": library_versions(), "config": config,
-              "data": data, "cells": cells}
+              "data": data, "cells": cells, "entries": None if entries is None else sorted(entries)}
     return hashlib.sha256(json.dumps(inputs, sort_keys=True, default=str).encode("utf-8")).hexdigest()
 
 

@@ -7,7 +7,7 @@ import copy
 import json
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Set, Tuple
 
 import numpy as np
 import pandas as pd
@@ -93,18 +93,22 @@ def _contest_view(cfg: Any, records: List[Dict[str, Any]]) -> Tuple[List[Dict[st
     accepted_at = {e["name"]: e["at"] for e in ledger.accepted(entries, phase.name) if e["name"] in names}
     info = {"name": cfg.contest.name, "phase": phase.name, "split": board_part(cfg)}
     return ([r for r in records if r["submission"] in names],
-            {"contest": info, "accepted_at": accepted_at, "last_updated": max(accepted_at.values(), default=None)})
+            {"contest": info, "accepted_at": accepted_at, "last_updated": max(accepted_at.values(), default=None),
+             "removed": tuple(ledger.removed(entries, phase.name))})
 
 
-def write_public(cfg: Any, tasks: Dict[str, Any]) -> pd.DataFrame:
+def write_public(cfg: Any, tasks: Dict[str, Any], entries: Optional[Set[str]] = None) -> pd.DataFrame:
     """The suite's board at `<paths.leaderboards>/<suite>/`: the public part in a contest, every example
-    otherwise."""
+    otherwise. Its entries: in a contest, the baselines and the phase's accepted entries; otherwise `entries`
+    (the submissions that exist now; None: every record in the store)."""
     records = [r for r in store.read_records(Path(cfg.paths.results)) if r["task"] in tasks]
     if not records:  # a wrong or empty results path: never publish an empty board
         raise no_records_error(cfg, tasks)
     extras: Dict[str, Any] = {}
     if cfg.contest is not None:
         records, extras = _contest_view(cfg, records)
+    elif entries is not None:
+        records = [r for r in records if r["submission"] in entries]
     scored = rescore(cfg, tasks, records)
     return _write(cfg, tasks, records, Path(cfg.paths.leaderboards) / cfg.suite.name, board_part(cfg), scored,
                   **extras)

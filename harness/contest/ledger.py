@@ -95,8 +95,44 @@ def _update_ledger(cfg: Any, change) -> Any:
     return result
 
 
+REMOVED = ("withdrawn", "disqualified")  # states an accepted entry can be put in (harness withdraw / disqualify)
+
+
 def accepted(ledger: Dict[str, Any], phase: Optional[str] = None) -> List[Dict[str, Any]]:
+    """The entries on the boards: accepted and neither withdrawn nor disqualified."""
     return [e for e in ledger["entries"] if e["state"] == "accepted" and (phase is None or e["phase"] == phase)]
+
+
+def admitted(ledger: Dict[str, Any], phase: Optional[str] = None) -> List[Dict[str, Any]]:
+    """Every entry ever accepted, removed later or not: they keep their names and count against the limits."""
+    return [e for e in ledger["entries"] if e["state"] in ("accepted", *REMOVED)
+            and (phase is None or e["phase"] == phase)]
+
+
+def removed(ledger: Dict[str, Any], phase: str) -> List[Dict[str, Any]]:
+    """The phase's withdrawn and disqualified entries, as a board lists them (time and reason of the removal)."""
+    return [{"name": e["name"], "team": e["team"], "state": e["state"], "at": e["removed_at"],
+             "reason": e["removed_reason"]} for e in admitted(ledger, phase) if e["state"] in REMOVED]
+
+
+def remove(cfg: Any, name: str, state: str, reason: str, now: datetime) -> Dict[str, Any]:
+    """Withdraw (the team's wish) or disqualify (the organizer's ruling) an accepted entry: it leaves every board
+    and the final selection, is listed under the board with the time and the reason, and still counts against its
+    team's limits. Its records stay in the store."""
+    if state not in REMOVED:
+        raise ConfigError(f"state {state!r} is not valid; use one of {', '.join(REMOVED)}")
+    if not reason.strip():
+        raise ConfigError(f"{state} needs a reason: --reason TEXT (it is shown on the boards)")
+
+    def change(ledger: Dict[str, Any]) -> Dict[str, Any]:
+        entry = next((e for e in accepted(ledger) if e["name"] == name), None)
+        if entry is None:
+            names = ", ".join(e["name"] for e in accepted(ledger)) or "none"
+            raise ConfigError(f"{name!r} is no accepted entry of contest {cfg.contest.name} (accepted: {names})")
+        entry.update(state=state, removed_at=iso(now), removed_reason=" ".join(reason.split()))
+        return dict(entry)
+
+    return _update_ledger(cfg, change)
 
 
 def failed(results: Path, name: str) -> bool:
@@ -113,7 +149,7 @@ def failed(results: Path, name: str) -> bool:
 def counted(ledger: Dict[str, Any], results: Path, team: str, phase: str) -> List[Dict[str, Any]]:
     """The team's submissions that count against its limits: accepted in the phase and not failed (a submission
     not yet evaluated counts until its evaluation fails). Refused and invalid attempts never count."""
-    return [e for e in accepted(ledger, phase) if e["team"] == team and not failed(results, e["name"])]
+    return [e for e in admitted(ledger, phase) if e["team"] == team and not failed(results, e["name"])]
 
 
 def final_selection(cfg: Any, ledger: Dict[str, Any], phase: Any, public_rank: Dict[str, Optional[int]]) -> Dict[str, Any]:
@@ -124,7 +160,7 @@ def final_selection(cfg: Any, ledger: Dict[str, Any], phase: Any, public_rank: D
     out: Dict[str, Any] = {}
     teams = sorted({e["team"] for e in accepted(ledger, phase.name)})
     for team in teams:
-        candidates = counted(ledger, results, team, phase.name)
+        candidates = [e for e in counted(ledger, results, team, phase.name) if e["state"] == "accepted"]
         rule = selection.rule
         names: List[str] = []
         if rule == "chosen":
@@ -156,16 +192,22 @@ def run_folders(cfg: Any, folders: Sequence[Path]) -> List[Path]:
                           f"({schedule(cfg.contest)})")
     ledger = read_ledger(cfg)
     shas = {e["name"]: e["sha256"] for e in accepted(ledger, phase.name)}
-    out, skipped = [], []
+    out, skipped, found = [], [], set()
     for folder in folders:
         try:
             name = load_submission(folder).name
         except SubmissionError:
             continue
+        found.add(name)
         if name in cfg.contest.baselines:
             out.append(folder)
         elif name in shas:
             (out if submission_sha256(folder) == shas[name] else skipped).append(folder)
+    gone = sorted(set(shas) - found)
+    if gone:
+        raise ConfigError(f"accepted entries of phase {phase.name} have no folder under {cfg.paths.submissions}: "
+                          f"{', '.join(gone)}; an accepted entry is never deleted, it is withdrawn: "
+                          f"harness withdraw NAME contest={cfg.contest.name} --reason TEXT (or disqualify)")
     if skipped:
         print(f"skipped (files changed since acceptance): {', '.join(str(f) for f in skipped)}", file=sys.stderr)
     return out

@@ -106,7 +106,7 @@ def page_context(board: Dict[str, Any], records: Sequence[Dict[str, Any]]) -> Di
         "has_tiers": any(row.get("tier") is not None for row in board["rows"]),
         "has_ci": any(cell.get("ci") for row in board["rows"] for cell in row["cells"].values()),
         "contest": board.get("contest"), "last_updated": board.get("last_updated"),
-        "bootstrap": board.get("bootstrap"),
+        "bootstrap": board.get("bootstrap"), "removed": board.get("removed") or [],
         "task_plot": _svg_data_uri(plots.task_scores_svg(board)),
         "rank_plot": _svg_data_uri(plots.rank_stability_svg(board)),
     }
