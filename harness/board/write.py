@@ -12,7 +12,7 @@ from typing import Any, Dict, List, Optional, Sequence, Set, Tuple
 import numpy as np
 import pandas as pd
 
-from harness import store
+from harness import status, store
 from harness.board import history
 from harness.board.formats import to_csv, to_json, to_markdown
 from harness.board.frame import BoardExtras, _task_info, build
@@ -21,6 +21,7 @@ from harness.board.uncertainty import Key, resample_cells, rescore, uncertainty
 from harness.contest import ledger, rules
 from harness.contest.splits import board_part, part_rows, part_scores
 from harness.errors import ConfigError
+from harness.execution.cells import changed_task_keys, task_parts
 from harness.scoring import primary_direction
 from harness.publish import page
 
@@ -52,6 +53,21 @@ def write(records: Sequence[Dict[str, Any]], suite: str, tasks: Sequence[str], p
 def declared_directions(tasks: Dict[str, Any]) -> Dict[str, Tuple[str, bool]]:
     """Each task's (primary metric, higher is better) from its config: the board's arrows and orientation."""
     return {name: (task.primary_metric, primary_direction(task)) for name, task in tasks.items()}
+
+
+def mark_stale(records: List[Dict[str, Any]], tasks: Dict[str, Any]) -> List[Dict[str, Any]]:
+    """Records computed from another config of their task, as `stale` cells naming the keys that differ: a board
+    never mixes them with current ones (`harness run` re-runs or re-scores them)."""
+    parts = {name: task_parts(task) for name, task in tasks.items()}
+    out = []
+    for record in records:
+        changed = changed_task_keys(record, parts[record["task"]])
+        if changed:
+            record = dict(record, status=status.STALE, primary=None, scores={},
+                          reason=f"computed with another config of task {record['task']} ({', '.join(changed)} "
+                                 f"changed); `harness run` redoes it")
+        out.append(record)
+    return out
 
 
 def no_records_error(cfg: Any, tasks: Dict[str, Any]) -> ConfigError:
@@ -109,6 +125,7 @@ def write_public(cfg: Any, tasks: Dict[str, Any], entries: Optional[Set[str]] = 
         records, extras = _contest_view(cfg, records)
     elif entries is not None:
         records = [r for r in records if r["submission"] in entries]
+    records = mark_stale(records, tasks)
     scored = rescore(cfg, tasks, records)
     return _write(cfg, tasks, records, Path(cfg.paths.leaderboards) / cfg.suite.name, board_part(cfg), scored,
                   **extras)

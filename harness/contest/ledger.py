@@ -16,6 +16,7 @@ from omegaconf import OmegaConf
 
 from harness import status
 from harness.contest.rules import check_contest, contest_hash, iso, phase_for_suite, schedule
+from harness.data import data_files, sha256_file
 from harness.errors import ConfigError, SubmissionError
 from harness.store import atomic_write_text, dumps
 from harness.submission import load_submission, submission_sha256
@@ -60,6 +61,8 @@ def check_lock(cfg: Any) -> None:
     except FileNotFoundError:
         return
     if lock["sha256"] == contest_hash(cfg):
+        if cfg.suite is not None:
+            _check_suite_lock(cfg, path, lock)
         return
     old, new = _flatten(lock["config"]), _flatten(OmegaConf.to_container(cfg.contest, resolve=True))
     changed = [f"{k}: {old.get(k, '(absent)')} -> {new.get(k, '(absent)')}" for k in sorted(set(old) | set(new))
@@ -73,7 +76,49 @@ def write_lock(cfg: Any, now: datetime) -> None:
     path = state_dir(cfg) / LOCK
     if not path.exists():
         atomic_write_text(path, dumps({"contest": cfg.contest.name, "sha256": contest_hash(cfg), "locked_at": iso(now),
-                                       "config": OmegaConf.to_container(cfg.contest, resolve=True)}))
+                                       "config": OmegaConf.to_container(cfg.contest, resolve=True),
+                                       "suites": {cfg.suite.name: suite_lock(cfg)} if cfg.suite is not None else {}}))
+
+
+def suite_lock(cfg: Any) -> Dict[str, Any]:
+    """What the lock keeps of a suite the contest scores: the suite config, every composed task config, and the
+    sha256 of each task's local data files."""
+    tasks = {}
+    for name, task in sorted(cfg.tasks.items()):
+        config = OmegaConf.to_container(task, resolve=True)
+        config["data_sha256"] = {p: sha256_file(f) if f.is_file() else None for p, f in data_files(task.data).items()}
+        tasks[name] = config
+    return {"suite": OmegaConf.to_container(cfg.suite, resolve=True), "tasks": tasks}
+
+
+def _check_suite_lock(cfg: Any, path: Path, lock: Dict[str, Any]) -> None:
+    """The composed suite and its tasks against the lock; a suite the lock does not hold yet (a lock written
+    before tasks were locked, a phase not yet composed since) is added to it, saying so."""
+    suite = cfg.suite.name
+    if phase_for_suite(cfg.contest, suite) is None:
+        return  # not scored by the contest: refused elsewhere with the schedule
+    now = suite_lock(cfg)
+    kept = lock.get("suites", {}).get(suite)
+    if kept is None:
+        lock.setdefault("suites", {})[suite] = now
+        atomic_write_text(path, dumps(lock))
+        print(f"contest {cfg.contest.name}: upgraded its lock ({path}) to hold suite {suite}'s config, its tasks' "
+              f"composed configs and their data sha256; a later change to them is refused", file=sys.stderr)
+        return
+    problems = []
+    for name in sorted(set(kept["tasks"]) | set(now["tasks"])):
+        old, new = _flatten(kept["tasks"].get(name, {})), _flatten(now["tasks"].get(name, {}))
+        keys = [k for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)]
+        if keys:
+            problems.append(f"task {name}: {', '.join(keys)}")
+    old, new = _flatten(kept["suite"]), _flatten(now["suite"])
+    keys = [k for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)]
+    if keys:
+        problems.append(f"suite {suite}: {', '.join(keys)}")
+    if problems:
+        raise ConfigError(f"contest {cfg.contest.name} is locked ({path}, locked at {lock['locked_at']}): what it "
+                          f"scores differs from the locked configs and data: {'; '.join(problems)}. Restore the "
+                          f"locked task configs and data files (a board must never mix cells scored both ways)")
 
 
 def read_ledger(cfg: Any) -> Dict[str, Any]:

@@ -85,6 +85,42 @@ def _data_content(data_cfg: Any, files: Dict[str, Optional[str]]) -> Dict[str, A
     return data
 
 
+# Task keys that reach neither the model nor the metrics: changing them re-runs and re-scores nothing.
+INERT_TASK_KEYS = ("description", "budget_s")
+
+
+def _model_side(task: Any) -> Dict[str, Any]:
+    config = child_task_config(task)
+    for key in INERT_TASK_KEYS:
+        config.pop(key, None)
+    return config
+
+
+def _files(data_cfg: Any) -> Dict[str, Optional[str]]:
+    return {name: sha256_file(p) if p.is_file() else None for name, p in data_files(data_cfg).items()}
+
+
+def task_parts(task: Any) -> Dict[str, str]:
+    """The sha256 of each top-level key of a task config that reaches the model or the metrics (local data by its
+    content): a record keeps them, so a board can tell a cell computed from another config and name the keys."""
+    config = OmegaConf.to_container(task, resolve=True)
+    for key in INERT_TASK_KEYS:
+        config.pop(key, None)
+    config["data"] = _data_content(task.data, _files(task.data))
+    if task.train is not None:
+        config["train"] = _data_content(task.train, _files(task.train))
+    return {key: _sha(value) for key, value in sorted(config.items())}
+
+
+def changed_task_keys(record: Dict[str, Any], parts: Dict[str, str]) -> list:
+    """The task keys whose config differs from the one `record` was computed with ([] for a record that predates
+    task_parts: nothing to compare)."""
+    kept = (record.get("provenance") or {}).get("task_parts")
+    if not kept:
+        return []
+    return sorted(key for key in set(kept) | set(parts) if kept.get(key) != parts.get(key))
+
+
 class Cell:
     """What is known about one (submission, task) cell while it is evaluated."""
     def __init__(self, task: Any, submission_name: str, submission_sha: str, run_cfg: Any,
@@ -99,7 +135,10 @@ class Cell:
         self.data_sha256 = files
         self.task_hash = config_hash(task)
         inputs_key = {"data": _data_content(task.data, files), "fields": OmegaConf.to_container(task.fields, resolve=True),
-                      "model_side": child_task_config(task)}
+                      "model_side": _model_side(task)}
+        if task.train is not None:  # baselines learn from it (majority class, unigram LM)
+            inputs_key["train"] = _data_content(task.train, _files(task.train))
+        self.task_parts = task_parts(task)
         pool = fewshot_pool_config(task)  # checks the few-shot settings (a ConfigError names the task and key)
         if pool is not None:  # the shots are part of what the model is asked: their data is part of the key
             pool_files = {name: sha256_file(p) if p.is_file() else None for name, p in data_files(pool).items()}
@@ -124,7 +163,7 @@ def attempts(record: Dict[str, Any]) -> int:
 
 def provenance(cell: Cell, submission_sha: Optional[str], run_cfg: Any) -> Dict[str, Any]:
     return {"harness": __version__, "python": platform.python_version(), "libraries": library_versions(),
-            "task_config_sha256": cell.task_hash, "data_sha256": cell.data_sha256,
+            "task_config_sha256": cell.task_hash, "task_parts": cell.task_parts, "data_sha256": cell.data_sha256,
             "submission_sha256": submission_sha,
             "run_config_sha256": config_hash({"device": run_cfg.device, "seed": run_cfg.seed}),
             "contest_sha256": None if run_cfg.contest is None else config_hash(run_cfg.contest)}
