@@ -10,6 +10,7 @@ speed and peak memory, and an estimate of the full run's time on this machine.
 from __future__ import annotations
 
 import copy
+import difflib
 import json
 import tempfile
 from pathlib import Path
@@ -18,6 +19,7 @@ from typing import Any, Dict, List, Optional
 from harness import safety, store
 from harness.errors import SubmissionError
 from harness.execution.evaluator import Evaluator
+from harness.models.predictions import predictions_file, read_predictions
 from harness.requests import shown_with_choices
 from harness.submission import load_submission
 from tasks import kind_of
@@ -79,9 +81,46 @@ def _sample_run(submission: Any, cfg: Any, tasks: Dict[str, Any], n_examples: in
         for record in records:
             report["tasks"][record["task"]] = _task_report(record, evaluator, sample[record["task"]], Path(tmp))
         report["checks"].extend(_record_checks(records, submission.manifest.kind))
+        if submission.manifest.kind == "predictions":
+            report["checks"].extend(_id_checks(submission.folder, sample, evaluator))
         job = evaluator.jobs.get(submission.name)
     if job is not None:
         report["run"] = _run_report(job, report["tasks"], tasks)
+
+
+def _some(ids: List[str], limit: int = 5) -> str:
+    shown = ", ".join(repr(i) for i in ids[:limit])
+    return shown + (f" and {len(ids) - limit} more" if len(ids) > limit else "")
+
+
+def _id_checks(folder: Path, tasks: Dict[str, Any], evaluator: Any) -> List[Dict[str, Any]]:
+    """A predictions entry's ids against each task's examples (missing ids reject the file: `run` would score them
+    0), and each file under predictions/ that is no task of the suite, with the closest task name."""
+    checks = []
+    for name, task in sorted(tasks.items()):
+        path = predictions_file(folder, name)
+        try:
+            given = read_predictions(path, lambda prediction: None)
+        except (SubmissionError, FileNotFoundError):
+            continue  # no file (not submitted) or a broken one: reported by the task's own check
+        ids = [e.id for e in evaluator.examples(task)]
+        known = set(ids)
+        missing = [i for i in ids if i not in given]
+        unknown = sorted(i for i in given if i not in known)
+        detail = (f"{len(given) - len(unknown)} of {len(ids)} ids; missing {len(missing)}"
+                  + (f" ({_some(missing)})" if missing else "") + f", unknown {len(unknown)}"
+                  + (f" ({_some(unknown)})" if unknown else ""))
+        checks.append(_check(f"task {name}: predictions/{name}.jsonl has the test set's ids", not missing, detail,
+                             "give one line for every example id of the task's test set (a missing id scores 0); "
+                             "check the spelling of the ids named"))
+    for path in sorted((folder / "predictions").glob("*.jsonl")):
+        if path.stem not in tasks:
+            close = difflib.get_close_matches(path.stem, list(tasks), n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            checks.append(_check(f"predictions/{path.name} names a task of the suite", not close,
+                                 f"{path.stem!r} is no task of this suite ({', '.join(sorted(tasks))}){hint}",
+                                 f"rename it to predictions/{close[0] if close else '<task>'}.jsonl"))
+    return checks
 
 
 def _first(task: Any, n: int) -> Any:

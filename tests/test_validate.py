@@ -146,3 +146,30 @@ def test_a_broken_predictions_file_is_named_with_its_line(tmp_path, capsys):
 
 def test_validate_needs_one_folder():
     assert main(["validate"]) == 2
+
+
+def test_missing_and_unknown_ids_are_reported_per_task_and_missing_ids_reject(tmp_path, capsys):
+    folder = tmp_path / "preds"
+    shutil.copytree(ROOT / "submissions" / "rules-predictions", folder)
+    target = folder / "predictions" / "demo_qa.jsonl"
+    target.write_text(target.read_text(encoding="utf-8").replace('"qa-0002"', '"qa-002"'), encoding="utf-8")
+    assert main(["validate", str(folder), "suite=demo"]) == 1
+    out = capsys.readouterr().out
+    line = next(line for line in out.splitlines() if "demo_qa" in line and "ids" in line)
+    assert "[FAIL]" in line and "missing 1" in line and "qa-0002" in line and "unknown 1" in line and "qa-002" in line
+    assert "[ok] task demo_translation" in out  # the other tasks are fine
+    # `run` still scores a missing id as 0 and counts it
+    cfg = compose(["suite=demo", f"paths.results={tmp_path / 'store'}"])
+    from harness.execution.executors import evaluate_all
+
+    records = {r["task"]: r for r in evaluate_all(cfg, {"demo_qa": cfg.tasks.demo_qa}, [folder], echo=print)}
+    assert records["demo_qa"]["status"] == "ok" and records["demo_qa"]["counts"]["missing"] == 1
+
+
+def test_a_stray_predictions_file_is_named_with_the_closest_task(tmp_path, capsys):
+    folder = tmp_path / "preds"
+    shutil.copytree(ROOT / "submissions" / "rules-predictions", folder)
+    (folder / "predictions" / "demo_translation.jsonl").rename(folder / "predictions" / "demo_translaton.jsonl")
+    assert main(["validate", str(folder), "suite=demo"]) == 1
+    out = capsys.readouterr().out
+    assert "demo_translaton.jsonl" in out and "did you mean 'demo_translation'" in out
