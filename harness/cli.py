@@ -110,11 +110,23 @@ def cmd_validate(args: Sequence[str]) -> int:
         raise ConfigError("validate needs exactly one submission folder: harness validate DIR [suite=NAME] [--json]")
     overrides = [a for a in rest if "=" in a]
     if not any(o.startswith("suite=") for o in overrides):
-        overrides.append("suite=demo")
+        overrides.append(_validate_suite(overrides))
     cfg = compose(overrides)
     report = app.validate_entry(Path(positional[0]), cfg)
     print_report(report, as_json)
     return 0 if report["accepted"] else 1
+
+
+def _validate_suite(overrides: List[str]) -> str:
+    """The suite `validate` checks against when none is named: a contest's open phase's, else demo."""
+    if not any(o.startswith("contest=") for o in overrides):
+        return "suite=demo"
+    cfg = compose(overrides)
+    phase = rules.open_phase(cfg.contest, rules.utc_now())
+    if phase is None:
+        raise ConfigError(f"no phase of contest {cfg.contest.name} is open now ({rules.schedule(cfg.contest)}); "
+                          f"name the suite to validate against: suite=NAME")
+    return f"suite={phase.suite}"
 
 
 def _contest_overrides(args: Sequence[str], command: str, shape: str) -> tuple:

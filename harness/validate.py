@@ -76,7 +76,7 @@ def _sample_run(submission: Any, cfg: Any, tasks: Dict[str, Any], n_examples: in
         run_cfg = copy.deepcopy(cfg)
         run_cfg.paths.results = tmp
         # the child reports the exact text each sampled example gives the model (chat template, shots, cuts)
-        evaluator = Evaluator(run_cfg, sample, echo=lambda message: None, echo_prompts=n_examples)
+        evaluator = Evaluator(run_cfg, sample, echo=lambda message: None, echo_prompts=n_examples, inputs_only=True)
         records = evaluator.evaluate(submission.folder)
         for record in records:
             report["tasks"][record["task"]] = _task_report(record, evaluator, sample[record["task"]], Path(tmp))
@@ -197,7 +197,7 @@ def _run_report(job: Any, task_reports: Dict[str, Any], full_tasks: Dict[str, An
     estimate = timings.get("startup_s", 0.0) + timings.get("load_s", 0.0)
     full_examples = 0
     for name, seconds in per_task.items():
-        n_full = len(load_examples(full_tasks[name]))
+        n_full = len(load_examples(full_tasks[name], inputs_only=True))
         full_examples += n_full
         estimate += seconds * n_full / max(task_reports[name]["examples"], 1)
     budget = sum(float(full_tasks[name].budget_s) for name in per_task)
@@ -240,7 +240,7 @@ def _short(value: Any) -> str:
 def _print_task(name: str, task: Dict[str, Any], shown_logs: set) -> None:
     scores = ", ".join(f"{k} {v:.2f}" for k, v in sorted(task["scores"].items()))
     print(f"task {name}: {task['status']}" + (f" ({scores}, on {task['examples']} examples with local references)"
-                                               if scores else ""))
+                                               if scores else f" ({task['reason']})" if task["reason"] else ""))
     if task["log"] and task["log"] not in shown_logs:  # a job's failure is every task's: show its log once
         shown_logs.add(task["log"])
         print("  log excerpt:\n    " + "\n    ".join(task["log"].strip().splitlines()[-8:]))

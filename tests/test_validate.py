@@ -173,3 +173,42 @@ def test_a_stray_predictions_file_is_named_with_the_closest_task(tmp_path, capsy
     assert main(["validate", str(folder), "suite=demo"]) == 1
     out = capsys.readouterr().out
     assert "demo_translaton.jsonl" in out and "did you mean 'demo_translation'" in out
+
+
+def _inputs_only(tmp_path, task_file: str, reference_columns) -> Path:
+    """The task's test data without its reference columns: what a hidden-test contest gives participants."""
+    rows = [json.loads(line) for line in (ROOT / "tasks" / "data" / "demo" / task_file).read_text().splitlines()]
+    path = tmp_path / task_file
+    path.write_text("".join(json.dumps({k: v for k, v in row.items() if k not in reference_columns}) + "\n"
+                            for row in rows), encoding="utf-8")
+    return path
+
+
+def test_validate_runs_every_check_on_data_without_references(tmp_path, capsys, tiny_gpt2_dir, scripted_jobs):
+    from tiny_models import write_entries
+
+    plan, calls = scripted_jobs
+    plan += ["ok"]
+    data = [f"tasks.demo_translation.data.path={_inputs_only(tmp_path, 'translation_test.jsonl', ['en'])}",
+            f"tasks.demo_classification.data.path={_inputs_only(tmp_path, 'classification_test.jsonl', ['label'])}"]
+    assert main(["validate", str(ROOT / "submissions" / "rules-predictions"), "suite=demo", *data]) == 0
+    out = capsys.readouterr().out
+    assert "no references" in out and "accepted" in out
+    folder = write_entries(tmp_path / "subs", {"gpt": ("hf-causal", tiny_gpt2_dir)}, shipped=()) / "gpt"
+    cfg = compose(["suite=demo", *data])
+    report = validate(folder, cfg, {"demo_translation": cfg.tasks.demo_translation})  # scripted answers are text
+    assert report["accepted"], report["checks"]
+    assert len(calls) == 1 and report["tasks"]["demo_translation"]["status"] == "ok"
+    assert report["tasks"]["demo_translation"]["scores"] == {}  # nothing to score against
+    assert report["run"] is not None  # the cost estimate is made (its numbers need a real model: not here)
+
+
+def test_validate_in_a_contest_uses_the_open_phases_suite(tmp_path, capsys, monkeypatch):
+    from harness.contest import rules
+    from test_contest import SEARCHPATH, at
+
+    monkeypatch.setattr(rules, "utc_now", lambda: at("2031-01-09T12:00:00Z"))  # the main phase is open
+    folder = ROOT / "submissions" / "rules-predictions"
+    main(["validate", str(folder), SEARCHPATH, "contest=test_contest", f"paths.contests={tmp_path}"])
+    out = capsys.readouterr().out
+    assert "against suite contest_main" in out

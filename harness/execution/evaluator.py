@@ -29,7 +29,7 @@ class Evaluator:
 
     def __init__(self, run_cfg: Any, tasks: Dict[str, Any], echo: Callable[[str], None] = print,
                  sink: Optional[Callable[[Dict[str, Any], Optional[List[Dict[str, Any]]]], None]] = None,
-                 echo_prompts: int = 0):
+                 echo_prompts: int = 0, inputs_only: bool = False):
         self.cfg = run_cfg
         self.tasks = tasks
         self.results = Path(run_cfg.paths.results)
@@ -40,10 +40,12 @@ class Evaluator:
         self._examples: Dict[str, List[Example]] = {}
         self._pools: Dict[str, List[Example]] = {}  # task -> its few-shot train pool
         self.echo_prompts = echo_prompts  # ask model jobs for the rendered prompts of N examples (harness validate)
+        # harness validate: data without references is read (inputs only) and its cells are checked, not scored
+        self.inputs_only = inputs_only
 
     def examples(self, task: Any) -> List[Example]:
         if task.name not in self._examples:
-            self._examples[task.name] = load_examples(task)
+            self._examples[task.name] = load_examples(task, inputs_only=self.inputs_only)
         return self._examples[task.name]
 
     def shots(self, task: Any, examples: List[Example]) -> Any:
@@ -148,6 +150,8 @@ class Evaluator:
                          isolation: Optional[Dict[str, str]] = None,
                          prompt_hashes: Optional[Dict[str, str]] = None) -> Dict[str, Any]:
         examples = self.examples(cell.task)
+        if any(e.target is None for e in examples):  # inputs-only data (validate): every check but the score
+            return self._store_unscored(submission, sub_sha, cell, predictions, extra_counts, isolation)
         try:
             # in a contest the record holds the public part's scores only; the private part is scored by `reveal`
             scored = public_view(self.cfg, cell.task, examples, score(cell.task, examples, predictions))
@@ -162,6 +166,26 @@ class Evaluator:
             for row in rows:
                 row["prompt_sha256"] = prompt_hashes.get(row["id"])
         # ties the record to the exact predictions file written beside it (store.complete checks it)
+        record["provenance"]["predictions_sha256"] = store.text_sha256(store.predictions_text(rows))
+        self.sink(record, rows)
+        return record
+
+    def _store_unscored(self, submission: Submission, sub_sha: str, cell: Cell, predictions: Dict[str, Any],
+                        extra_counts: Dict[str, int], isolation: Optional[Dict[str, str]]) -> Dict[str, Any]:
+        """An ok cell of data without references: its predictions are checked and kept, nothing is scored."""
+        examples = self.examples(cell.task)
+        check = functools.partial(kind_of(cell.task).check_prediction, cell.task)
+        for example in examples:
+            problem = check(predictions[example.id]) if example.id in predictions else None
+            if problem:
+                return self._fail(submission, sub_sha, cell, "bad-output", f"example {example.id!r}: {problem}")
+        known = {e.id for e in examples}
+        counts = {"examples": len(examples), "missing": sum(1 for e in examples if e.id not in predictions),
+                  "unknown": sum(1 for i in predictions if i not in known), **extra_counts}
+        record = make_record(cell, submission, "ok", submission_sha=sub_sha, run_cfg=self.cfg,
+                             reason="no references in this data: checked, not scored", isolation=isolation,
+                             extra_counts=counts)
+        rows = [{"id": e.id, "prediction": predictions.get(e.id)} for e in examples]
         record["provenance"]["predictions_sha256"] = store.text_sha256(store.predictions_text(rows))
         self.sink(record, rows)
         return record
