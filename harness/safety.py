@@ -169,8 +169,9 @@ def _safetensors(folder: Path, files: List[Path]) -> Finding:
                    "save the model with save_pretrained(dir, safe_serialization=True)")
 
 
-# What `tokenizer.save_pretrained` writes for fast, BPE, WordPiece and sentencepiece tokenizers.
-_TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.json", "vocab.txt")
+# The vocabulary files `tokenizer.save_pretrained` writes for fast, BPE, WordPiece and sentencepiece tokenizers
+# (tokenizer_config.json holds settings only: alone it is no tokenizer).
+_TOKENIZER_FILES = ("tokenizer.json", "vocab.json", "vocab.txt")
 _TOKENIZER_SUFFIXES = (".model", ".spm")
 
 
@@ -178,7 +179,9 @@ def _required(folder: Path) -> Finding:
     missing = [] if (folder / "config.json").is_file() else ["config.json"]
     if not any((folder / name).is_file() for name in _TOKENIZER_FILES) and not any(
             p.suffix in _TOKENIZER_SUFFIXES for p in folder.iterdir() if p.is_file()):
-        missing.append("tokenizer files (" + " / ".join(_TOKENIZER_FILES) + " / *.model)")
+        alone = " (tokenizer_config.json alone holds settings, not a vocabulary)" if (
+            folder / "tokenizer_config.json").is_file() else ""
+        missing.append("tokenizer files (" + " / ".join(_TOKENIZER_FILES) + " / *.model)" + alone)
     return Finding("config.json and tokenizer present", not missing, "missing: " + ", ".join(missing) if missing else
                    "", "save both into the model folder: model.save_pretrained(dir) and tokenizer.save_pretrained(dir)")
 

@@ -75,6 +75,7 @@ def _sample_run(submission: Any, cfg: Any, tasks: Dict[str, Any], n_examples: in
     with tempfile.TemporaryDirectory(prefix="harness-validate-") as tmp:
         run_cfg = copy.deepcopy(cfg)
         run_cfg.paths.results = tmp
+        run_cfg.progress = False  # the child's output goes to its log (kept in a file the report names), never here
         # the child reports the exact text each sampled example gives the model (chat template, shots, cuts)
         evaluator = Evaluator(run_cfg, sample, echo=lambda message: None, echo_prompts=n_examples, inputs_only=True)
         records = evaluator.evaluate(submission.folder)
@@ -86,6 +87,17 @@ def _sample_run(submission: Any, cfg: Any, tasks: Dict[str, Any], n_examples: in
         job = evaluator.jobs.get(submission.name)
     if job is not None:
         report["run"] = _run_report(job, report["tasks"], tasks)
+        if job.log.strip():
+            report["log_file"] = str(_keep_log(submission.name, job.log))
+
+
+def _keep_log(name: str, text: str) -> Path:
+    """The model process's log in a file of its own (the report shows an excerpt and names it)."""
+    folder = Path(tempfile.gettempdir()) / "harness-validate"
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{name}.log"
+    store.atomic_write_text(path, text)
+    return path
 
 
 def _some(ids: List[str], limit: int = 5) -> str:
@@ -228,6 +240,8 @@ def print_report(report: Dict[str, Any], as_json: bool) -> None:
         _print_task(name, task, shown_logs)
     if report["run"]:
         _print_run(report["run"])
+    if report.get("log_file"):
+        print(f"model process's full log: {report['log_file']}")
     print("accepted: the organizer's checks pass" if report["accepted"] else "rejected: fix the FAIL lines above")
 
 
@@ -241,9 +255,9 @@ def _print_task(name: str, task: Dict[str, Any], shown_logs: set) -> None:
     scores = ", ".join(f"{k} {v:.2f}" for k, v in sorted(task["scores"].items()))
     print(f"task {name}: {task['status']}" + (f" ({scores}, on {task['examples']} examples with local references)"
                                                if scores else f" ({task['reason']})" if task["reason"] else ""))
-    if task["log"] and task["log"] not in shown_logs:  # a job's failure is every task's: show its log once
+    if task["log"] and task["log"] not in shown_logs:  # a job's failure is every task's: show its end once
         shown_logs.add(task["log"])
-        print("  log excerpt:\n    " + "\n    ".join(task["log"].strip().splitlines()[-8:]))
+        print("  log, last line: " + task["log"].strip().splitlines()[-1])
     cut = {k: task["counts"].get(k, 0) for k in ("truncated", "dropped_shots")}
     if any(cut.values()):  # never silent: prompts too long for the model's window
         print(f"  too long for the model: {cut['truncated']} example(s) cut, {cut['dropped_shots']} shot(s) dropped")

@@ -212,3 +212,28 @@ def test_validate_in_a_contest_uses_the_open_phases_suite(tmp_path, capsys, monk
     main(["validate", str(folder), SEARCHPATH, "contest=test_contest", f"paths.contests={tmp_path}"])
     out = capsys.readouterr().out
     assert "against suite contest_main" in out
+
+
+def test_a_load_error_shows_the_report_only_and_names_the_full_log(tmp_path, capfd, tiny_t5_dir):
+    from tiny_models import write_entries
+
+    folder = write_entries(tmp_path / "subs", {"t5": ("hf-causal", tiny_t5_dir)}, shipped=()) / "t5"  # wrong kind
+    assert main(["validate", str(folder), "suite=demo", "tasks.demo_translation.data.limit=2"]) == 1
+    captured = capfd.readouterr()
+    assert "Traceback" not in captured.out + captured.err  # the child's traceback stays in its log
+    line = next(line for line in captured.out.splitlines() if "full log:" in line)
+    log = Path(line.split("full log:", 1)[1].strip())
+    assert "Traceback" in log.read_text(encoding="utf-8")
+    assert "load-error" in captured.out and "hf-seq2seq" in captured.out  # the fix names the right kind
+
+
+def test_tokenizer_config_alone_is_no_tokenizer(tmp_path, tiny_gpt2_dir):
+    from harness import safety
+
+    model = tmp_path / "model"
+    shutil.copytree(tiny_gpt2_dir, model)
+    (model / "tokenizer.json").unlink()
+    assert (model / "tokenizer_config.json").is_file()
+    finding = next(f for f in safety.check_model(model, trust_remote_code=False, allowed=False)
+                   if "tokenizer" in f.check)
+    assert not finding.ok and "tokenizer_config.json alone" in finding.detail

@@ -55,6 +55,7 @@ class JobOutcome:
     wall_s: float = 0.0
     peak_rss_bytes: Optional[int] = None  # the child's peak resident memory (getrusage of the child)
     timings: Dict[str, Any] = field(default_factory=dict)  # the child's own: startup_s, load_s, per request type
+    log: str = ""  # the end of the child's log (FULL_LOG_CHARS, redacted): `harness validate` keeps it in a file
 
 
 @dataclass
@@ -160,6 +161,7 @@ def run_job(model: Dict[str, Any], tasks: Sequence[Tuple[Any, List[Example]]], *
         (job_dir / "home").mkdir()
         launch = launch_child(child_command(job_dir), job_dir, budget, progress)
         outcome = collect(job_dir, tasks, launch, max_output_bytes)
+        outcome.log = tail(job_dir / "child.log", FULL_LOG_CHARS)
     outcome.isolation = isolation_note(budget, max_output_bytes, max_file_bytes)
     return outcome
 
@@ -232,6 +234,9 @@ def exit_status(code: int, failure_file: Path) -> Tuple[str, str]:
             name = str(-code)
         return "crashed", f"the model process died from signal {name}"
     return "crashed", f"the model process exited with code {code}"
+
+
+FULL_LOG_CHARS = 256 * 1024
 
 
 def tail(path: Path, chars: int = LOG_CHARS) -> str:
