@@ -1,12 +1,16 @@
 """Every shipped config composes against the schema; bad keys and values fail with the key named."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from harness.cli import main
 from harness.compose import available, compose
 from harness.errors import ConfigError
 from tasks import KINDS
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.mark.parametrize("suite", available("suite"))
@@ -98,3 +102,35 @@ def test_an_unknown_suite_names_the_options_without_hydras_search_path():
         compose(["suite=dmo"])
     assert "Could not find 'suite/dmo'" in str(caught.value) and "demo" in str(caught.value)
     assert "search path" not in str(caught.value)
+
+
+def _bad_configs(tmp_path):
+    (tmp_path / "task").mkdir()
+    (tmp_path / "suite").mkdir()
+    text = (ROOT / "tasks" / "task" / "demo_summarization.yaml").read_text(encoding="utf-8")
+    (tmp_path / "task" / "bad_sum.yaml").write_text(
+        text.replace("  document: document", "  summary: document").replace("name: demo_summarization",
+                                                                            "name: bad_sum"), encoding="utf-8")
+    (tmp_path / "suite" / "noname.yaml").write_text("defaults:\n  - /task@_global_.tasks.demo_qa: demo_qa\n"
+                                                    "description: no name\n", encoding="utf-8")
+    return f"hydra.searchpath=[file://{tmp_path}]"
+
+
+def test_an_unknown_key_in_a_task_file_names_the_file_key_valid_keys_and_closest(tmp_path, capsys):
+    from harness.cli import main
+
+    searchpath = _bad_configs(tmp_path)
+    assert main(["leaderboard", "task=bad_sum", searchpath]) == 2
+    err = capsys.readouterr().err
+    assert str(tmp_path / "task" / "bad_sum.yaml") in err and "fields.summary" in err
+    assert "valid keys" in err and "document" in err and "did you mean" in err
+
+
+def test_a_missing_value_is_reported_before_any_model_runs(tmp_path, capsys):
+    from harness.cli import main
+
+    searchpath = _bad_configs(tmp_path)
+    assert main(["run", "suite=noname", searchpath, f"paths.results={tmp_path / 'store'}"]) == 2
+    err = capsys.readouterr().err
+    assert str(tmp_path / "suite" / "noname.yaml") in err and "name" in err and "Traceback" not in err
+    assert not (tmp_path / "store").exists()  # nothing ran
