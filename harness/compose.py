@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import os
 import re
 from importlib import resources
 from pathlib import Path
@@ -45,15 +46,21 @@ def compose(overrides: Sequence[str]) -> Any:
     from hydra.errors import HydraException
     from omegaconf.errors import OmegaConfBaseException
 
+    from omegaconf import open_dict
+
     register_configs()
     GlobalHydra.instance().clear()
     try:
         with initialize_config_module("harness.conf", version_base="1.3"):
-            cfg = hydra_compose("config", overrides=_with_default_searchpath(overrides))
+            cfg = hydra_compose("config", overrides=_with_default_searchpath(overrides), return_hydra_config=True)
+            choices = dict(cfg.hydra.runtime.choices)
+            with open_dict(cfg):
+                del cfg["hydra"]
     except (HydraException, OmegaConfBaseException, ValueError) as e:
         cause = f"\n  {e.__cause__}" if e.__cause__ and str(e.__cause__) not in str(e) else ""
         raise ConfigError(f"config error: {_explain(str(e) + cause, overrides)}") from e
     _check_complete(cfg, overrides)
+    _anchor_task_files(cfg, choices, overrides)
     try:
         parse_batch_size(cfg.batch_size)
     except ValueError as e:
@@ -112,6 +119,48 @@ def _explain(message: str, overrides: Sequence[str] = ()) -> str:
         key = in_file.group(4).split(".", 1)[1] if "." in in_file.group(4) else in_file.group(4)
         return f"{where}: {key}: {text}" if text else message
     return message
+
+
+def _anchor_task_files(cfg: Any, choices: Dict[str, Any], overrides: Sequence[str]) -> None:
+    """Each composed task against the file it came from: its name is the file's name, and the local data paths
+    the file itself wrote are resolved against the file's folder (so a task folder works from any directory;
+    absolute, `pkg://` and command-line paths are kept as they are)."""
+    for choice, option in choices.items():
+        group, _, target = choice.partition("@")
+        if group != "task" or option is None:
+            continue
+        task = cfg.task if not target else cfg.tasks[target.split(".", 1)[1]]
+        path = config_file("task", option, overrides)
+        if task is None or path is None:
+            continue
+        if task.name != option:
+            raise ConfigError(f"{path}: name {task.name!r} differs from the file's name {option!r}; a task file is "
+                              f"named after its task (set `name: {option}` or rename the file to {task.name}.yaml)")
+        raw = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+        for part in ("data", "train"):
+            data, written = task[part], raw.get(part) or {}
+            if data is None or data.source != "local" or not isinstance(written, dict):
+                continue
+            if data.path and data.path == written.get("path"):
+                data.path = _beside(path, f"{part}.path", data.path)
+            for key, value in list(data.files.items()):
+                if value == (written.get("files") or {}).get(key):
+                    data.files[key] = _beside(path, f"{part}.files.{key}", value)
+
+
+def _beside(task_file: str, key: str, value: str) -> str:
+    """A path a task file wrote, resolved against the file's folder."""
+    if value.startswith("pkg://") or Path(value).is_absolute():
+        return value
+    folder = Path(task_file).parent
+    resolved = Path(os.path.normpath(folder / value))
+    if not resolved.exists() and Path(value).exists():
+        here = Path(value).resolve()
+        raise ConfigError(f"{task_file}: {key}: {value!r} is resolved against the task file's folder ({folder}), "
+                          f"where it does not exist; it exists relative to the current directory ({here}). Write "
+                          f"it relative to the task file: {os.path.relpath(here, folder)!r} (or give an absolute "
+                          f"path)")
+    return str(resolved)
 
 
 def config_file(group: str, name: str, overrides: Sequence[str] = ()) -> Optional[str]:

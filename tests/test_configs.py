@@ -1,6 +1,7 @@
 """Every shipped config composes against the schema; bad keys and values fail with the key named."""
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -134,3 +135,44 @@ def test_a_missing_value_is_reported_before_any_model_runs(tmp_path, capsys):
     err = capsys.readouterr().err
     assert str(tmp_path / "suite" / "noname.yaml") in err and "name" in err and "Traceback" not in err
     assert not (tmp_path / "store").exists()  # nothing ran
+
+
+def _task_folder(root, name="mytask", file_name="mytask", path="data/rows.jsonl"):
+    (root / "task").mkdir(parents=True)
+    text = (ROOT / "tasks" / "task" / "demo_qa.yaml").read_text(encoding="utf-8")
+    text = text.replace("name: demo_qa", f"name: {name}").replace("pkg://tasks/data/demo/qa_test.jsonl", path)
+    (root / "task" / f"{file_name}.yaml").write_text(text, encoding="utf-8")
+    return f"hydra.searchpath=[file://{root}]"
+
+
+def test_a_task_folder_is_self_contained(tmp_path, monkeypatch):
+    from tasks.examples import load_examples
+
+    searchpath = _task_folder(tmp_path / "my_tasks")
+    (tmp_path / "my_tasks" / "task" / "data").mkdir()
+    shutil.copy(ROOT / "tasks" / "data" / "demo" / "qa_test.jsonl", tmp_path / "my_tasks" / "task" / "data" / "rows.jsonl")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)  # data.path is relative to the task file, not to the current directory
+    task = compose(["task=mytask", searchpath]).task
+    assert len(load_examples(task)) == 50
+    absolute = compose(["task=mytask", searchpath, f"task.data.path={ROOT / 'tasks/data/demo/qa_test.jsonl'}"])
+    assert len(load_examples(absolute.task)) == 50  # an absolute path is kept
+
+
+def test_a_path_found_only_from_the_current_directory_is_an_error_saying_so(tmp_path, monkeypatch):
+    searchpath = _task_folder(tmp_path / "my_tasks")
+    (tmp_path / "data").mkdir()
+    shutil.copy(ROOT / "tasks" / "data" / "demo" / "qa_test.jsonl", tmp_path / "data" / "rows.jsonl")
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ConfigError) as e:
+        compose(["task=mytask", searchpath])
+    message = str(e.value)
+    assert "mytask.yaml" in message and "data.path" in message and "current directory" in message
+    assert "../../data/rows.jsonl" in message  # the path to write instead
+
+
+def test_a_task_named_unlike_its_file_is_an_error(tmp_path):
+    searchpath = _task_folder(tmp_path / "my_tasks", name="other_name")
+    with pytest.raises(ConfigError, match="other_name.*mytask|mytask.*other_name"):
+        compose(["task=mytask", searchpath])
