@@ -198,3 +198,14 @@ def test_demo_page_in_the_browser(driver, tmp_path):
     if os.environ.get("HARNESS_UPDATE_SCREENSHOT") == "1":
         (REPO / "docs").mkdir(exist_ok=True)
         shutil.copyfile(shot, REPO / "docs" / "leaderboard.png")
+
+
+def test_the_demo_page_never_scrolls_sideways_at_1400_px(driver):
+    """The shipped demo board (all its tasks, failed cells with long reasons) fits a 1400 x 900 window."""
+    driver.set_window_size(1400, 900)
+    try:
+        open_page(driver, REPO / "leaderboards" / "demo" / "index.html")
+        width = driver.execute_script("return window.innerWidth")
+        assert driver.execute_script("return document.scrollingElement.scrollWidth") <= width <= 1400
+    finally:
+        driver.set_window_size(1280, 900)

@@ -66,11 +66,11 @@ class Evaluator:
             return self._reject(folder.name, e)
         refusal = safety.verdict(safety.vet(submission, self.cfg.allow_remote_code))  # before anything loads it
         if refusal is not None:
-            return self._reject(submission.name, refusal)
+            return self._reject(submission.name, refusal, submission)
         try:  # a raised token budget only up to the organizer's cap
             check_generation_request(submission.manifest, str(folder / "submission.yaml"), self.cfg)
         except SubmissionError as e:
-            return self._reject(submission.name, e)
+            return self._reject(submission.name, e, submission)
         sub_sha = submission_sha256(folder)
         ran_as = self.runtime(submission)
         cells = {name: Cell(task, submission.name, sub_sha, self.cfg, ran_as) for name, task in self.tasks.items()}
@@ -119,11 +119,15 @@ class Evaluator:
             return False
         return self.cfg.retry_failed or (record["status"] in status.TRANSIENT and attempts(record) < self.cfg.retries)
 
-    def _reject(self, folder_name: str, error: SubmissionError) -> List[Dict[str, Any]]:
+    def _reject(self, folder_name: str, error: SubmissionError,
+                submission: Optional[Submission] = None) -> List[Dict[str, Any]]:
+        """Every task's failed record of an entry refused before anything ran (its team and kind kept when its
+        manifest loaded)."""
         out = []
         for name, task in sorted(self.tasks.items()):
             cell = Cell(task, folder_name, "", self.cfg)
-            record = make_record(cell, None, error.status, submission_sha=None, run_cfg=self.cfg, reason=str(error))
+            record = make_record(cell, submission, error.status, submission_sha=None, run_cfg=self.cfg,
+                                 reason=str(error))
             self.sink(record, None)
             out.append(record)
         return out

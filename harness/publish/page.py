@@ -68,15 +68,29 @@ def _entry_provenance(records: Sequence[Dict[str, Any]]) -> List[tuple]:
     return [(label, value) for label, value in items if value]
 
 
+def _cells_view(row: Dict[str, Any], tasks: Sequence[str]) -> List[Dict[str, Any]]:
+    """The row's cells; a failure's reason is shown once per row (in the first cell that has it), the others
+    keep it as their tooltip."""
+    cells, shown = [], set()
+    for task in tasks:
+        cell = _cell_view(task, row["cells"][task])
+        cell["show_reason"] = cell["failed"] and bool(cell["reason"]) and cell["reason"] not in shown
+        shown.add(cell["reason"])
+        cells.append(cell)
+    return cells
+
+
 def _row_view(row: Dict[str, Any], tasks: Sequence[str], records: Dict[tuple, Dict[str, Any]]) -> Dict[str, Any]:
     name = row["submission"]
     own = [records[(name, t)] for t in tasks if (name, t) in records]
     tier = row.get("tier")
+    rank = row["rank"]
     return {
-        "rank": row["rank"], "tier": "—" if tier is None else str(tier), "tier_sort": "" if tier is None else str(tier),
+        "rank": "—" if rank is None else str(rank), "rank_sort": "" if rank is None else str(rank),
+        "tier": "—" if tier is None else str(tier), "tier_sort": "" if tier is None else str(tier),
         "submission": name, "team": row.get("team") or "", "kind": row.get("kind") or "",
         "baseline": plots.is_baseline(row), "aggregate": _fmt(row["aggregate"]), "aggregate_sort": repr(row["aggregate"]),
-        "cells": [_cell_view(t, row["cells"][t]) for t in tasks],
+        "cells": _cells_view(row, tasks),
         "details": [_task_details(t, row["cells"][t], records.get((name, t))) for t in tasks],
         "provenance": _entry_provenance(own),
     }

@@ -74,6 +74,14 @@ def _task_panel(ax: Any, task: str, info: Dict[str, Any], rows: List[Dict[str, A
         ax.errorbar(value, y, xerr=xerr, fmt="o", color=color, ecolor=color, capsize=3, markersize=5)
 
 
+def rank_columns(board: Dict[str, Any]) -> List[int]:
+    """The rank plot's columns: 1 to the worst rank any ranked entry took in a resample (never a column for the
+    unranked baselines' rows)."""
+    taken = [int(rank) for shares in (board.get("rank_distribution") or {}).values()
+             for rank, share in shares.items() if share > 0]
+    return list(range(1, max(taken, default=0) + 1))
+
+
 def rank_stability_svg(board: Dict[str, Any]) -> Optional[str]:
     """Heat map: rows are entries (board order), columns ranks, each cell the fraction of bootstrap resamples in
     which that entry took that rank. None when the board carries no `rank_distribution`."""
@@ -81,7 +89,7 @@ def rank_stability_svg(board: Dict[str, Any]) -> Optional[str]:
     if not distribution:
         return None
     names = [row["submission"] for row in board["rows"] if row["submission"] in distribution]
-    n_ranks = max([len(board["rows"])] + [int(r) for d in distribution.values() for r in d])
+    n_ranks = len(rank_columns(board))
     by_rank = {name: {int(rank): float(f) for rank, f in distribution[name].items()} for name in names}
     grid = [[by_rank[name].get(rank, 0.0) for rank in range(1, n_ranks + 1)] for name in names]
     plt = _pyplot()
