@@ -200,12 +200,15 @@ def test_demo_page_in_the_browser(driver, tmp_path):
         shutil.copyfile(shot, REPO / "docs" / "leaderboard.png")
 
 
-def test_the_demo_page_never_scrolls_sideways_at_1400_px(driver):
-    """The shipped demo board (all its tasks, failed cells with long reasons) fits a 1400 x 900 window."""
+@pytest.mark.parametrize("which", ["demo", "plain", "bootstrap"])
+def test_the_page_never_scrolls_sideways_at_1400_px(driver, pages, which):
+    """The shipped demo board and the example boards (failed cells with long reasons) fit a 1400 x 900 window."""
     driver.set_window_size(1400, 900)
     try:
-        open_page(driver, REPO / "leaderboards" / "demo" / "index.html")
-        width = driver.execute_script("return window.innerWidth")
-        assert driver.execute_script("return document.scrollingElement.scrollWidth") <= width <= 1400
+        open_page(driver, REPO / "leaderboards" / "demo" / "index.html" if which == "demo" else pages[which])
+        driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride",
+                               {"width": 1400, "height": 900, "deviceScaleFactor": 1, "mobile": False})
+        assert driver.execute_script("return document.scrollingElement.scrollWidth") <= 1400
     finally:
+        driver.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
         driver.set_window_size(1280, 900)
