@@ -6,11 +6,12 @@ Exit codes: 0 ok; 1 a submission was rejected or (with fail_on_error=true) a cel
 """
 from __future__ import annotations
 
+import argparse
 import sys
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
 
-from harness import app, status
+from harness import __version__, app, status
 from harness.compose import available, compose
 from harness.contest import rules
 from harness.errors import ConfigError, HarnessError
@@ -29,8 +30,48 @@ COMMANDS = {
 }
 
 
+# Each command's own arguments (before or after its KEY=VALUE overrides): (name, argparse keywords).
+ARGUMENTS: Dict[str, List[tuple]] = {
+    "validate": [("DIR", {"help": "the submission folder to check"}),
+                 ("--json", {"action": "store_true", "help": "print the report as JSON"})],
+    "submit": [("DIR", {"help": "the submission folder to enter (contest=NAME is required)"})],
+    "select": [("NAME", {"nargs": "+", "help": "up to selection.max accepted submissions of one team"})],
+    "reveal": [("PHASE", {"nargs": "?", "help": "the phase whose private board to write (default: the one with a "
+                                                "private part)"})],
+    "withdraw": [("NAME", {"help": "an accepted submission of the contest"}),
+                 ("--reason", {"required": True, "metavar": "TEXT", "help": "why (shown on the boards)"})],
+    "disqualify": [("NAME", {"help": "an accepted submission of the contest"}),
+                   ("--reason", {"required": True, "metavar": "TEXT", "help": "why (shown on the boards)"})],
+}
+
+
+def command_parser(command: str, overrides: Sequence[str] = ()) -> argparse.ArgumentParser:
+    """`harness COMMAND --help`: the command's arguments and options, then the settings overrides can change."""
+    parser = argparse.ArgumentParser(prog=f"harness {command}", description=COMMANDS[command],
+                                     epilog=usage(command, overrides).split("\n\n", 1)[1],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    for name, keywords in ARGUMENTS.get(command, []):
+        parser.add_argument(name, **keywords)
+    parser.add_argument("--cfg", choices=["job"], help="print the composed config (Hydra's --cfg job) and exit")
+    parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
+                        help="Hydra overrides: suite=NAME, task=NAME, contest=NAME, paths.results=DIR, "
+                             "retries=N, retry_failed=true, tasks.NAME.FIELD=..., ... (see below)")
+    return parser
+
+
+def print_cfg(args: Sequence[str]) -> int:
+    """`--cfg job`: the composed run config as YAML, as `python app.py --cfg job` prints it in a Hydra app."""
+    from omegaconf import OmegaConf  # imported with hydra by compose
+
+    at = list(args).index("--cfg")
+    if at + 1 >= len(args) or args[at + 1] != "job":
+        raise ConfigError("--cfg takes `job` (the composed run config); hydra's own config is not composed here")
+    print(OmegaConf.to_yaml(compose([a for a in args if "=" in a])), end="")
+    return 0
+
+
 def usage(command: Optional[str] = None, overrides: Sequence[str] = ()) -> str:
-    lines = ["usage: harness COMMAND [OVERRIDE ...]", ""]
+    lines = ["usage: harness [--version] COMMAND [--help] [ARGUMENTS] [--cfg job] [KEY=VALUE ...]", ""]
     commands = [command] if command in COMMANDS else list(COMMANDS)
     lines += [f"  {name:<12} {COMMANDS[name]}" for name in commands]
     lines += ["", "examples:",
@@ -49,7 +90,8 @@ def usage(command: Optional[str] = None, overrides: Sequence[str] = ()) -> str:
               "  device (auto|cpu|cuda), batch_size (N|auto|auto:N), seed,",
               "  ranking (mean_normalized|mean_rank|borda|win_rate), missing_cells (worst|unranked), fail_on_error,",
               "  generation_caps.max_new_tokens (how far a submission may raise a task's token budget),",
-              "  allow_remote_code, progress, readme=FILE (replace the board's marked block in FILE);",
+              "  allow_remote_code, progress, readme=FILE (replace the board's marked block in FILE),",
+              "  retries (attempts for timeout / out-of-memory / crashed cells, default 2), retry_failed=true;",
               "  any task field: tasks.NAME.FIELD=... (suites) or task.FIELD=...;",
               "  more task folders: hydra.searchpath=[file://my_tasks]"]
     return "\n".join(lines)
@@ -226,6 +268,9 @@ HANDLERS = {"run": cmd_run, "evaluate": cmd_evaluate, "leaderboard": cmd_leaderb
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
+    if args and args[0] in ("--version", "-V"):
+        print(f"harness {__version__}")
+        return 0
     if not args or args[0] in ("-h", "--help", "help"):
         print(usage())
         return 0 if args else 2
@@ -234,9 +279,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print(f"harness: unknown command {command!r}; use one of {', '.join(COMMANDS)}\n\n{usage()}", file=sys.stderr)
         return 2
     if "-h" in rest or "--help" in rest:
-        print(usage(command, [a for a in rest if "=" in a]))
+        command_parser(command, [a for a in rest if "=" in a]).print_help()
         return 0
     try:
+        if "--cfg" in rest:
+            return print_cfg(rest)
         return HANDLERS[command](rest)
     except HarnessError as e:
         print(f"harness {command}: {e}", file=sys.stderr)

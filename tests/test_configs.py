@@ -176,3 +176,31 @@ def test_a_task_named_unlike_its_file_is_an_error(tmp_path):
     searchpath = _task_folder(tmp_path / "my_tasks", name="other_name")
     with pytest.raises(ConfigError, match="other_name.*mytask|mytask.*other_name"):
         compose(["task=mytask", searchpath])
+
+
+@pytest.mark.parametrize("command, words", [
+    ("validate", ["usage: harness validate", "DIR", "--json", "--cfg"]),
+    ("withdraw", ["usage: harness withdraw", "NAME", "--reason"]),
+    ("run", ["usage: harness run", "KEY=VALUE", "retries", "--cfg"]),
+])
+def test_each_command_has_its_own_help(capsys, command, words):
+    assert main([command, "--help"]) == 0
+    out = capsys.readouterr().out
+    assert all(word in out for word in words), out
+
+
+def test_version(capsys):
+    from harness import __version__
+
+    assert main(["--version"]) == 0
+    assert capsys.readouterr().out.strip() == f"harness {__version__}"
+
+
+def test_cfg_job_prints_the_composed_config(tmp_path, capsys):
+    import yaml
+
+    assert main(["run", "suite=demo", "--cfg", "job", f"paths.results={tmp_path / 'store'}"]) == 0
+    printed = yaml.safe_load(capsys.readouterr().out)
+    assert printed["suite"]["name"] == "demo" and printed["tasks"]["demo_qa"]["primary_metric"] == "f1"
+    assert printed["paths"]["results"] == str(tmp_path / "store") and not (tmp_path / "store").exists()
+    assert main(["run", "suite=demo", "--cfg", "hydra"]) == 2
