@@ -220,6 +220,7 @@ class RunConfig:
     generation_caps: GenerationCapsConfig = field(default_factory=GenerationCapsConfig)
     retries: int = 2  # attempts a timeout / out-of-memory / crashed cell gets across runs (not Ray's max_retries)
     retry_failed: bool = False  # true: every failed cell (whatever its status) is attempted once more in this run
+    best_per_team: bool = False  # boards show each team's best entry only (Kaggle's default), ranked among teams
 
 
 # ---------------------------------------------------------------- values checked beyond their types

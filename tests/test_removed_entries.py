@@ -86,3 +86,43 @@ def test_withdrawn_and_disqualified_entries_leave_a_contest_board_with_time_and_
     shutil.rmtree(subs / "a-1")
     code, out = cli(capsys, monkeypatch, "2031-01-03T13:00:00Z", ["run", "suite=contest_warmup"] + common, outputs)
     assert code == 2 and "a-1" in out and "withdraw" in out
+
+
+def test_contest_boards_show_deadline_usage_best_per_team_and_moves(tmp_path, capsys, monkeypatch, demo_examples):
+    from test_contest import main_entry
+
+    boards, subs = tmp_path / "public", tmp_path / "submissions"
+    subs.mkdir()
+    _shipped(subs, "baseline-majority-class", "baseline-copy-source")
+    common = [SEARCHPATH, "contest=test_contest", f"paths.submissions={subs}", f"paths.leaderboards={boards}",
+              f"paths.results={boards / '_store'}", "progress=false"]
+    outputs: list = []
+    for when, name, team, right, wrong in [("2031-01-09T09:00:00Z", "a-v1", "team-a", 4, 5),
+                                           ("2031-01-09T10:00:00Z", "a-v2", "team-a", 10, 9),
+                                           ("2031-01-09T11:00:00Z", "b-v1", "team-b", 3, 4)]:
+        main_entry(tmp_path / "in", name, team, demo_examples, right, wrong)
+        code, out = cli(capsys, monkeypatch, when, ["submit", str(tmp_path / "in" / name)] + common, outputs)
+        assert code == 0, out
+    code, out = cli(capsys, monkeypatch, "2031-01-09T13:00:00Z", ["run", "suite=contest_main"] + common, outputs)
+    assert code == 0, out
+    folder = boards / "contest_main"
+    public = json.loads((folder / "leaderboard.json").read_text(encoding="utf-8"))
+    assert public["contest"]["deadline"] == "2031-02-01T00:00:00Z"
+    assert public["contest"]["teams"]["team-a"] == {"used": 2, "left": 2}  # limit: 4 in total
+    html = (folder / "index.html").read_text(encoding="utf-8")
+    assert "2031-02-01T00:00:00Z" in html and "2 used, 2 left" in html
+    code, out = cli(capsys, monkeypatch, "2031-01-09T14:00:00Z",
+                    ["leaderboard", "suite=contest_main", "best_per_team=true"] + common, outputs)
+    assert code == 0, out
+    best = json.loads((folder / "leaderboard.json").read_text(encoding="utf-8"))
+    entries = [row for row in best["rows"] if not row["baseline"]]
+    assert sorted(row["team"] for row in entries) == ["team-a", "team-b"]  # one row a team
+    assert [row["rank"] for row in entries] == [1, 2]
+    code, out = cli(capsys, monkeypatch, "2031-02-01T00:00:00Z", ["reveal"] + common, outputs)
+    assert code == 0, out
+    private = json.loads((folder / "private" / "leaderboard.json").read_text(encoding="utf-8"))
+    for row in private["rows"]:
+        if not row["baseline"]:
+            assert row["public_rank"] is not None and row["move"] == row["public_rank"] - row["rank"]
+    page = (folder / "private" / "index.html").read_text(encoding="utf-8")
+    assert "Final selection" in page and "best_public" in page

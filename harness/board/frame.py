@@ -142,6 +142,7 @@ class BoardExtras:
     notes: Tuple[str, ...] = ()  # extra lines under the table (final selection, why tiers are absent, ...)
     declared: Optional[Mapping[str, Tuple[str, bool]]] = None  # task -> (primary metric, higher is better)
     removed: Tuple[Dict[str, str], ...] = ()  # withdrawn / disqualified entries: name, team, state, at, reason
+    public_rank: Mapping[str, Optional[int]] = field(default_factory=dict)  # private board: each entry's public rank
 
 
 def is_baseline(row: Any, baselines: frozenset) -> bool:

@@ -89,6 +89,11 @@ def _write(cfg: Any, tasks: Dict[str, Any], records: List[Dict[str, Any]], folde
                  else frozenset(r["submission"] for r in records if r.get("submission_kind") == "baseline"))
     declared = declared_directions(tasks)
     frame = build(records, names, policy, baselines, missing, declared)
+    if cfg.best_per_team:
+        records = _best_per_team(frame, records, baselines)
+        frame = build(records, names, policy, baselines, missing, declared)
+        extras["notes"] = tuple(extras.get("notes", ())) + (
+            "**Best entry per team** (best_per_team=true): each team's best-ranked entry only, ranked among teams.",)
     samples = resample_cells(cfg, records, part, scored)
     found = uncertainty(frame, records, names, policy, baselines, missing, samples, declared)
     notes = tuple(extras.pop("notes", ())) + tuple(found.pop("notes", ()))
@@ -96,6 +101,29 @@ def _write(cfg: Any, tasks: Dict[str, Any], records: List[Dict[str, Any]], folde
                                **extras)
     write_frame(frame, records, cfg.suite.name, names, policy, folder, board_extras)
     return frame
+
+
+def _team_usage(cfg: Any, entries: Dict[str, Any], phase: Any) -> Dict[str, Dict[str, Optional[int]]]:
+    """Each team's counted submissions in the phase and, under a total limit, how many it has left."""
+    teams = sorted(set(cfg.contest.teams) | {e["team"] for e in ledger.admitted(entries, phase.name)})
+    out = {}
+    for team in teams:
+        used = len(ledger.counted(entries, Path(cfg.paths.results), team, phase.name))
+        total = phase.limits.total
+        out[team] = {"used": used, "left": None if total is None else max(total - used, 0)}
+    return out
+
+
+def _best_per_team(frame: pd.DataFrame, records: List[Dict[str, Any]], baselines: frozenset) -> List[Dict[str, Any]]:
+    """The records of each team's best-ranked entry (and of the baselines): Kaggle's default board."""
+    keep, seen = set(baselines), set()
+    for _, row in frame.iterrows():  # board order: the best first
+        if row["submission"] in baselines or row["kind"] == "baseline" and not baselines:
+            keep.add(row["submission"])
+        elif row["team"] not in seen:
+            seen.add(row["team"])
+            keep.add(row["submission"])
+    return [r for r in records if r["submission"] in keep]
 
 
 def _contest_view(cfg: Any, records: List[Dict[str, Any]]) -> Tuple[List[Dict[str, Any]], Dict[str, Any]]:
@@ -107,7 +135,8 @@ def _contest_view(cfg: Any, records: List[Dict[str, Any]]) -> Tuple[List[Dict[st
     entries = ledger.read_ledger(cfg)
     names = set(ledger.board_entries(cfg, entries, phase))
     accepted_at = {e["name"]: e["at"] for e in ledger.accepted(entries, phase.name) if e["name"] in names}
-    info = {"name": cfg.contest.name, "phase": phase.name, "split": board_part(cfg)}
+    info = {"name": cfg.contest.name, "phase": phase.name, "split": board_part(cfg), "deadline": phase.end,
+            "teams": _team_usage(cfg, entries, phase)}
     return ([r for r in records if r["submission"] in names],
             {"contest": info, "accepted_at": accepted_at, "last_updated": max(accepted_at.values(), default=None),
              "removed": tuple(ledger.removed(entries, phase.name))})
@@ -170,6 +199,7 @@ def reveal(cfg: Any, tasks: Dict[str, Any], phase: Any, now: datetime) -> Dict[s
     note = (f"**Final selection** (rule {cfg.contest.selection.rule}, up to {cfg.contest.selection.max} per team): "
             + ("; ".join(lines) if lines else "no team has a counted submission") + ".")
     extras["contest"] = dict(extras["contest"], split="private")
+    extras["public_rank"] = {n: public_rank.get(n) for n in keep}
     _write(cfg, tasks, records, Path(cfg.paths.leaderboards) / cfg.suite.name / "private", "private", scored,
            notes=(note,), **extras)
     return selection

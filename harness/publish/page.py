@@ -121,6 +121,9 @@ def page_context(board: Dict[str, Any], records: Sequence[Dict[str, Any]]) -> Di
         "has_ci": any(cell.get("ci") for row in board["rows"] for cell in row["cells"].values()),
         "contest": board.get("contest"), "last_updated": board.get("last_updated"),
         "bootstrap": board.get("bootstrap"), "removed": board.get("removed") or [],
+        "notes": [note.replace("**", "") for note in board.get("notes") or []],
+        "moves": [(row["submission"], row["public_rank"], row["rank"], row["move"]) for row in board["rows"]
+                  if "public_rank" in row and not plots.is_baseline(row)],
         "task_plot": _svg_data_uri(plots.task_scores_svg(board)),
         "rank_plot": _svg_data_uri(plots.rank_stability_svg(board)),
     }
