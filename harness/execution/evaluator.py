@@ -45,7 +45,8 @@ class Evaluator:
 
     def examples(self, task: Any) -> List[Example]:
         if task.name not in self._examples:
-            self._examples[task.name] = load_examples(task, inputs_only=self.inputs_only)
+            self._examples[task.name] = (load_examples(task, inputs_only=True) if self.inputs_only
+                                         else load_examples(task))
         return self._examples[task.name]
 
     def shots(self, task: Any, examples: List[Example]) -> Any:
