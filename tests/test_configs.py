@@ -150,7 +150,8 @@ def test_a_task_folder_is_self_contained(tmp_path, monkeypatch):
 
     searchpath = _task_folder(tmp_path / "my_tasks")
     (tmp_path / "my_tasks" / "task" / "data").mkdir()
-    shutil.copy(ROOT / "tasks" / "data" / "demo" / "qa_test.jsonl", tmp_path / "my_tasks" / "task" / "data" / "rows.jsonl")
+    rows = tmp_path / "my_tasks" / "task" / "data" / "rows.jsonl"
+    shutil.copy(ROOT / "tasks" / "data" / "demo" / "qa_test.jsonl", rows)
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     monkeypatch.chdir(elsewhere)  # data.path is relative to the task file, not to the current directory

@@ -381,7 +381,8 @@ def test_two_phase_contest_end_to_end(tmp_path, capsys, monkeypatch, demo_exampl
     warm_board = json.loads((boards / "contest_warmup" / "leaderboard.json").read_text(encoding="utf-8"))
     assert warm_board["contest"] == {"name": "test_contest", "phase": "warmup", "split": "full",
                                      "deadline": "2031-01-08T00:00:00Z",
-                                     "teams": {"team-a": {"used": 1, "left": None}, "team-b": {"used": 0, "left": None}}}
+                                     "teams": {"team-a": {"used": 1, "left": None},
+                                               "team-b": {"used": 0, "left": None}}}
     assert warm_board["rows"][0]["cells"]["demo_qa"]["counts"]["examples"] == 50
     assert "public_examples" not in warm_board["rows"][0]["cells"]["demo_qa"]["counts"]
 

@@ -10,11 +10,20 @@ from pathlib import Path
 
 import pytest
 import yaml
-from test_contest import SEARCHPATH, at, cli, demo_examples, qa_predictions, predictions_entry  # noqa: F401
+from test_contest import SEARCHPATH, cli, predictions_entry, qa_predictions
 
 from harness.cli import main
+from harness.compose import compose
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def demo_examples():
+    """The demo tasks' examples by task name."""
+    from tasks.examples import load_examples
+
+    return {name: load_examples(task) for name, task in compose(["suite=demo"]).tasks.items()}
 
 
 def test_the_workflow_never_restores_results_over_the_committed_store():

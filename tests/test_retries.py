@@ -3,7 +3,6 @@
 The model's process is replaced by a scripted outcome, so these tests load no model."""
 from __future__ import annotations
 
-from pathlib import Path
 
 import pytest
 from tiny_models import write_entries

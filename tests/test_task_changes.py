@@ -10,7 +10,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from test_contest import SEARCHPATH, at, cli, demo_examples, qa_predictions, predictions_entry  # noqa: F401
+from test_contest import SEARCHPATH, cli, predictions_entry, qa_predictions
 from tiny_models import write_entries
 
 from harness import status
@@ -35,6 +35,14 @@ def runner(tmp_path, tiny_gpt2_dir, scripted_jobs):
         return record
 
     return run, calls
+
+
+@pytest.fixture(scope="module")
+def demo_examples():
+    """The demo tasks' examples by task name."""
+    from tasks.examples import load_examples
+
+    return {name: load_examples(task) for name, task in compose(["suite=demo"]).tasks.items()}
 
 
 def test_run_reruns_rescores_or_ignores_by_what_changed(runner):
@@ -82,9 +90,11 @@ def test_the_contest_lock_covers_tasks_suites_and_data(tmp_path, capsys, monkeyp
     subs.mkdir()
     common = [SEARCHPATH, "contest=test_contest", f"paths.submissions={subs}",
               f"paths.leaderboards={tmp_path / 'boards'}", f"paths.results={tmp_path / 'store'}",
-              f"paths.contests={tmp_path / 'contests'}", "progress=false", "suite=contest_warmup", f"tasks.demo_qa.data.path={data}"]
+              f"paths.contests={tmp_path / 'contests'}", "progress=false", "suite=contest_warmup",
+              f"tasks.demo_qa.data.path={data}"]
     outputs: list = []
-    entry = predictions_entry(tmp_path / "in", "a-1", "team-a", {"demo_qa": qa_predictions(demo_examples["demo_qa"], 2)})
+    answers = {"demo_qa": qa_predictions(demo_examples["demo_qa"], 2)}
+    entry = predictions_entry(tmp_path / "in", "a-1", "team-a", answers)
     code, out = cli(capsys, monkeypatch, "2031-01-02T10:00:00Z", ["submit", str(entry), *common], outputs)
     assert code == 0, out
     lock = json.loads((tmp_path / "contests" / "test_contest" / "lock.json").read_text(encoding="utf-8"))
