@@ -7,13 +7,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Set, Tuple
 
 from harness import status, store
 from harness.board import freshness
 from harness.compose import available, suite_tasks
 from harness.config import PhaseConfig, RunConfig, TaskConfig, suite_of
-from harness.contest import entries, ledger
+from harness.contest import entries, ledger, rules
 from harness.errors import ConfigError, SubmissionError
 from harness.execution.cells import Record
 from harness.execution.executors import evaluate_all
@@ -30,6 +30,7 @@ class BoardResult:
     folder: Path  # <paths.leaderboards>/<suite> (or its private/ part)
     written: bool  # False: the board was already what its inputs give, no file was rewritten
     readme_updated: Optional[str] = None  # the markdown file whose board block was replaced
+    stale: Tuple[str, ...] = ()  # one line per stored record of an entry that no longer exists (never shown)
 
     @property
     def markdown(self) -> str:
@@ -45,6 +46,37 @@ class RunResult:
     @property
     def failed(self) -> List[Record]:
         return [r for r in self.records if r["status"] in status.FAILED]
+
+
+def present_entries(cfg: RunConfig) -> Set[str]:
+    """The entries a board outside a contest shows: every submission folder under paths.submissions (by its
+    manifest's name; a folder whose manifest does not load, by the folder's name, as its records are)."""
+    names = set()
+    for folder in discover(cfg.paths.submissions):
+        try:
+            names.add(load_submission(folder).name)
+        except SubmissionError:
+            names.add(folder.name)
+    return names
+
+
+def stale_records(cfg: RunConfig, tasks: Dict[str, TaskConfig], entries: Set[str]) -> Tuple[str, ...]:
+    """A line for each stored record of the suite's tasks whose entry does not exist (`entries`)."""
+    results = Path(cfg.paths.results)
+    return tuple(f"stale record (no entry {path.parent.name!r} under {cfg.paths.submissions}; not shown, not "
+                 f"deleted): {path}" for path in sorted(results.glob("*/*.json"))
+                 if path.stem in tasks and path.parent.name not in entries)
+
+
+def _board_entries(cfg: RunConfig) -> Tuple[Optional[Set[str]], Set[str]]:
+    """(the entries to show, None in a contest: its ledger decides; the entries whose records are not stale)."""
+    if cfg.contest is None:
+        present = present_entries(cfg)
+        return present, present
+    phase = rules.phase_for_suite(cfg.contest, suite_of(cfg).name)
+    entries = ledger.read_ledger(cfg)
+    known = set(cfg.contest.baselines) | {e["name"] for e in ledger.admitted(entries)}
+    return None, known if phase is not None else set()
 
 
 def check_store(cfg: RunConfig, tasks: Dict[str, TaskConfig]) -> None:
@@ -73,20 +105,21 @@ def write_board(cfg: RunConfig, tasks: Dict[str, TaskConfig]) -> BoardResult:
 
 def _write_board(cfg: RunConfig, tasks: Dict[str, TaskConfig]) -> BoardResult:
     folder = Path(cfg.paths.leaderboards) / suite_of(cfg).name
-    key = freshness.board_key(cfg, tasks, folder)
+    shown, known = _board_entries(cfg)
+    key = freshness.board_key(cfg, tasks, folder, shown)
     written = not freshness.is_fresh(folder, key)  # a board built from these very inputs is left as it is
     if written:
         # imported here: pandas, numpy and matplotlib load only when a board is really written
         from harness.board import write
 
-        write.write_public(cfg, tasks)  # intervals, tiers, the contest's part and entries, history
+        write.write_public(cfg, tasks, shown)  # intervals, tiers, the contest's part and entries, history
         freshness.remember(folder, key)
     freshness.keep_index(folder)
     updated = None
     if cfg.readme:
         markdown = (folder / "leaderboard.md").read_text(encoding="utf-8")
         updated = cfg.readme if readme.update_readme(Path(cfg.readme), suite_of(cfg).name, markdown) else None
-    return BoardResult(folder, written, updated)
+    return BoardResult(folder, written, updated, stale_records(cfg, tasks, known))
 
 
 def unique_names(folders: Sequence[Path]) -> Tuple[List[Path], List[Tuple[Path, str]]]:
@@ -156,6 +189,11 @@ def submit(folder: Path, cfg: RunConfig, now: datetime) -> Dict[str, Any]:
 
 def select(cfg: RunConfig, names: Sequence[str], now: datetime) -> Dict[str, Any]:
     return entries.select(cfg, names, now)
+
+
+def remove(cfg: RunConfig, name: str, state: str, reason: str, now: datetime) -> Dict[str, Any]:
+    """`harness withdraw` / `harness disqualify`: the ledger puts an accepted entry in that state."""
+    return ledger.remove(cfg, name, state, reason, now)
 
 
 def reveal(cfg: RunConfig, phase: PhaseConfig, now: datetime) -> Dict[str, Any]:

@@ -6,11 +6,12 @@ Exit codes: 0 ok; 1 a submission was rejected or (with fail_on_error=true) a cel
 """
 from __future__ import annotations
 
+import argparse
 import sys
 from pathlib import Path
 from typing import Optional, Sequence
 
-from harness import app, status
+from harness import __version__, app, status
 from harness.board.policies import MISSING_RULES, POLICIES
 from harness.compose import available, compose
 from harness.config import contest_of
@@ -27,11 +28,53 @@ COMMANDS = {
     "submit": "enter a submission into a contest (DIR contest=NAME): validated, timed, counted against limits",
     "select": "record a team's final choice (NAME [NAME ...] contest=NAME), for selection rule 'chosen'",
     "reveal": "organizer: write the private board of a phase that has ended ([PHASE] contest=NAME)",
+    "withdraw": "take an accepted entry off the boards at its team's wish (NAME contest=NAME --reason TEXT)",
+    "disqualify": "organizer: take an accepted entry off the boards (NAME contest=NAME --reason TEXT)",
 }
 
 
+# Each command's own arguments (before or after its KEY=VALUE overrides): (name, argparse keywords).
+ARGUMENTS: Dict[str, List[tuple]] = {
+    "validate": [("DIR", {"help": "the submission folder to check"}),
+                 ("--json", {"action": "store_true", "help": "print the report as JSON"})],
+    "submit": [("DIR", {"help": "the submission folder to enter (contest=NAME is required)"})],
+    "select": [("NAME", {"nargs": "+", "help": "up to selection.max accepted submissions of one team"})],
+    "reveal": [("PHASE", {"nargs": "?", "help": "the phase whose private board to write (default: the one with a "
+                                                "private part)"})],
+    "withdraw": [("NAME", {"help": "an accepted submission of the contest"}),
+                 ("--reason", {"required": True, "metavar": "TEXT", "help": "why (shown on the boards)"})],
+    "disqualify": [("NAME", {"help": "an accepted submission of the contest"}),
+                   ("--reason", {"required": True, "metavar": "TEXT", "help": "why (shown on the boards)"})],
+}
+
+
+def command_parser(command: str, overrides: Sequence[str] = ()) -> argparse.ArgumentParser:
+    """`harness COMMAND --help`: the command's arguments and options, then the settings overrides can change."""
+    parser = argparse.ArgumentParser(prog=f"harness {command}", description=COMMANDS[command],
+                                     epilog=usage(command, overrides).split("\n\n", 1)[1],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    for name, keywords in ARGUMENTS.get(command, []):
+        parser.add_argument(name, **keywords)
+    parser.add_argument("--cfg", choices=["job"], help="print the composed config (Hydra's --cfg job) and exit")
+    parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
+                        help="Hydra overrides: suite=NAME, task=NAME, contest=NAME, paths.results=DIR, "
+                             "retries=N, retry_failed=true, tasks.NAME.FIELD=..., ... (see below)")
+    return parser
+
+
+def print_cfg(args: Sequence[str]) -> int:
+    """`--cfg job`: the composed run config as YAML, as `python app.py --cfg job` prints it in a Hydra app."""
+    from omegaconf import OmegaConf  # imported with hydra by compose
+
+    at = list(args).index("--cfg")
+    if at + 1 >= len(args) or args[at + 1] != "job":
+        raise ConfigError("--cfg takes `job` (the composed run config); hydra's own config is not composed here")
+    print(OmegaConf.to_yaml(compose([a for a in args if "=" in a])), end="")
+    return 0
+
+
 def usage(command: Optional[str] = None, overrides: Sequence[str] = ()) -> str:
-    lines = ["usage: harness COMMAND [OVERRIDE ...]", ""]
+    lines = ["usage: harness [--version] COMMAND [--help] [ARGUMENTS] [--cfg job] [KEY=VALUE ...]", ""]
     commands = [command] if command in COMMANDS else list(COMMANDS)
     lines += [f"  {name:<12} {COMMANDS[name]}" for name in commands]
     lines += ["", "examples:",
@@ -51,7 +94,8 @@ def usage(command: Optional[str] = None, overrides: Sequence[str] = ()) -> str:
               "  device (auto|cpu|cuda), batch_size (N|auto|auto:N), seed,",
               f"  ranking ({'|'.join(POLICIES)}), missing_cells ({'|'.join(MISSING_RULES)}), fail_on_error,",
               "  generation_caps.max_new_tokens (how far a submission may raise a task's token budget),",
-              "  allow_remote_code, progress, readme=FILE (replace the board's marked block in FILE);",
+              "  allow_remote_code, progress, readme=FILE (replace the board's marked block in FILE),",
+              "  retries (attempts for timeout / out-of-memory / crashed cells, default 2), retry_failed=true;",
               "  limits: max_submission_bytes, max_file_bytes, scoring_budget_s, job_memory_bytes;",
               "  allow_damaged (publish a board with damaged stored records shown as missing);",
               "  any task field: tasks.NAME.FIELD=... (suites) or task.FIELD=...;",
@@ -61,6 +105,8 @@ def usage(command: Optional[str] = None, overrides: Sequence[str] = ()) -> str:
 
 def _say_board(board: app.BoardResult) -> None:
     print(board.markdown)
+    for line in board.stale:
+        print(line, file=sys.stderr)
     if board.readme_updated:
         print(f"updated the {board.folder.name} board in {board.readme_updated}", file=sys.stderr)
     if board.written:
@@ -114,11 +160,23 @@ def cmd_validate(args: Sequence[str]) -> int:
         raise ConfigError("validate needs exactly one submission folder: harness validate DIR [suite=NAME] [--json]")
     overrides = [a for a in rest if "=" in a]
     if not any(o.startswith("suite=") for o in overrides):
-        overrides.append("suite=demo")
+        overrides.append(_validate_suite(overrides))
     cfg = compose(overrides)
     report = app.validate_entry(Path(positional[0]), cfg)
     print_report(report, as_json)
     return 0 if report["accepted"] else 1
+
+
+def _validate_suite(overrides: List[str]) -> str:
+    """The suite `validate` checks against when none is named: a contest's open phase's, else demo."""
+    if not any(o.startswith("contest=") for o in overrides):
+        return "suite=demo"
+    cfg = compose(overrides)
+    phase = rules.open_phase(cfg.contest, rules.utc_now())
+    if phase is None:
+        raise ConfigError(f"no phase of contest {cfg.contest.name} is open now ({rules.schedule(cfg.contest)}); "
+                          f"name the suite to validate against: suite=NAME")
+    return f"suite={phase.suite}"
 
 
 def _contest_overrides(args: Sequence[str], command: str, shape: str) -> tuple:
@@ -184,12 +242,46 @@ def cmd_reveal(args: Sequence[str]) -> int:
     return 0
 
 
+def _remove(args: Sequence[str], state: str) -> int:
+    args = list(args)
+    reason = ""
+    if "--reason" in args:
+        at = args.index("--reason")
+        if at + 1 >= len(args):
+            raise ConfigError(f"--reason needs a text: harness {COMMAND_OF[state]} NAME contest=NAME --reason TEXT")
+        reason = args[at + 1]
+        del args[at:at + 2]
+    names, overrides = _contest_overrides(args, COMMAND_OF[state], "NAME --reason TEXT")
+    if len(names) != 1:
+        raise ConfigError(f"{COMMAND_OF[state]} takes exactly one entry name (got {' '.join(names) or 'none'})")
+    entry = app.remove(compose(overrides), names[0], state, reason, rules.utc_now())
+    print(f"{'withdrew' if state == 'withdrawn' else 'disqualified'} {entry['name']} (team {entry['team']}) "
+          f"at {entry['removed_at']}: {entry['removed_reason']}; it leaves every board of the contest at its next "
+          f"build and still counts against the team's limits")
+    return 0
+
+
+COMMAND_OF = {"withdrawn": "withdraw", "disqualified": "disqualify"}
+
+
+def cmd_withdraw(args: Sequence[str]) -> int:
+    return _remove(args, "withdrawn")
+
+
+def cmd_disqualify(args: Sequence[str]) -> int:
+    return _remove(args, "disqualified")
+
+
 HANDLERS = {"run": cmd_run, "evaluate": cmd_evaluate, "leaderboard": cmd_leaderboard, "validate": cmd_validate,
-            "submit": cmd_submit, "select": cmd_select, "reveal": cmd_reveal}
+            "submit": cmd_submit, "select": cmd_select, "reveal": cmd_reveal, "withdraw": cmd_withdraw,
+            "disqualify": cmd_disqualify}
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
+    if args and args[0] in ("--version", "-V"):
+        print(f"harness {__version__}")
+        return 0
     if not args or args[0] in ("-h", "--help", "help"):
         print(usage())
         return 0 if args else 2
@@ -198,9 +290,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print(f"harness: unknown command {command!r}; use one of {', '.join(COMMANDS)}\n\n{usage()}", file=sys.stderr)
         return 2
     if "-h" in rest or "--help" in rest:
-        print(usage(command, [a for a in rest if "=" in a]))
+        command_parser(command, [a for a in rest if "=" in a]).print_help()
         return 0
     try:
+        if "--cfg" in rest:
+            return print_cfg(rest)
         return HANDLERS[command](rest)
     except HarnessError as e:
         print(f"harness {command}: {e}", file=sys.stderr)

@@ -237,6 +237,9 @@ class RunConfig:
     allow_damaged: bool = False  # a board with damaged stored records shows them as missing instead of refusing
     # memory cap of each model job (a cgroup, where the machine lets the harness make one); null: 90% of the machine's
     job_memory_bytes: Optional[int] = None
+    retries: int = 2  # attempts a timeout / out-of-memory / crashed cell gets across runs (not Ray's max_retries)
+    retry_failed: bool = False  # true: every failed cell (whatever its status) is attempted once more in this run
+    best_per_team: bool = False  # boards show each team's best entry only (Kaggle's default), ranked among teams
 
 
 # ---------------------------------------------------------------- values checked beyond their types

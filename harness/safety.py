@@ -48,7 +48,19 @@ def model_folder(submission: Submission) -> Optional[Path]:
     if submission.manifest.model is None:  # not a model entry
         return None
     local = submission.folder / submission.manifest.model
-    return local.resolve() if local.is_dir() else hub_snapshot(submission.manifest.model)
+    if local.is_dir():
+        return local.resolve()
+    return hub_snapshot(submission.manifest.model, submission.manifest.revision)
+
+
+def hub_revision(submission: Any) -> Optional[str]:
+    """The commit a hub model entry runs (its snapshot folder's name: resolved once, from the pinned `revision`
+    or the cache's main), or None for a model folder inside the submission or a model not in the cache."""
+    manifest = submission.manifest
+    if manifest.kind not in HF_KINDS or (submission.folder / manifest.model).is_dir():
+        return None
+    folder = hub_snapshot(manifest.model, manifest.revision)
+    return folder.name if folder is not None else None
 
 
 def vet(submission: Submission, allow_remote_code: Sequence[str]) -> List[Finding]:
@@ -160,8 +172,9 @@ def _safetensors(folder: Path, files: List[Path]) -> Finding:
                    "save the model with save_pretrained(dir, safe_serialization=True)")
 
 
-# What `tokenizer.save_pretrained` writes for fast, BPE, WordPiece and sentencepiece tokenizers.
-_TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.json", "vocab.txt")
+# The vocabulary files `tokenizer.save_pretrained` writes for fast, BPE, WordPiece and sentencepiece tokenizers
+# (tokenizer_config.json holds settings only: alone it is no tokenizer).
+_TOKENIZER_FILES = ("tokenizer.json", "vocab.json", "vocab.txt")
 _TOKENIZER_SUFFIXES = (".model", ".spm")
 
 
@@ -169,7 +182,9 @@ def _required(folder: Path) -> Finding:
     missing = [] if (folder / "config.json").is_file() else ["config.json"]
     if not any((folder / name).is_file() for name in _TOKENIZER_FILES) and not any(
             p.suffix in _TOKENIZER_SUFFIXES for p in folder.iterdir() if p.is_file()):
-        missing.append("tokenizer files (" + " / ".join(_TOKENIZER_FILES) + " / *.model)")
+        alone = " (tokenizer_config.json alone holds settings, not a vocabulary)" if (
+            folder / "tokenizer_config.json").is_file() else ""
+        missing.append("tokenizer files (" + " / ".join(_TOKENIZER_FILES) + " / *.model)" + alone)
     return Finding("config.json and tokenizer present", not missing, "missing: " + ", ".join(missing) if missing else
                    "", "save both into the model folder: model.save_pretrained(dir) and tokenizer.save_pretrained(dir)")
 
@@ -200,12 +215,13 @@ def _has_auto_map(path: Path) -> bool:
     return isinstance(data, dict) and "auto_map" in data
 
 
-def hub_snapshot(model_id: str) -> Optional[Path]:
-    """The local cache folder of a hub model (the child runs offline and is given this folder), or None."""
+def hub_snapshot(model_id: str, revision: Optional[str] = None) -> Optional[Path]:
+    """The local cache folder of a hub model at `revision` (None: main), named by its commit (the child runs
+    offline and is given this folder), or None."""
     from huggingface_hub import snapshot_download
     from huggingface_hub.errors import LocalEntryNotFoundError
 
     try:
-        return Path(snapshot_download(model_id, local_files_only=True))
+        return Path(snapshot_download(model_id, revision=revision, local_files_only=True))
     except (LocalEntryNotFoundError, OSError, ValueError):
         return None

@@ -63,6 +63,21 @@ def metric_options(task: TaskConfig, name: str) -> Dict[str, Any]:
     return {**metric_class(name).options_from_task(task), **options}
 
 
+def primary_direction(task: TaskConfig) -> bool:
+    """Whether the task's primary metric is higher-is-better, as its metrics declare it (never read off records,
+    so a board whose cells all failed still shows the right arrow)."""
+    for name in task.metrics:
+        try:
+            metric = build_metric(name, metric_options(task, name))
+        except ValueError as e:
+            raise ConfigError(f"task {task.name}: metrics: {e}") from e
+        for info in metric.scores:
+            if info.name == task.primary_metric:
+                return info.higher_is_better
+    raise ConfigError(f"task {task.name}: primary_metric {task.primary_metric!r} is not a score of its metrics "
+                      f"({', '.join(task.metrics)})")
+
+
 def score(task: TaskConfig, examples: Sequence[Example], predictions: Mapping[str, Any],
           only: Optional[Sequence[str]] = None) -> Scored:
     """Every metric of the task (or the metrics named in `only`) on these predictions."""

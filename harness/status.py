@@ -14,6 +14,7 @@ NOT_SUBMITTED = "not-submitted"  # a predictions entry without a file for the ta
 NOT_APPLICABLE = "n/a"  # the entry cannot be scored on the task (a baseline that does not cover it, ...)
 MISSING = "missing"  # on a board: the entry has no record for the task at all
 NOT_RESCORED = "not-rescored"  # on a private board: stored predictions that could not be scored on the private part
+STALE = "stale"  # on a board: a record computed from another config of the task (`harness run` redoes it)
 
 INVALID = "invalid"  # the manifest or a predictions file breaks the rules
 REFUSED = "refused"  # a safety check refused the entry before anything loaded
@@ -25,8 +26,13 @@ BAD_OUTPUT = "bad-output"
 
 # Failures of a stored cell (what `fail_on_error`, the contest's limits and `harness run`'s summary count).
 FAILED: FrozenSet[str] = frozenset({INVALID, REFUSED, LOAD_ERROR, TIMEOUT, OUT_OF_MEMORY, CRASHED, BAD_OUTPUT})
+# Failures that may not happen again (a slow or busy machine, a crash): `harness run` re-attempts such a cell while
+# its record's `attempts` < the run config's `retries`. The other failures repeat until the entry changes; they are
+# re-attempted only with `retry_failed=true`.
+TRANSIENT: FrozenSet[str] = frozenset({TIMEOUT, OUT_OF_MEMORY, CRASHED})
 # What a cell can say that is not a failure of the entry; a board shows these as text, never as "failed".
-MARK_TEXT: Dict[str, str] = {NOT_SUBMITTED: "not submitted", NOT_APPLICABLE: "n/a", MISSING: "not evaluated"}
+MARK_TEXT: Dict[str, str] = {NOT_SUBMITTED: "not submitted", NOT_APPLICABLE: "n/a", MISSING: "not evaluated",
+                             STALE: "stale (task changed; run again)"}
 # Statuses a stored record may have (a board adds MISSING and, on private boards, NOT_RESCORED).
 RECORD_STATUSES: FrozenSet[str] = frozenset({OK, NOT_SUBMITTED, NOT_APPLICABLE} | FAILED)
 # Statuses the model's child process may report for a task or a job; anything else it says is `crashed`.

@@ -53,6 +53,7 @@ class Manifest:
     # endpoint kind: {base_url: "https://host/v1", model: "served-model-id"}, an OpenAI-compatible server the
     # organizer allows (run config allow_endpoints); its API key comes from the organizer's environment, never here
     endpoint: Optional[Dict[str, str]] = None
+    revision: Optional[str] = None  # hub models: the commit (or branch, tag) to run; unpinned: the cache's main
 
 
 @dataclass(frozen=True)
@@ -67,9 +68,10 @@ class Submission:
 
 _FIELDS = {f.name: f for f in dataclasses.fields(Manifest)}
 _TYPES = {"team": str, "name": str, "kind": str, "model": str, "baseline": str, "dtype": str,
-          "trust_remote_code": bool, "chat_template": bool, "reasoning": dict, "max_new_tokens": int, "endpoint": dict}
+          "trust_remote_code": bool, "chat_template": bool, "reasoning": dict, "max_new_tokens": int, "endpoint": dict,
+          "revision": str}
 MODEL_KINDS = ("hf-causal", "hf-seq2seq", "endpoint")  # kinds a model answers (locally or behind an endpoint)
-_HF_ONLY = ("chat_template", "reasoning", "max_new_tokens")
+_HF_ONLY = ("chat_template", "reasoning", "max_new_tokens", "revision")
 _ENDPOINT_KEYS = ("base_url", "model")
 
 
@@ -210,6 +212,9 @@ def _check_kind(path: Path, folder: Path, manifest: Manifest) -> None:
             raise SubmissionError(f"{path}: field 'model' is required for kind {kind!r} (a model folder relative "
                                   f"to the submission, e.g. `model: .`, or a hub id)")
         check_model_path(path, folder, manifest.model)
+        if manifest.revision is not None and (folder / manifest.model).is_dir():
+            raise SubmissionError(f"{path}: field 'revision': {manifest.revision!r} is only for hub models; "
+                                  f"{manifest.model!r} is a folder in the submission (its files are its version)")
     elif manifest.model is not None:
         raise SubmissionError(f"{path}: field 'model' is only for kinds hf-causal and hf-seq2seq, not {kind!r}")
     if kind == "endpoint":

@@ -10,6 +10,7 @@ speed and peak memory, and an estimate of the full run's time on this machine.
 from __future__ import annotations
 
 import copy
+import difflib
 import json
 import tempfile
 from pathlib import Path
@@ -20,6 +21,7 @@ from harness.config import RunConfig, TaskConfig, suite_of
 from harness.errors import SubmissionError
 from harness.execution.cells import Record
 from harness.execution.evaluator import Evaluator
+from harness.models.predictions import predictions_file, read_predictions
 from harness.requests import shown_with_choices
 from harness.submission import MODEL_KINDS, Submission, load_submission
 from tasks import kind_of
@@ -75,15 +77,64 @@ def _sample_run(submission: Submission, cfg: RunConfig, tasks: Dict[str, TaskCon
     with tempfile.TemporaryDirectory(prefix="harness-validate-") as tmp:
         run_cfg = copy.deepcopy(cfg)
         run_cfg.paths.results = tmp
+        run_cfg.progress = False  # the child's output goes to its log (kept in a file the report names), never here
         # the child reports the exact text each sampled example gives the model (chat template, shots, cuts)
-        evaluator = Evaluator(run_cfg, sample, echo=lambda message: None, echo_prompts=n_examples)
+        evaluator = Evaluator(run_cfg, sample, echo=lambda message: None, echo_prompts=n_examples, inputs_only=True)
         records = evaluator.evaluate(submission.folder)
         for record in records:
             report["tasks"][record["task"]] = _task_report(record, evaluator, sample[record["task"]], Path(tmp))
         report["checks"].extend(_record_checks(records, submission.manifest.kind))
+        if submission.manifest.kind == "predictions":
+            report["checks"].extend(_id_checks(submission.folder, sample, evaluator))
         job = evaluator.jobs.get(submission.name)
     if job is not None:
         report["run"] = _run_report(job, report["tasks"], tasks)
+        if job.log.strip():
+            report["log_file"] = str(_keep_log(submission.name, job.log))
+
+
+def _keep_log(name: str, text: str) -> Path:
+    """The model process's log in a file of its own (the report shows an excerpt and names it)."""
+    folder = Path(tempfile.gettempdir()) / "harness-validate"
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{name}.log"
+    store.atomic_write_text(path, text)
+    return path
+
+
+def _some(ids: List[str], limit: int = 5) -> str:
+    shown = ", ".join(repr(i) for i in ids[:limit])
+    return shown + (f" and {len(ids) - limit} more" if len(ids) > limit else "")
+
+
+def _id_checks(folder: Path, tasks: Dict[str, Any], evaluator: Any) -> List[Dict[str, Any]]:
+    """A predictions entry's ids against each task's examples (missing ids reject the file: `run` would score them
+    0), and each file under predictions/ that is no task of the suite, with the closest task name."""
+    checks = []
+    for name, task in sorted(tasks.items()):
+        path = predictions_file(folder, name)
+        try:
+            given = read_predictions(path, lambda prediction: None)
+        except (SubmissionError, FileNotFoundError):
+            continue  # no file (not submitted) or a broken one: reported by the task's own check
+        ids = [e.id for e in evaluator.examples(task)]
+        known = set(ids)
+        missing = [i for i in ids if i not in given]
+        unknown = sorted(i for i in given if i not in known)
+        detail = (f"{len(given) - len(unknown)} of {len(ids)} ids; missing {len(missing)}"
+                  + (f" ({_some(missing)})" if missing else "") + f", unknown {len(unknown)}"
+                  + (f" ({_some(unknown)})" if unknown else ""))
+        checks.append(_check(f"task {name}: predictions/{name}.jsonl has the test set's ids", not missing, detail,
+                             "give one line for every example id of the task's test set (a missing id scores 0); "
+                             "check the spelling of the ids named"))
+    for path in sorted((folder / "predictions").glob("*.jsonl")):
+        if path.stem not in tasks:
+            close = difflib.get_close_matches(path.stem, list(tasks), n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            checks.append(_check(f"predictions/{path.name} names a task of the suite", not close,
+                                 f"{path.stem!r} is no task of this suite ({', '.join(sorted(tasks))}){hint}",
+                                 f"rename it to predictions/{close[0] if close else '<task>'}.jsonl"))
+    return checks
 
 
 def _first(task: TaskConfig, n: int) -> Any:
@@ -160,7 +211,7 @@ def _run_report(job: Any, task_reports: Dict[str, Any], full_tasks: Dict[str, An
     estimate = timings.get("startup_s", 0.0) + timings.get("load_s", 0.0)
     full_examples = 0
     for name, seconds in per_task.items():
-        n_full = len(load_examples(full_tasks[name]))
+        n_full = len(load_examples(full_tasks[name], inputs_only=True))
         full_examples += n_full
         estimate += seconds * n_full / max(task_reports[name]["examples"], 1)
     budget = sum(float(full_tasks[name].budget_s) for name in per_task)
@@ -191,6 +242,8 @@ def print_report(report: Dict[str, Any], as_json: bool) -> None:
         _print_task(name, task, shown_logs)
     if report["run"]:
         _print_run(report["run"])
+    if report.get("log_file"):
+        print(f"model process's full log: {report['log_file']}")
     print("accepted: the organizer's checks pass" if report["accepted"] else "rejected: fix the FAIL lines above")
 
 
@@ -203,10 +256,10 @@ def _short(value: Any) -> str:
 def _print_task(name: str, task: Dict[str, Any], shown_logs: set) -> None:
     scores = ", ".join(f"{k} {v:.2f}" for k, v in sorted(task["scores"].items()))
     print(f"task {name}: {task['status']}" + (f" ({scores}, on {task['examples']} examples with local references)"
-                                               if scores else ""))
-    if task["log"] and task["log"] not in shown_logs:  # a job's failure is every task's: show its log once
+                                               if scores else f" ({task['reason']})" if task["reason"] else ""))
+    if task["log"] and task["log"] not in shown_logs:  # a job's failure is every task's: show its end once
         shown_logs.add(task["log"])
-        print("  log excerpt:\n    " + "\n    ".join(task["log"].strip().splitlines()[-8:]))
+        print("  log, last line: " + task["log"].strip().splitlines()[-1])
     cut = {k: task["counts"].get(k, 0) for k in ("truncated", "dropped_shots")}
     if any(cut.values()):  # never silent: prompts too long for the model's window
         print(f"  too long for the model: {cut['truncated']} example(s) cut, {cut['dropped_shots']} shot(s) dropped")

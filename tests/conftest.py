@@ -44,3 +44,32 @@ def one_torch_thread():
     torch.set_num_threads(previous)
 
 # ---------------------------------------------------------------- end of tiny local models
+
+
+# ---------------------------------------------------------------- a scripted model process
+@pytest.fixture
+def scripted_jobs(monkeypatch):
+    """Model jobs without a model: each job ends in the next status of `plan` (a list the test fills; "ok" answers
+    every example with "a b c"); `calls` keeps each job's (model spec, keyword arguments)."""
+    from harness import status
+    from harness.execution import evaluator
+    from harness.execution.isolation import JobOutcome
+
+    plan, calls = [], []
+
+    def run_job(model, jobs, **kwargs):
+        calls.append((model, kwargs))
+        outcome = JobOutcome(timings={"model": {"n_parameters": 1234}})
+        state = plan.pop(0)
+        for task, examples in jobs:
+            if state == status.OK:
+                outcome.predictions[task.name] = {e.id: "a b c" for e in examples}
+                outcome.meta[task.name] = {}
+            else:
+                outcome.failures[task.name] = (state, f"scripted {state}", "")
+        return outcome
+
+    monkeypatch.setattr(evaluator, "run_job", run_job)
+    return plan, calls
+
+# ---------------------------------------------------------------- end of a scripted model process

@@ -70,3 +70,38 @@ def test_written_files_are_deterministic_and_complete(tmp_path):
     data = json.loads((tmp_path / "one" / "s" / "leaderboard.json").read_text(encoding="utf-8"))
     assert data["ranking"]["policy"] == "mean_normalized"
     assert data["rows"][0]["cells"]["t1"]["signatures"] == {"m": "sig"}
+
+
+def _board_cli(tmp_path, results, *extra):
+    from harness import cli
+
+    return cli.main(["leaderboard", "suite=demo", f"paths.results={results}",
+                     f"paths.leaderboards={tmp_path / 'boards'}", *extra])
+
+
+@pytest.mark.parametrize("where", ["empty", "absent"])
+def test_a_board_without_records_is_an_error_naming_the_path(tmp_path, capsys, where):
+    results = tmp_path / "results"
+    if where == "empty":
+        results.mkdir()
+    assert _board_cli(tmp_path, results) == 2
+    err = capsys.readouterr().err
+    assert str(results) in err and "no records" in err and "demo" in err
+    assert not (tmp_path / "boards" / "demo" / "leaderboard.md").exists()  # never an empty board
+
+
+def test_directions_come_from_the_task_config_not_the_records(tmp_path, capsys):
+    from harness import store
+
+    results = tmp_path / "results"
+    failed = {"submission": "x", "team": "t", "submission_kind": "predictions", "task": "demo_language_modeling",
+              "task_kind": "language_modeling", "status": "crashed", "reason": "boom", "log": "",
+              "primary_metric": "bits_per_byte", "primary": None, "scores": {}, "higher_is_better": {},
+              "signatures": {}, "counts": {}, "keys": {}, "provenance": {}}
+    store.write_cell(results, failed, None)
+    assert _board_cli(tmp_path, results) == 0
+    board = json.loads((tmp_path / "boards" / "demo" / "leaderboard.json").read_text(encoding="utf-8"))
+    assert board["tasks"]["demo_language_modeling"]["higher_is_better"] is False
+    assert board["tasks"]["demo_translation"] == dict(board["tasks"]["demo_translation"], primary_metric="bleu",
+                                                      higher_is_better=True)
+    assert "bits_per_byte ↓" in (tmp_path / "boards" / "demo" / "leaderboard.md").read_text(encoding="utf-8")

@@ -197,3 +197,17 @@ def test_demo_page_in_the_browser(driver, tmp_path):
     if os.environ.get("HARNESS_UPDATE_SCREENSHOT") == "1":
         (REPO / "docs").mkdir(exist_ok=True)
         shutil.copyfile(shot, REPO / "docs" / "leaderboard.png")
+
+
+@pytest.mark.parametrize("which", ["demo", "plain", "bootstrap"])
+def test_the_page_never_scrolls_sideways_at_1400_px(driver, pages, which):
+    """The shipped demo board and the example boards (failed cells with long reasons) fit a 1400 x 900 window."""
+    driver.set_window_size(1400, 900)
+    try:
+        open_page(driver, REPO / "leaderboards" / "demo" / "index.html" if which == "demo" else pages[which])
+        driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride",
+                               {"width": 1400, "height": 900, "deviceScaleFactor": 1, "mobile": False})
+        assert driver.execute_script("return document.scrollingElement.scrollWidth") <= 1400
+    finally:
+        driver.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
+        driver.set_window_size(1280, 900)

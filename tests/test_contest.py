@@ -379,7 +379,10 @@ def test_two_phase_contest_end_to_end(tmp_path, capsys, monkeypatch, demo_exampl
                     ["run", "suite=contest_warmup"] + common, outputs)
     assert code == 0
     warm_board = json.loads((boards / "contest_warmup" / "leaderboard.json").read_text(encoding="utf-8"))
-    assert warm_board["contest"] == {"name": "test_contest", "phase": "warmup", "split": "full"}
+    assert warm_board["contest"] == {"name": "test_contest", "phase": "warmup", "split": "full",
+                                     "deadline": "2031-01-08T00:00:00Z",
+                                     "teams": {"team-a": {"used": 1, "left": None},
+                                               "team-b": {"used": 0, "left": None}}}
     assert warm_board["rows"][0]["cells"]["demo_qa"]["counts"]["examples"] == 50
     assert "public_examples" not in warm_board["rows"][0]["cells"]["demo_qa"]["counts"]
 
@@ -409,7 +412,8 @@ def test_two_phase_contest_end_to_end(tmp_path, capsys, monkeypatch, demo_exampl
     public = json.loads((folder / "leaderboard.json").read_text(encoding="utf-8"))
     names = [row["submission"] for row in public["rows"]]
     assert sorted(names) == ["a-v1", "a-v2", "b-v1", "baseline-copy-source", "baseline-majority-class"]
-    assert public["contest"] == {"name": "test_contest", "phase": "main", "split": "public"}
+    assert {k: public["contest"][k] for k in ("name", "phase", "split", "deadline")} == {
+        "name": "test_contest", "phase": "main", "split": "public", "deadline": "2031-02-01T00:00:00Z"}
     assert public["last_updated"] == "2031-01-09T12:00:00Z"  # the latest acceptance, not the render time
     assert public["bootstrap"] == {"resamples": 1000, "seed": 12345, "alpha": 0.05}
     for row in public["rows"]:

@@ -87,7 +87,7 @@ def test_second_run_reuses_every_cell_and_rebuild_is_identical(demo_run, capsys)
     assert "running" not in capsys.readouterr().err, "no model is run when nothing changed"
     assert {p: p.read_bytes() for p in (work / "store").rglob("*") if p.is_file()} == before
     assert board.read_bytes() == board_bytes
-    assert main(["leaderboard", "suite=demo"] + [a for a in args if a.startswith(("paths", "ranking"))]) == 0
+    assert main(["leaderboard", "suite=demo"] + [a for a in args if a.startswith(("paths", "ranking", "tasks"))]) == 0
     assert board.read_bytes() == board_bytes
 
 

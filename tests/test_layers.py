@@ -35,7 +35,7 @@ LAYERS: List[Tuple[str, ...]] = [
     ("harness.submission",),
     ("harness.models.*", "tasks.*", "harness.filehash"),
     ("harness.metrics.*", "harness.store"),
-    ("harness.data", "harness.requests"),
+    ("harness.data", "harness.requests", "harness.runtime"),
     ("harness.config",),
     ("harness.status", "harness.errors"),
     # packages whose __init__ holds nothing but a docstring (or the version)

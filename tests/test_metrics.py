@@ -532,3 +532,52 @@ def test_sacrebleu_reference_side_is_built_once_per_task(monkeypatch):
         assert [metric.score(hyps, targets)[name] for hyps in entries] == expected
         assert built == [cls.__name__]  # one reference build per metric, not one per entry
     assert len(sacrebleu_metrics._REF_CACHE) == 3
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Signatures: every option that changes a metric's value is in its signature
+
+# metric -> option -> (other options, one value, another value that changes the score)
+VALUE_OPTIONS = {
+    "bleu": {"lowercase": ({}, False, True), "tokenize": ({}, "13a", "intl"), "smooth_method": ({}, "exp", "floor"),
+             "smooth_value": ({"smooth_method": "floor"}, 0.1, 0.2), "max_ngram_order": ({}, 4, 2),
+             "effective_order": ({}, False, True), "trg_lang": ({}, "", "zh")},
+    "chrf": {"char_order": ({}, 6, 4), "word_order": ({}, 0, 2), "beta": ({}, 2, 3), "lowercase": ({}, False, True),
+             "whitespace": ({}, False, True), "eps_smoothing": ({}, False, True)},
+    "ter": {"normalized": ({}, False, True), "no_punct": ({}, False, True), "asian_support": ({}, False, True),
+            "case_sensitive": ({}, False, True)},
+    "rouge": {"rouge_types": ({}, ["rouge1"], ["rouge2"]), "use_stemmer": ({}, True, False)},
+    "classification": {"labels": ({}, ["a", "b"], ["b", "a", "c"])},
+    "perplexity": {"words": ({}, "whitespace", "regex-split"), "scoring": ({}, "", "window:64|stride:window")},
+}
+NEUTRAL_OPTIONS = {"bleu": {"force"}, "rouge": {"n_jobs", "parallel_threshold"}}  # speed or warnings only
+
+
+@pytest.mark.parametrize("name", METRIC_NAMES)
+def test_every_value_changing_option_is_in_the_signature(name):
+    from harness.metrics import metric_class
+
+    options = set(metric_class(name).OPTIONS)
+    assert options == set(VALUE_OPTIONS.get(name, {})) | NEUTRAL_OPTIONS.get(name, set()), "a new option: add it"
+    for option, (others, one, other) in VALUE_OPTIONS.get(name, {}).items():
+        base = dict(others, labels=["a", "b", "c"]) if name == "classification" and option != "labels" else others
+        signatures = {build_metric(name, dict(base, **{option: value})).signature() for value in (one, other)}
+        assert len(signatures) == 2, (name, option, signatures)
+
+
+def test_perplexity_signature_follows_the_task_window_and_stride():
+    from harness.compose import compose
+    from harness.scoring import score
+    from tasks.examples import load_examples
+
+    signatures = set()
+    for window, stride in ((None, None), (64, None), (64, 32)):
+        overrides = ["task=demo_language_modeling"] + [f"task.{k}={v}" for k, v in (("window", window),
+                                                                                 ("stride", stride)) if v]
+        task = compose(overrides).task
+        examples = load_examples(task)[:2]
+        preds = {e.id: {"logprob": -3.0, "n_tokens": 4} for e in examples}
+        signature = score(task, examples, preds).signatures["perplexity"]
+        assert f"window:{window or 'model-max'}|stride:{stride or 'window'}|start:bos-else-eos" in signature
+        signatures.add(signature)
+    assert len(signatures) == 3

@@ -176,7 +176,10 @@ def test_cli_leaderboard_readme(tmp_path, capsys):
     rec["task"] = "demo_qa"
     store.write_cell(results, rec, [])
     readme.write_text(README, encoding="utf-8")
-    args = ["leaderboard", "suite=demo", f"paths.results={results}", f"paths.leaderboards={boards}"]
+    (tmp_path / "subs" / "alpha" / "predictions").mkdir(parents=True)  # a board shows the entries that exist
+    (tmp_path / "subs" / "alpha" / "submission.yaml").write_text("team: team-a\nname: alpha\nkind: predictions\n")
+    args = ["leaderboard", "suite=demo", f"paths.results={results}", f"paths.leaderboards={boards}",
+            f"paths.submissions={tmp_path / 'subs'}"]
     assert cli.main(args + [f"readme={readme}"]) == 0
     assert (boards / "demo" / "index.html").is_file()
     assert "| 1 | alpha | team-a |" in readme.read_text(encoding="utf-8")
@@ -198,3 +201,47 @@ def test_rank_plot_draws_the_top_entries_as_a_map_and_the_rest_as_ranges():
     assert all(f"entry-{i:03d}" in large for i in range(240))  # every entry is named
     assert large.count("25%") + large.count("50%") <= 3 * 30  # percentages for the top 30 only
     assert len(large) < 4.5 * len(small)  # linear growth, not (240 / 60) ** 2 = 16x
+
+
+def _row_html(html: str, name: str) -> str:
+    start = html.index(f'data-submission="{name}"')
+    return html[start:html.index("</tbody>", start)]
+
+
+def test_page_shows_a_dash_for_an_unranked_rank_and_each_reason_once(tmp_path):
+    import board_examples as ex
+
+    data = ex.board(tmp_path)
+    row = next(r for r in data["rows"] if r["submission"] == "beta")
+    for cell in row["cells"].values():  # every task of beta failed for one reason
+        cell.update(status="timeout", reason=ex.FAILED_REASON, primary=None)
+    next(r for r in data["rows"] if r["submission"] == "baseline-copy")["rank"] = None  # a declared baseline
+    html = board_page.render_page(data, ex.records())
+    baseline = _row_html(html, "baseline-copy")
+    assert 'data-key="rank" data-sort="">—</td>' in baseline and "None" not in baseline
+    main_row = _row_html(html, "beta").split('<tr class="details"')[0]
+    assert main_row.count(f'class="reason">{ex.FAILED_REASON}') == 1  # once per row, not in every column
+
+
+def test_rank_plot_has_a_column_per_rank_taken(tmp_path):
+    import board_examples as ex
+    from harness.publish import plots
+
+    data = ex.with_bootstrap(ex.board(tmp_path))
+    data["rank_distribution"] = {"alpha": {"1": 0.9, "2": 0.1}, "gamma": {"1": 0.1, "2": 0.8, "3": 0.1},
+                                 "beta": {"2": 0.1, "3": 0.9}}  # baseline-copy: a fourth row, never ranked
+    assert plots.rank_columns(data) == [1, 2, 3]
+
+
+def test_a_refused_entry_keeps_its_team(tmp_path):
+    from harness.compose import compose
+    from harness.execution.executors import evaluate_all
+
+    folder = tmp_path / "subs" / "pickled"
+    (folder / "model").mkdir(parents=True)
+    (folder / "submission.yaml").write_text("team: team-p\nname: pickled\nkind: hf-causal\nmodel: model\n")
+    (folder / "model" / "config.json").write_text("{}")
+    (folder / "model" / "pytorch_model.bin").write_bytes(b"\x80\x02}q\x00.")  # a pickle: refused
+    cfg = compose(["suite=demo", f"paths.results={tmp_path / 'store'}"])
+    records = evaluate_all(cfg, {"demo_qa": cfg.tasks.demo_qa}, [folder], echo=lambda m: None)
+    assert [(r["status"], r["team"], r["submission_kind"]) for r in records] == [("refused", "team-p", "hf-causal")]

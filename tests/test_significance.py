@@ -87,7 +87,9 @@ def test_interval_is_sacrebleus_order_statistics():
 def test_p_value_and_tiers():
     rng = np.random.default_rng(0)
     a = 50 + rng.normal(0, 1, 1000)
-    assert significance.paired_p_value(50.0, 50.0, a, a) == 1 / 1001  # identical systems: nothing exceeds 0
+    # exact ties are never significant (a departure from sacrebleu, which gives 1/1001 here)
+    assert significance.paired_p_value(50.0, 50.0, a, a) == 1.0
+    assert significance.paired_p_value(50.0, 50.0, a, a + rng.normal(0, 1, 1000)) == 1.0
     assert significance.paired_p_value(50.0, 40.0, a, a - 10 + rng.normal(0, 0.1, 1000)) < 0.05
     close = significance.paired_p_value(50.0, 49.9, a, a - 0.1 + rng.normal(0, 3, 1000))
     assert close > 0.05
@@ -95,6 +97,46 @@ def test_p_value_and_tiers():
     p = {(0, 1): 0.3, (1, 2): 0.3, (0, 2): 0.01, (2, 3): 0.5, (3, 4): 0.5, (2, 4): 0.04}
     assert significance.tiers(5, lambda i, j: p.get((i, j), 0.5)) == [1, 1, 2, 2, 3]
     assert significance.tiers(3, lambda i, j: 1.0) == [1, 1, 1]
+
+
+def _board_records(values, tasks):
+    """Records of a board: each entry's number on every task, or a failed cell for None."""
+    out = []
+    for name, value in values.items():
+        ok = value is not None
+        out += [{"submission": name, "team": name, "submission_kind": "predictions", "task": task,
+                 "task_kind": "qa", "status": "ok" if ok else "crashed", "reason": "" if ok else "boom",
+                 "primary_metric": "f1", "primary": value, "scores": {"f1": value} if ok else {},
+                 "higher_is_better": {"f1": True}} for task in tasks]
+    return out
+
+
+@pytest.mark.parametrize("tasks", [["t"], ["t", "u"]])
+@pytest.mark.parametrize("values", [
+    {"a": 70.0, "b": 70.0, "c": 50.0},        # identical submissions
+    {"a": 70.0, "b": None, "c": None},        # two failed entries under a scored one
+    {"a": None, "b": None},                   # an all-failed board
+])
+def test_exact_ties_share_a_tier(values, tasks):
+    from harness.board.frame import build
+    from harness.board.uncertainty import uncertainty
+
+    records = _board_records(values, tasks)
+    frame = build(records, tasks, "mean_normalized", frozenset(), "worst")
+    rng = np.random.default_rng(1)
+    base = rng.normal(0, 1, significance.RESAMPLES)
+    samples = {(name, task): value + base + (0 if name == "a" else rng.normal(0, 0.01, significance.RESAMPLES))
+               for name, value in values.items() if value is not None for task in tasks}
+    found = uncertainty(frame, records, tasks, "mean_normalized", frozenset(), "worst", samples)
+    order = list(frame["submission"])
+    assert len(set(frame["rank"])) == len(set(values.values()))  # exact ties share a rank
+    if not samples:
+        assert "tiers" not in found  # nothing was resampled: no tiers to split
+        return
+    for j in range(1, len(order)):
+        if values[order[j]] == values[order[j - 1]]:
+            assert found["p_above"][order[j]] == 1.0
+            assert found["tiers"][order[j]] == found["tiers"][order[j - 1]]
 
 
 def test_rank_distribution_shares_ties_and_sums_to_one():

@@ -146,3 +146,94 @@ def test_a_broken_predictions_file_is_named_with_its_line(tmp_path, capsys):
 
 def test_validate_needs_one_folder():
     assert main(["validate"]) == 2
+
+
+def test_missing_and_unknown_ids_are_reported_per_task_and_missing_ids_reject(tmp_path, capsys):
+    folder = tmp_path / "preds"
+    shutil.copytree(ROOT / "submissions" / "rules-predictions", folder)
+    target = folder / "predictions" / "demo_qa.jsonl"
+    target.write_text(target.read_text(encoding="utf-8").replace('"qa-0002"', '"qa-002"'), encoding="utf-8")
+    assert main(["validate", str(folder), "suite=demo"]) == 1
+    out = capsys.readouterr().out
+    line = next(line for line in out.splitlines() if "demo_qa" in line and "ids" in line)
+    assert "[FAIL]" in line and "missing 1" in line and "qa-0002" in line and "unknown 1" in line and "qa-002" in line
+    assert "[ok] task demo_translation" in out  # the other tasks are fine
+    # `run` still scores a missing id as 0 and counts it
+    cfg = compose(["suite=demo", f"paths.results={tmp_path / 'store'}"])
+    from harness.execution.executors import evaluate_all
+
+    records = {r["task"]: r for r in evaluate_all(cfg, {"demo_qa": cfg.tasks.demo_qa}, [folder], echo=print)}
+    assert records["demo_qa"]["status"] == "ok" and records["demo_qa"]["counts"]["missing"] == 1
+
+
+def test_a_stray_predictions_file_is_named_with_the_closest_task(tmp_path, capsys):
+    folder = tmp_path / "preds"
+    shutil.copytree(ROOT / "submissions" / "rules-predictions", folder)
+    (folder / "predictions" / "demo_translation.jsonl").rename(folder / "predictions" / "demo_translaton.jsonl")
+    assert main(["validate", str(folder), "suite=demo"]) == 1
+    out = capsys.readouterr().out
+    assert "demo_translaton.jsonl" in out and "did you mean 'demo_translation'" in out
+
+
+def _inputs_only(tmp_path, task_file: str, reference_columns) -> Path:
+    """The task's test data without its reference columns: what a hidden-test contest gives participants."""
+    rows = [json.loads(line) for line in (ROOT / "tasks" / "data" / "demo" / task_file).read_text().splitlines()]
+    path = tmp_path / task_file
+    path.write_text("".join(json.dumps({k: v for k, v in row.items() if k not in reference_columns}) + "\n"
+                            for row in rows), encoding="utf-8")
+    return path
+
+
+def test_validate_runs_every_check_on_data_without_references(tmp_path, capsys, tiny_gpt2_dir, scripted_jobs):
+    from tiny_models import write_entries
+
+    plan, calls = scripted_jobs
+    plan += ["ok"]
+    data = [f"tasks.demo_translation.data.path={_inputs_only(tmp_path, 'translation_test.jsonl', ['en'])}",
+            f"tasks.demo_classification.data.path={_inputs_only(tmp_path, 'classification_test.jsonl', ['label'])}"]
+    assert main(["validate", str(ROOT / "submissions" / "rules-predictions"), "suite=demo", *data]) == 0
+    out = capsys.readouterr().out
+    assert "no references" in out and "accepted" in out
+    folder = write_entries(tmp_path / "subs", {"gpt": ("hf-causal", tiny_gpt2_dir)}, shipped=()) / "gpt"
+    cfg = compose(["suite=demo", *data])
+    report = validate(folder, cfg, {"demo_translation": cfg.tasks.demo_translation})  # scripted answers are text
+    assert report["accepted"], report["checks"]
+    assert len(calls) == 1 and report["tasks"]["demo_translation"]["status"] == "ok"
+    assert report["tasks"]["demo_translation"]["scores"] == {}  # nothing to score against
+    assert report["run"] is not None  # the cost estimate is made (its numbers need a real model: not here)
+
+
+def test_validate_in_a_contest_uses_the_open_phases_suite(tmp_path, capsys, monkeypatch):
+    from harness.contest import rules
+    from test_contest import SEARCHPATH, at
+
+    monkeypatch.setattr(rules, "utc_now", lambda: at("2031-01-09T12:00:00Z"))  # the main phase is open
+    folder = ROOT / "submissions" / "rules-predictions"
+    main(["validate", str(folder), SEARCHPATH, "contest=test_contest", f"paths.contests={tmp_path}"])
+    out = capsys.readouterr().out
+    assert "against suite contest_main" in out
+
+
+def test_a_load_error_shows_the_report_only_and_names_the_full_log(tmp_path, capfd, tiny_t5_dir):
+    from tiny_models import write_entries
+
+    folder = write_entries(tmp_path / "subs", {"t5": ("hf-causal", tiny_t5_dir)}, shipped=()) / "t5"  # wrong kind
+    assert main(["validate", str(folder), "suite=demo", "tasks.demo_translation.data.limit=2"]) == 1
+    captured = capfd.readouterr()
+    assert "Traceback" not in captured.out + captured.err  # the child's traceback stays in its log
+    line = next(line for line in captured.out.splitlines() if "full log:" in line)
+    log = Path(line.split("full log:", 1)[1].strip())
+    assert "Traceback" in log.read_text(encoding="utf-8")
+    assert "load-error" in captured.out and "hf-seq2seq" in captured.out  # the fix names the right kind
+
+
+def test_tokenizer_config_alone_is_no_tokenizer(tmp_path, tiny_gpt2_dir):
+    from harness import safety
+
+    model = tmp_path / "model"
+    shutil.copytree(tiny_gpt2_dir, model)
+    (model / "tokenizer.json").unlink()
+    assert (model / "tokenizer_config.json").is_file()
+    finding = next(f for f in safety.check_model(model, trust_remote_code=False, allowed=False)
+                   if "tokenizer" in f.check)
+    assert not finding.ok and "tokenizer_config.json alone" in finding.detail

@@ -25,6 +25,8 @@ def md_text(text: Any) -> str:
 def csv_text(value: Any) -> Any:
     """A text cell a spreadsheet will not run as a formula (OWASP's advice: a leading quote)."""
     return "'" + value if isinstance(value, str) and value.startswith(_FORMULA_START) else value
+def _rank_or_dash(rank: Optional[int]) -> str:
+    return "—" if rank is None else str(rank)
 
 
 def _rank_text(row: pd.Series) -> str:
@@ -77,12 +79,27 @@ def to_markdown(frame: pd.DataFrame, suite: str, tasks: Sequence[str], info: Dic
     if extras.bootstrap:
         lines += ["", _bootstrap_text(extras.bootstrap)]
     lines += [item for note in extras.notes for item in ("", note)]
+    if extras.removed:
+        lines += ["", "**Removed entries** (not ranked): " + "; ".join(removed_text(e) for e in extras.removed) + "."]
+    if extras.contest and extras.contest.get("deadline"):
+        usage = "; ".join(f"{team} {use['used']} used" + ("" if use["left"] is None else f", {use['left']} left")
+                          for team, use in (extras.contest.get("teams") or {}).items())
+        lines += ["", f"**Deadline** of phase {extras.contest['phase']}: {extras.contest['deadline']}."
+                  + (f" **Submissions** counted: {usage}." if usage else "")]
+    if extras.public_rank:
+        moves = [f"{row['submission']} {_rank_or_dash(extras.public_rank.get(row['submission']))} → {_rank_text(row)}"
+                 for _, row in frame.iterrows() if not is_baseline(row, extras.baselines)]
+        lines += ["", "**Moves from the public board**: " + ("; ".join(moves) or "none") + "."]
     lines += ["", "**Metrics**", ""]
     for task in tasks:
         signatures = "; ".join(f"`{s}`" for s in info[task]["signatures"]) or "no scored entry"
         lines.append(f"- {task} ({info[task]['kind']}): primary {info[task]['primary_metric']}, "
                      f"{'higher' if info[task]['higher_is_better'] else 'lower'} is better. {signatures}")
     return "\n".join(lines) + "\n"
+
+
+def removed_text(entry: Dict[str, str]) -> str:
+    return f"{entry['name']} ({entry['team']}) {entry['state']} at {entry['at']}: {entry['reason']}"
 
 
 def _optional_float(value: Any) -> Optional[float]:
@@ -113,12 +130,16 @@ def to_json(frame: pd.DataFrame, records: Sequence[Dict[str, Any]], suite: str, 
             "p_above": extras.p_above.get(name), "accepted_at": extras.accepted_at.get(name),
             "cells": {t: cell(t) for t in tasks},
         })
+        if extras.public_rank:  # a private board: where each entry stood on the public one, and its move
+            before, now = extras.public_rank.get(name), rows[-1]["rank"]
+            rows[-1].update(public_rank=before, move=None if before is None or now is None else before - now)
     return dumps({"suite": suite, "tasks": info, "rows": rows,
                   "ranking": {"policy": policy, "rule": POLICIES[policy].description, "missing": extras.missing,
                               "missing_rule": MISSING_RULES[extras.missing],
                               "higher_is_better": POLICIES[policy].higher_is_better},
                   "contest": extras.contest, "last_updated": extras.last_updated, "bootstrap": extras.bootstrap,
-                  "rank_distribution": extras.rank_distribution})
+                  "rank_distribution": extras.rank_distribution, "removed": list(extras.removed),
+                  "notes": list(extras.notes)})
 
 
 def to_csv(frame: pd.DataFrame, tasks: Sequence[str], extras: Optional[BoardExtras]) -> str:

@@ -38,9 +38,11 @@ def _competition_rank(values: pd.Series, ascending: bool) -> pd.Series:
 
 
 def build(records: Sequence[Dict[str, Any]], tasks: Sequence[str], policy: str,
-          baselines: Iterable[str] = (), missing: str = "worst") -> pd.DataFrame:
+          baselines: Iterable[str] = (), missing: str = "worst",
+          declared: Optional[Mapping[str, Tuple[str, bool]]] = None) -> pd.DataFrame:
     """The ranked frame. `baselines` (submission names) anchor the normalisation and are never ranked; `missing`
-    is the declared rule for failed, missing and n/a cells (MISSING_RULES)."""
+    is the declared rule for failed, missing and n/a cells (MISSING_RULES); `declared` maps each task to its
+    (primary metric, higher is better) from the task config (boards built from a suite always pass it)."""
     if policy not in POLICIES:
         raise ValueError(f"ranking {policy!r} is not valid; use one of {', '.join(POLICIES)}")
     if missing not in MISSING_RULES:
@@ -63,7 +65,7 @@ def build(records: Sequence[Dict[str, Any]], tasks: Sequence[str], policy: str,
                          + [c for t in tasks for c in (t, f"{t}_status", f"{t}_reason")])
     if frame.empty:
         return frame.assign(aggregate=pd.Series(dtype=float), rank=pd.Series(dtype=int))
-    values = oriented_values(frame, tasks, directions(records, tasks))
+    values = oriented_values(frame, tasks, directions(records, tasks, declared))
     baseline, pool = masks(frame, tasks, baselines, missing)
     frame["aggregate"] = policy_aggregate(values, baseline, pool, policy)
     ranked = pool & ~baseline
@@ -87,8 +89,12 @@ def masks(frame: pd.DataFrame, tasks: Sequence[str], baselines: Iterable[str], m
     return baseline, (complete | baseline if missing == "unranked" else np.ones(len(frame), dtype=bool))
 
 
-def directions(records: Sequence[Dict[str, Any]], tasks: Sequence[str]) -> Dict[str, bool]:
-    """Whether each task's primary metric is higher-is-better."""
+def directions(records: Sequence[Dict[str, Any]], tasks: Sequence[str],
+               declared: Optional[Mapping[str, Tuple[str, bool]]] = None) -> Dict[str, bool]:
+    """Whether each task's primary metric is higher-is-better: as the task config declares it, else (a board of
+    bare records, as in tests) as the records say."""
+    if declared is not None:
+        return {t: declared[t][1] for t in tasks}
     primaries = {t: next((r["primary_metric"] for r in records if r["task"] == t), "") for t in tasks}
     return {t: _task_direction(records, t, primaries[t]) for t in tasks}
 
@@ -100,14 +106,16 @@ def oriented_values(frame: pd.DataFrame, tasks: Sequence[str], higher: Dict[str,
     return np.column_stack([frame[t].to_numpy(dtype=float) * (1.0 if higher[t] else -1.0) for t in tasks])
 
 
-def _task_info(records: Sequence[Dict[str, Any]], tasks: Sequence[str]) -> Dict[str, Dict[str, Any]]:
+def _task_info(records: Sequence[Dict[str, Any]], tasks: Sequence[str],
+               declared: Optional[Mapping[str, Tuple[str, bool]]] = None) -> Dict[str, Dict[str, Any]]:
     info = {}
     for task in tasks:
         ok = [r for r in records if r["task"] == task and r["status"] == "ok"]
         sample = ok[0] if ok else next((r for r in records if r["task"] == task), None)
-        primary = sample["primary_metric"] if sample else ""
+        primary = declared[task][0] if declared is not None else sample["primary_metric"] if sample else ""
+        higher = declared[task][1] if declared is not None else _task_direction(records, task, primary)
         info[task] = {"primary_metric": primary, "kind": sample["task_kind"] if sample else "",
-                      "higher_is_better": _task_direction(records, task, primary),
+                      "higher_is_better": higher,
                       "signatures": sorted({f"{k}: {v}" for r in ok for k, v in r["signatures"].items()})}
     return info
 
@@ -131,6 +139,9 @@ class BoardExtras:
     last_updated: Optional[str] = None  # from stored acceptance times, never the clock at render time
     accepted_at: Mapping[str, str] = field(default_factory=dict)
     notes: Tuple[str, ...] = ()  # extra lines under the table (final selection, why tiers are absent, ...)
+    declared: Optional[Mapping[str, Tuple[str, bool]]] = None  # task -> (primary metric, higher is better)
+    removed: Tuple[Dict[str, str], ...] = ()  # withdrawn / disqualified entries: name, team, state, at, reason
+    public_rank: Mapping[str, Optional[int]] = field(default_factory=dict)  # private board: each entry's public rank
 
 
 def is_baseline(row: Any, baselines: frozenset) -> bool:

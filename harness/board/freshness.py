@@ -24,7 +24,7 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import Any, Dict, Optional
+from typing import Any, Dict, Iterable, Optional
 
 from harness import __version__
 from harness.config import RunConfig, TaskConfig, as_dict
@@ -35,7 +35,7 @@ from harness.store import atomic_write_text, dumps
 KEY_FILE = ".inputs.json"
 INDEX_FILE = ".content-index.json"
 _RUN_ONLY = ("batch_size", "device", "progress", "executor", "fail_on_error", "readme", "submission", "task",
-             "scoring_workers")
+             "scoring_workers", "retries", "retry_failed")
 
 
 def _sha_bytes(path: Path) -> Optional[str]:
@@ -93,9 +93,10 @@ def keep_index(folder: Path) -> None:
         index.save()
 
 
-def board_key(cfg: RunConfig, tasks: Dict[str, TaskConfig], folder: Optional[Path] = None) -> Optional[str]:
-    """The sha256 of everything the suite's board is built from, or None where it cannot be told cheaply.
-    `folder`: the board's folder, whose content index spares reading unchanged stored files."""
+def board_key(cfg: RunConfig, tasks: Dict[str, TaskConfig], folder: Optional[Path] = None,
+              entries: Optional[Iterable[str]] = None) -> Optional[str]:
+    """The sha256 of everything the suite's board is built from (with the entries it shows), or None where it
+    cannot be told cheaply. `folder`: the board's folder, whose content index spares reading unchanged files."""
     if cfg.contest is not None or any(task.data.source != "local" for task in tasks.values()):
         return None
     config = as_dict(cfg)
@@ -114,7 +115,7 @@ def board_key(cfg: RunConfig, tasks: Dict[str, TaskConfig], folder: Optional[Pat
     if folder is not None:  # saved once the board is known good (keep_index): a failed write leaves nothing behind
         _PENDING[str(folder)] = index
     inputs = {"harness": __version__, "code": _code_sha(), "libraries": library_versions(), "config": config,
-              "data": data, "cells": cells}
+              "data": data, "cells": cells, "entries": None if entries is None else sorted(entries)}
     return hashlib.sha256(json.dumps(inputs, sort_keys=True, default=str).encode("utf-8")).hexdigest()
 
 

@@ -4,7 +4,8 @@ The convention is sacrebleu's (`sacrebleu/significance.py`), so that its own pai
 numbers exactly on the same systems: 1,000 resamples of the items drawn with numpy's `default_rng(12345)`, the same
 draws for every entry; each resample's score recomputed from the resampled per-item statistics (so corpus metrics
 such as BLEU are recomputed, not averaged); the 95% interval read off the sorted resampled scores at positions
-n // 40 and n - n // 40 - 1; and the p-value of a difference from the centred resampled absolute differences.
+n // 40 and n - n // 40 - 1; and the p-value of a difference from the centred resampled absolute differences
+(except for exactly equal scores, whose p-value is 1: see `paired_p_value`).
 """
 from __future__ import annotations
 
@@ -42,7 +43,12 @@ def confidence_interval(samples: np.ndarray) -> Tuple[float, float]:
 
 
 def paired_p_value(real_a: float, real_b: float, samples_a: np.ndarray, samples_b: np.ndarray) -> float:
-    """sacrebleu's paired bootstrap p-value: how often the centred resampled |difference| exceeds the real one."""
+    """sacrebleu's paired bootstrap p-value: how often the centred resampled |difference| exceeds the real one.
+
+    One deliberate departure: two exactly equal real scores (identical submissions, two failed entries) give
+    p = 1, never sacrebleu's 1/1001 (its +1 smoothing would split an exact tie into two tiers)."""
+    if real_a == real_b:
+        return 1.0
     diff = abs(real_a - real_b)
     sample_diffs = np.abs(np.asarray(samples_b) - np.asarray(samples_a))
     centred = sample_diffs - sample_diffs.mean()

@@ -190,13 +190,14 @@ def _tier_statistic(values: np.ndarray, baseline: np.ndarray, pool: np.ndarray, 
 
 
 def uncertainty(frame: pd.DataFrame, records: Sequence[Dict[str, Any]], tasks: Sequence[str], policy: str,
-                baselines: frozenset, missing: str, samples: Dict[Key, np.ndarray]) -> Dict[str, Any]:
+                baselines: frozenset, missing: str, samples: Dict[Key, np.ndarray],
+                declared: Optional[Dict[str, Tuple[str, bool]]] = None) -> Dict[str, Any]:
     """BoardExtras fields from the resampled cells: ci, tiers, p_above, rank_distribution, bootstrap, notes."""
     out: Dict[str, Any] = {"ci": {key: significance.confidence_interval(s) for key, s in samples.items()}}
     if not samples or frame.empty:
         return out
     out["bootstrap"] = {"resamples": significance.RESAMPLES, "seed": significance.SEED, "alpha": significance.ALPHA}
-    higher = directions(records, tasks)
+    higher = directions(records, tasks, declared)
     baseline, pool = masks(frame, tasks, baselines, missing)
     real = oriented_values(frame, tasks, higher)
     resampled = _resampled_values(frame, tasks, higher, samples)

@@ -9,22 +9,8 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
 
 from harness.config import PhaseConfig, RunConfig, TaskConfig, contest_of, suite_of
-from harness.contest.ledger import (
-    _update_ledger,
-    accepted,
-    counted,
-    failed,
-    read_ledger,
-    write_lock,
-)
-from harness.contest.rules import (
-    iso,
-    open_phase,
-    parse_time,
-    phase_for_suite,
-    phase_named,
-    schedule,
-)
+from harness.contest.ledger import _update_ledger, accepted, admitted, counted, failed, read_ledger, write_lock
+from harness.contest.rules import iso, open_phase, parse_time, phase_for_suite, phase_named, schedule
 from harness.errors import SubmissionError
 from harness.submission import Submission, load_submission, submission_sha256
 from harness.validate import validate
@@ -45,7 +31,7 @@ def _refusal(cfg: RunConfig, ledger: Dict[str, Any], phase: PhaseConfig, submiss
     contest, manifest = contest_of(cfg), submission.manifest
     if contest.teams and manifest.team not in contest.teams:
         return f"team {manifest.team!r} is not registered in contest {contest.name} (teams: {', '.join(contest.teams)})"
-    if manifest.name in contest.baselines or any(e["name"] == manifest.name for e in accepted(ledger)):
+    if manifest.name in contest.baselines or any(e["name"] == manifest.name for e in admitted(ledger)):
         return f"the name {manifest.name!r} is taken; give each submission a new name in submission.yaml"
     same = next((e for e in accepted(ledger, phase.name) if e["team"] == manifest.team and e["sha256"] == sha), None)
     if same is not None:

@@ -53,6 +53,7 @@ class Record(TypedDict):
     counts: Dict[str, int]
     keys: CellKeys
     provenance: Dict[str, Any]
+    attempts: int  # how many times this cell (these keys) has been evaluated; a record without it made 1
 
 
 LIBRARIES = ("torch", "transformers", "datasets", "tokenizers", "sacrebleu", "rouge-score", "numpy", "pandas",
@@ -85,23 +86,69 @@ def _data_content(data_cfg: DataConfig, files: Dict[str, Optional[str]]) -> Dict
     return data
 
 
+# Task keys that reach neither the model nor the metrics: changing them re-runs and re-scores nothing.
+INERT_TASK_KEYS = ("description", "budget_s")
+
+
+def _model_side(task: Any) -> Dict[str, Any]:
+    config = child_task_config(task)
+    for key in INERT_TASK_KEYS:
+        config.pop(key, None)
+    return config
+
+
+def _files(data_cfg: Any) -> Dict[str, Optional[str]]:
+    return {name: sha256_file(p) if p.is_file() else None for name, p in data_files(data_cfg).items()}
+
+
+def task_parts(task: Any) -> Dict[str, str]:
+    """The sha256 of each top-level key of a task config that reaches the model or the metrics (local data by its
+    content): a record keeps them, so a board can tell a cell computed from another config and name the keys."""
+    config = OmegaConf.to_container(task, resolve=True)
+    for key in INERT_TASK_KEYS:
+        config.pop(key, None)
+    config["data"] = _data_content(task.data, _files(task.data))
+    if task.train is not None:
+        config["train"] = _data_content(task.train, _files(task.train))
+    return {key: _sha(value) for key, value in sorted(config.items())}
+
+
+def changed_task_keys(record: Dict[str, Any], parts: Dict[str, str]) -> list:
+    """The task keys whose config differs from the one `record` was computed with ([] for a record that predates
+    task_parts: nothing to compare)."""
+    kept = (record.get("provenance") or {}).get("task_parts")
+    if not kept:
+        return []
+    return sorted(key for key in set(kept) | set(parts) if kept.get(key) != parts.get(key))
+
+
 class Cell:
     """What is known about one (submission, task) cell while it is evaluated."""
     def __init__(self, task: TaskConfig, submission_name: str, submission_sha: str, run_cfg: RunConfig,
-                 backend: Optional[Dict[str, Any]] = None):
+                 backend: Optional[Dict[str, Any]] = None, runtime: Optional[Dict[str, Any]] = None):
+        """`backend`: {name, options} of what runs the entry (an endpoint entry's differs from the run's);
+        `runtime`: a model entry's resolved device type, dtype and hub commit (Evaluator.runtime), part of the
+        prediction key; None for entries that run no model."""
 
         self.task = task
         self.submission = submission_name
+        self.attempts = 1  # the attempt this evaluation is (the evaluator raises it when it retries a failed cell)
         files = {name: sha256_file(p) if p.is_file() else None for name, p in data_files(task.data).items()}
         self.data_sha256 = files
         self.task_hash = config_hash(task)
         inputs_key = {"data": _data_content(task.data, files), "fields": OmegaConf.to_container(task.fields, resolve=True),
-                      "model_side": child_task_config(task)}
+                      "model_side": _model_side(task)}
+        if task.train is not None:  # baselines learn from it (majority class, unigram LM)
+            inputs_key["train"] = _data_content(task.train, _files(task.train))
+        self.task_parts = task_parts(task)
         pool = fewshot_pool_config(task)  # checks the few-shot settings (a ConfigError names the task and key)
         if pool is not None:  # the shots are part of what the model is asked: their data is part of the key
             pool_files = {name: sha256_file(p) if p.is_file() else None for name, p in data_files(pool).items()}
             inputs_key["fewshot_pool"] = _data_content(pool, pool_files)
         asked: Dict[str, Any] = {"submission": submission_sha, "inputs": inputs_key, "device": run_cfg.device}
+        if runtime is not None:
+            asked["runtime"] = runtime
+        self.prediction_facts: Optional[Dict[str, Any]] = None  # provenance["prediction"] of a model cell
         backend = backend or as_dict(run_cfg.backend)  # {name, options}: an endpoint entry's differs from the run's
         if backend["name"] != DEFAULT_BACKEND or backend["options"]:  # the default keeps earlier keys
             asked["backend"] = {**backend, **engine_facts(backend["name"])}  # the engine's version included
@@ -115,9 +162,13 @@ class Cell:
         self.score_key = _sha({"predictions": self.prediction_key, "metrics": metric_side, "harness": __version__})
 
 
+def attempts(record: Dict[str, Any]) -> int:
+    return int(record.get("attempts", 1))
+
+
 def provenance(cell: Cell, submission_sha: Optional[str], run_cfg: RunConfig) -> Dict[str, Any]:
     return {"harness": __version__, "python": platform.python_version(), "libraries": library_versions(),
-            "task_config_sha256": cell.task_hash, "data_sha256": cell.data_sha256,
+            "task_config_sha256": cell.task_hash, "task_parts": cell.task_parts, "data_sha256": cell.data_sha256,
             "submission_sha256": submission_sha,
             "run_config_sha256": config_hash({"device": run_cfg.device, "seed": run_cfg.seed}),
             "contest_sha256": None if run_cfg.contest is None else config_hash(run_cfg.contest)}
@@ -141,12 +192,15 @@ def make_record(cell: Cell, submission: Optional[Submission], status: str, *, su
         "primary": None, "scores": {}, "higher_is_better": {}, "signatures": {}, "counts": {},
         "keys": {"predictions": cell.prediction_key, "scores": cell.score_key},
         "provenance": {**provenance(cell, submission_sha, run_cfg), **_prompt_provenance(cell.task, submission)},
+        "attempts": cell.attempts,
     }
     if scored is not None:
         record["scores"], record["higher_is_better"] = scored.scores, scored.higher_is_better
         record["signatures"], record["counts"] = scored.signatures, dict(scored.counts)
         record["primary"] = scored.scores[cell.task.primary_metric]
     record["counts"].update(extra_counts or {})
+    if cell.prediction_facts is not None:  # what ran: device, dtype, batch size, parameters, versions
+        record["provenance"]["prediction"] = cell.prediction_facts
     if isolation:  # what the model's process ran under (harness.execution.isolation)
         record["provenance"]["isolation"] = isolation
     if backend:  # a serving engine or endpoint: name, options, engine and version, served model

@@ -12,11 +12,11 @@ import traceback
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, cast
 
-from harness import filehash, safety, store
+from harness import filehash, runtime, safety, status, store
 from harness.config import RunConfig, TaskConfig, as_dict
 from harness.contest.splits import public_view
 from harness.errors import ConfigError, SubmissionError
-from harness.execution.cells import Cell, Record, make_record
+from harness.execution.cells import Cell, Record, attempts, library_versions, make_record
 from harness.execution.isolation import Remote, run_job
 from harness.execution.statistics import cell_statistics
 from harness.models import DEFAULT_BACKEND, ENDPOINT_BACKEND, backend_module, engine_facts, unsupported
@@ -69,8 +69,8 @@ class Evaluator:
     and now); the Ray driver passes one that sets them aside for a Ray job (harness.execution.executors.Planner)."""
 
     def __init__(self, run_cfg: RunConfig, tasks: Dict[str, TaskConfig], echo: Callable[[str], None] = print,
-                 sink: Optional[Sink] = None,
-                 echo_prompts: int = 0, run_model: Optional[ModelCells] = None):
+                 sink: Optional[Sink] = None, echo_prompts: int = 0, run_model: Optional[ModelCells] = None,
+                 inputs_only: bool = False):
         self.run_model: ModelCells = run_model or self.run_model_job
         self.cfg = run_cfg
         self.tasks = tasks
@@ -83,10 +83,13 @@ class Evaluator:
         self._examples: Dict[str, List[Example]] = {}
         self._pools: Dict[str, List[Example]] = {}  # task -> its few-shot train pool
         self.echo_prompts = echo_prompts  # ask model jobs for the rendered prompts of N examples (harness validate)
+        # harness validate: data without references is read (inputs only) and its cells are checked, not scored
+        self.inputs_only = inputs_only
 
     def examples(self, task: TaskConfig) -> List[Example]:
         if task.name not in self._examples:
-            self._examples[task.name] = load_examples(task)
+            self._examples[task.name] = (load_examples(task, inputs_only=True) if self.inputs_only
+                                         else load_examples(task))
         return self._examples[task.name]
 
     def shots(self, task: TaskConfig, examples: List[Example]) -> Any:
@@ -124,7 +127,7 @@ class Evaluator:
                 name = self.folder.name
             error = SubmissionError(f"the harness failed on this entry: {type(e).__name__}: {str(e)[:300]}",
                                     status="crashed")
-            return self._reject(name, error, traceback.format_exc()[-LOG_CHARS:])
+            return self._reject(name, error, log=traceback.format_exc()[-LOG_CHARS:])
 
     def _evaluate(self, folder: Path) -> List[Record]:
         try:
@@ -133,21 +136,23 @@ class Evaluator:
             return self._reject(folder.name, e)
         refusal = safety.verdict(safety.vet(submission, self.cfg.allow_remote_code))  # before anything loads it
         if refusal is not None:
-            return self._reject(submission.name, refusal)
+            return self._reject(submission.name, refusal, submission)
         try:  # a raised token budget only up to the organizer's cap
             check_generation_request(submission.manifest, str(folder / "submission.yaml"), self.cfg)
         except SubmissionError as e:
-            return self._reject(submission.name, e)
+            return self._reject(submission.name, e, submission)
         refusal = endpoint_refusal(submission.manifest, self.cfg, str(folder / "submission.yaml"))
         if refusal is not None:
-            return self._reject(submission.name, refusal)
+            return self._reject(submission.name, refusal, submission)
         try:  # by stat, before a byte is read: a 10 GB file is refused, not hashed
             check_sizes(folder, self.cfg)
         except SubmissionError as e:
-            return self._reject(submission.name, e)
+            return self._reject(submission.name, e, submission)
         sub_sha = submission_sha256(folder, self.results / filehash.CACHE_NAME)
         backend = backend_of(submission.manifest, self.cfg)
-        cells = {name: Cell(task, submission.name, sub_sha, self.cfg, backend) for name, task in self.tasks.items()}
+        ran_as = self.runtime(submission)
+        cells = {name: Cell(task, submission.name, sub_sha, self.cfg, backend=backend, runtime=ran_as)
+                 for name, task in self.tasks.items()}
         # a remote model can change under its name: its cells are predicted again unless the organizer pins them
         reuse = submission.manifest.kind != "endpoint" or self.cfg.reuse_endpoint_predictions
         # Held while this run decides and does the submission's work: a second run at the same time waits, then
@@ -162,11 +167,16 @@ class Evaluator:
                 # an ok cell stored without its statistics (or beside other ones) is scored again, with no model
                 stored_stats = cached and (cached["status"] != "ok" or (
                     "stats_sha256" in cached["provenance"] and store.stats_match(self.results, cached)))
-                if cached and cached["keys"] == {"predictions": cell.prediction_key, "scores": cell.score_key} \
-                        and stored_stats:
+                same = cached and cached["keys"]["predictions"] == cell.prediction_key
+                if same and cached["keys"]["scores"] == cell.score_key and stored_stats and not self._retry(cached):
                     records[name] = cast(Record, cached)  # the stored JSON of a record make_record built
-                elif cached and cached["keys"]["predictions"] == cell.prediction_key and cached["status"] == "ok":
+                elif same and cached["status"] == "ok":
+                    cell.attempts = attempts(cached)
+                    cell.prediction_facts = cached["provenance"].get("prediction")  # what ran, back then
                     records[name] = self._rescore(submission, sub_sha, cell)
+                elif same and self._retry(cached):
+                    cell.attempts = attempts(cached) + 1
+                    to_predict.append(cell)
                 else:
                     to_predict.append(cell)
             if to_predict:
@@ -174,12 +184,34 @@ class Evaluator:
                     records[record["task"]] = record
         return [records[name] for name in sorted(records)]
 
-    def _reject(self, folder_name: str, error: SubmissionError, log: str = "") -> List[Record]:
+    def runtime(self, submission: Submission) -> Optional[Dict[str, Any]]:
+        """A model entry's resolved device type and dtype, and its hub commit: part of its cells' prediction keys
+        (harness.runtime resolves `auto` without importing torch). None for entries that run no model."""
+        if submission.manifest.kind not in safety.HF_KINDS:
+            return None
+        device = runtime.device_type(self.cfg.device)
+        out = {"device_type": device, "dtype": runtime.resolve_dtype(submission.manifest.dtype, device)}
+        commit = safety.hub_revision(submission)
+        if commit is not None:
+            out["model_revision"] = commit
+        return out
+
+    def _retry(self, record: Dict[str, Any]) -> bool:
+        """Whether a stored failed cell is attempted again: a transient failure while it has attempts left, any
+        failure once with `retry_failed=true`."""
+        if record["status"] not in status.FAILED:
+            return False
+        return self.cfg.retry_failed or (record["status"] in status.TRANSIENT and attempts(record) < self.cfg.retries)
+
+    def _reject(self, folder_name: str, error: SubmissionError, submission: Optional[Submission] = None,
+                log: str = "") -> List[Record]:
+        """Every task's failed record of an entry refused before anything ran (its team and kind kept when its
+        manifest loaded)."""
         out = []
         for name, task in sorted(self.tasks.items()):
             cell = Cell(task, folder_name, "", self.cfg)
-            record = make_record(cell, None, error.status, submission_sha=None, run_cfg=self.cfg, reason=str(error),
-                                 log=log)
+            record = make_record(cell, submission, error.status, submission_sha=None, run_cfg=self.cfg,
+                                 reason=str(error), log=log)
             self.sink(record, None, None)
             out.append(record)
         return out
@@ -207,6 +239,8 @@ class Evaluator:
                          prompt_hashes: Optional[Dict[str, str]] = None,
                          backend: Optional[Dict[str, Any]] = None) -> Record:
         examples = self.examples(cell.task)
+        if any(e.target is None for e in examples):  # inputs-only data (validate): every check but the score
+            return self._store_unscored(submission, sub_sha, cell, predictions, extra_counts, isolation)
         try:
             # in a contest the record holds the public part's scores only; the private part is scored by `reveal`
             with time_budget(self.cfg.scoring_budget_s):
@@ -228,6 +262,26 @@ class Evaluator:
         if stats is not None:
             record["provenance"]["stats_sha256"] = store.text_sha256(store.stats_text(stats))
         self.sink(record, rows, stats)
+        return record
+
+    def _store_unscored(self, submission: Submission, sub_sha: str, cell: Cell, predictions: Dict[str, Any],
+                        extra_counts: Dict[str, int], isolation: Optional[Dict[str, str]]) -> Record:
+        """An ok cell of data without references: its predictions are checked and kept, nothing is scored."""
+        examples = self.examples(cell.task)
+        check = functools.partial(kind_of(cell.task).check_prediction, cell.task)
+        for example in examples:
+            problem = check(predictions[example.id]) if example.id in predictions else None
+            if problem:
+                return self.fail(submission, sub_sha, cell, "bad-output", f"example {example.id!r}: {problem}")
+        known = {e.id for e in examples}
+        counts = {"examples": len(examples), "missing": sum(1 for e in examples if e.id not in predictions),
+                  "unknown": sum(1 for i in predictions if i not in known), **extra_counts}
+        record = make_record(cell, submission, "ok", submission_sha=sub_sha, run_cfg=self.cfg,
+                             reason="no references in this data: checked, not scored", isolation=isolation,
+                             extra_counts=counts)
+        rows = [{"id": e.id, "prediction": predictions.get(e.id)} for e in examples]
+        record["provenance"]["predictions_sha256"] = store.text_sha256(store.predictions_text(rows))
+        self.sink(record, rows, None)
         return record
 
     def fail(self, submission: Optional[Submission], sub_sha: str, cell: Cell, status: str, reason: str,
@@ -286,9 +340,11 @@ class Evaluator:
             return records
         manifest = submission.manifest
         trust = manifest.trust_remote_code and manifest.name in self.cfg.allow_remote_code
+        ran_as = self.runtime(submission) or {}
+        device = runtime.resolved_device(self.cfg.device)  # the child runs exactly what the key says
         model = {"backend": backend["name"], "backend_module": backend_module(backend["name"]),
                  "options": backend["options"], "kind": manifest.kind,
-                 "location": self._location(submission), "dtype": manifest.dtype,
+                 "location": self._location(submission), "dtype": ran_as.get("dtype", manifest.dtype),
                  "trust_remote_code": trust, "chat_template": manifest.chat_template, "reasoning": manifest.reasoning}
         remote = None
         if manifest.kind == "endpoint":  # the key's variable is named, never its value (that stays in the env)
@@ -298,24 +354,30 @@ class Evaluator:
         prepared = {cell.task.name: self.prepare(cell.task, examples, manifest) for cell, examples in runnable}
         self.echo(f"running {manifest.name} on {', '.join(c.task.name for c, _ in runnable)}")
         self.models_loaded += 1
-        outcome = run_job(model, [(prepared[c.task.name][0], ex) for c, ex in runnable], device=self.cfg.device,
+        outcome = run_job(model, [(prepared[c.task.name][0], ex) for c, ex in runnable], device=device,
                           batch_size=self.cfg.batch_size, progress=self.cfg.progress,
                           shots={name: shots for name, (_, shots, _) in prepared.items()},
                           echo_prompts=self.echo_prompts, remote=remote, memory_bytes=self.cfg.job_memory_bytes)
         self.jobs[manifest.name] = outcome
-        facts = backend_provenance(backend, manifest)
+        backend_facts = backend_provenance(backend, manifest)
+        facts = {"device_requested": self.cfg.device, "device": device, "dtype": ran_as.get("dtype", manifest.dtype),
+                 "batch_size": self.cfg.batch_size, "libraries": library_versions(),
+                 "n_parameters": (outcome.timings.get("model") or {}).get("n_parameters"),
+                 "model_revision": ran_as.get("model_revision")}
         for cell, _ in runnable:
+            cell.prediction_facts = facts  # provenance only: never part of a key (scores must not depend on it)
             name = cell.task.name
             if name in outcome.failures:
                 status, reason, log = outcome.failures[name]
-                records.append(self.fail(submission, sub_sha, cell, status, reason, log, outcome.isolation, facts))
+                records.append(self.fail(submission, sub_sha, cell, status, reason, log, outcome.isolation,
+                                         backend_facts))
             else:
                 meta = outcome.meta[name]
                 records.append(self._score_and_store(submission, sub_sha, cell, outcome.predictions[name],
                                                      {"truncated": int(meta.get("truncated", 0)),
                                                       "dropped_shots": int(meta.get("dropped_shots", 0))},
                                                      isolation=outcome.isolation, prompt_hashes=prepared[name][2],
-                                                     backend=facts))
+                                                     backend=backend_facts))
         return records
 
     @staticmethod

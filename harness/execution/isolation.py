@@ -59,6 +59,7 @@ class JobOutcome:
     wall_s: float = 0.0
     peak_rss_bytes: Optional[int] = None  # the child's peak resident memory (getrusage of the child)
     timings: Dict[str, Any] = field(default_factory=dict)  # the child's own: startup_s, load_s, per request type
+    log: str = ""  # the end of the child's log (FULL_LOG_CHARS, redacted): `harness validate` keeps it in a file
 
 
 @dataclass(frozen=True)
@@ -251,6 +252,7 @@ def run_job(model: Dict[str, Any], tasks: Sequence[Tuple[Any, List[Example]]], *
             if cap is not None:
                 cap.remove()
         outcome = collect(job_dir, tasks, launch, max_output_bytes)
+        outcome.log = tail(job_dir / "child.log", FULL_LOG_CHARS)
     engine = model.get("backend") if model.get("backend") in ENGINES else None
     outcome.isolation = isolation_note(budget, max_output_bytes, max_file_bytes, memory, remote, engine)
     return outcome
@@ -330,6 +332,9 @@ def exit_status(code: int, failure_file: Path) -> Tuple[str, str]:
             name = str(-code)
         return "crashed", f"the model process died from signal {name}"
     return "crashed", f"the model process exited with code {code}"
+
+
+FULL_LOG_CHARS = 256 * 1024
 
 
 def tail(path: Path, chars: int = LOG_CHARS) -> str:

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import math
 import re
-from typing import Any, Dict, Mapping, Sequence
+from typing import Any, Dict, Mapping, Optional, Sequence
 
 import numpy as np
 
@@ -81,7 +81,8 @@ class PerplexityMetric(Metric):
         window = "model-max" if task.window is None else task.window
         stride = "window" if task.stride is None else task.stride
         text = f"transform:{task.transform}|counted:{task.count_on}" if task.transform else "transform:none"
-        return {"scoring": f"window:{window}|stride:{stride}|last-window:{task.last_window}|{text}"}
+        # the first window's context is the tokenizer's BOS, or EOS where it has none (the HF backend's rule)
+        return {"scoring": f"window:{window}|stride:{stride}|start:bos-else-eos|last-window:{task.last_window}|{text}"}
 
     def __init__(self, words: str = "whitespace", scoring: str = ""):
         if words not in WORD_RULES:
@@ -95,6 +96,9 @@ class PerplexityMetric(Metric):
         ScoreInfo("byte_perplexity", higher_is_better=False, scale="unbounded"),
         ScoreInfo("bits_per_byte", higher_is_better=False, scale="unbounded"),
     )
+
+    def __init__(self, window: Optional[int] = None, stride: Optional[int] = None):
+        self.window, self.stride = window, stride
 
     def signature(self) -> str:
         return (f"perplexity|agg:ratio-of-sums|words:{self.words}|bytes:utf-8"

@@ -37,6 +37,10 @@ def _constructor_options(cls: type) -> tuple[str, ...]:
     return tuple(p for p in params if p not in ("self", "references"))
 
 
+def _default(cls: type, option: str) -> Any:
+    return inspect.signature(cls.__init__).parameters[option].default
+
+
 def references_to_streams(targets: Sequence[Any]) -> tuple[List[List[Optional[str]]], List[int]]:
     """Per-item reference lists -> sacrebleu reference streams (padded with None) and each item's count."""
     items = reference_lists(targets)
@@ -64,6 +68,10 @@ def _scorer_for(cls: type, options: Dict[str, Any], streams: List[List[Optional[
 
 
 class _SacrebleuMetric(Metric):
+    # options that change the score but are missing from sacrebleu's own signature: attribute -> (signature key,
+    # sacrebleu's default). Appended only when not the default, so a default signature is sacrebleu's exactly.
+    UNSIGNED: Dict[str, tuple] = {}
+
     SACREBLEU_CLASS: type = BLEU
     OPTIONS: tuple[str, ...] = ()
 
@@ -110,7 +118,9 @@ class _SacrebleuMetric(Metric):
             num_refs = -1  # sacrebleu's marker for a variable number of references -> "var"
         args = dict(self._metric.__dict__)
         args["num_refs"] = num_refs
-        return self._metric._SIGNATURE_TYPE(args).format()
+        extra = "".join(f"|{key}:{getattr(self._metric, attr)}" for attr, (key, default) in self.UNSIGNED.items()
+                        if getattr(self._metric, attr) != default)
+        return self._metric._SIGNATURE_TYPE(args).format() + extra
 
     def item_stats(self, predictions: Sequence[str], targets: Sequence[Sequence[str]]) -> np.ndarray:
         check_lengths(predictions, targets)
@@ -144,6 +154,7 @@ class BLEUMetric(_SacrebleuMetric):
     scores = (ScoreInfo("bleu", higher_is_better=True, scale="0-100"),)
     SACREBLEU_CLASS = BLEU
     OPTIONS = _constructor_options(BLEU)
+    UNSIGNED = {"max_ngram_order": ("ngram", _default(BLEU, "max_ngram_order"))}
 
     @property
     def n_stats(self) -> int:
@@ -157,6 +168,7 @@ class CHRFMetric(_SacrebleuMetric):
     scores = (ScoreInfo("chrf", higher_is_better=True, scale="0-100"),)
     SACREBLEU_CLASS = CHRF
     OPTIONS = _constructor_options(CHRF)
+    UNSIGNED = {"beta": ("beta", _default(CHRF, "beta"))}
 
     @property
     def n_stats(self) -> int:

@@ -57,6 +57,7 @@ from transformers import (
 )
 from transformers.modeling_outputs import BaseModelOutput
 
+from harness import runtime
 from harness.config import parse_batch_size, positive_int
 from harness.requests import (
     GenerateRequest,
@@ -98,11 +99,8 @@ def resolve_device(device: str) -> torch.device:
 
 
 def resolve_dtype(dtype: str, device: torch.device) -> torch.dtype:
-    if dtype == "auto":
-        return torch.bfloat16 if device.type == "cuda" else torch.float32
-    if dtype not in DTYPES:
-        raise ValueError(f"dtype must be 'auto' or one of {sorted(DTYPES)}, got {dtype!r}")
-    return DTYPES[dtype]
+    """The rule of harness.runtime (the parent resolves `auto` by it for the key; the child by the same rule)."""
+    return DTYPES[runtime.resolve_dtype(dtype, device.type)]
 
 
 # ---------------------------------------------------------------- tokens

@@ -67,15 +67,29 @@ def _entry_provenance(records: Sequence[Dict[str, Any]]) -> List[tuple]:
     return [(label, value) for label, value in items if value]
 
 
+def _cells_view(row: Dict[str, Any], tasks: Sequence[str]) -> List[Dict[str, Any]]:
+    """The row's cells; a failure's reason is shown once per row (in the first cell that has it), the others
+    keep it as their tooltip."""
+    cells, shown = [], set()
+    for task in tasks:
+        cell = _cell_view(task, row["cells"][task])
+        cell["show_reason"] = cell["failed"] and bool(cell["reason"]) and cell["reason"] not in shown
+        shown.add(cell["reason"])
+        cells.append(cell)
+    return cells
+
+
 def _row_view(row: Dict[str, Any], tasks: Sequence[str], records: Dict[tuple, Dict[str, Any]]) -> Dict[str, Any]:
     name = row["submission"]
     own = [records[(name, t)] for t in tasks if (name, t) in records]
     tier = row.get("tier")
+    rank = row["rank"]
     return {
-        "rank": row["rank"], "tier": "—" if tier is None else str(tier), "tier_sort": "" if tier is None else str(tier),
+        "rank": "—" if rank is None else str(rank), "rank_sort": "" if rank is None else str(rank),
+        "tier": "—" if tier is None else str(tier), "tier_sort": "" if tier is None else str(tier),
         "submission": name, "team": row.get("team") or "", "kind": row.get("kind") or "",
         "baseline": plots.is_baseline(row), "aggregate": _fmt(row["aggregate"]), "aggregate_sort": repr(row["aggregate"]),
-        "cells": [_cell_view(t, row["cells"][t]) for t in tasks],
+        "cells": _cells_view(row, tasks),
         "details": [_task_details(t, row["cells"][t], records.get((name, t))) for t in tasks],
         "provenance": _entry_provenance(own),
     }
@@ -105,7 +119,10 @@ def page_context(board: Dict[str, Any], records: Sequence[Dict[str, Any]]) -> Di
         "has_tiers": any(row.get("tier") is not None for row in board["rows"]),
         "has_ci": any(cell.get("ci") for row in board["rows"] for cell in row["cells"].values()),
         "contest": board.get("contest"), "last_updated": board.get("last_updated"),
-        "bootstrap": board.get("bootstrap"),
+        "bootstrap": board.get("bootstrap"), "removed": board.get("removed") or [],
+        "notes": [note.replace("**", "") for note in board.get("notes") or []],
+        "moves": [(row["submission"], row["public_rank"], row["rank"], row["move"]) for row in board["rows"]
+                  if "public_rank" in row and not plots.is_baseline(row)],
         "task_plot": _svg_data_uri(plots.task_scores_svg(board)),
         "rank_plot": _svg_data_uri(plots.rank_stability_svg(board)),
     }

@@ -77,6 +77,14 @@ def _task_panel(ax: Any, task: str, info: Dict[str, Any], rows: List[Dict[str, A
 TOP_RANKED = 30  # entries drawn cell by cell in the rank heat map; the others get a line over the ranks they reach
 
 
+def rank_columns(board: Dict[str, Any]) -> List[int]:
+    """The rank plot's columns: 1 to the worst rank any ranked entry took in a resample (never a column for the
+    unranked baselines' rows)."""
+    taken = [int(rank) for shares in (board.get("rank_distribution") or {}).values()
+             for rank, share in shares.items() if share > 0]
+    return list(range(1, max(taken, default=0) + 1))
+
+
 def rank_stability_svg(board: Dict[str, Any]) -> Optional[str]:
     """Heat map: rows are the first TOP_RANKED entries (board order), columns ranks, each cell the fraction of
     bootstrap resamples in which that entry took that rank. Entries below them get one line each, from the best to
@@ -88,7 +96,7 @@ def rank_stability_svg(board: Dict[str, Any]) -> Optional[str]:
     names = [row["submission"] for row in board["rows"] if row["submission"] in distribution]
     by_rank = {name: {int(rank): float(f) for rank, f in distribution[name].items()} for name in names}
     top, rest = names[:TOP_RANKED], names[TOP_RANKED:]
-    n_ranks = max([len(top)] + [rank for name in top for rank in by_rank[name]])
+    n_ranks = len(rank_columns(board))  # the worst rank any ranked entry took: no empty column
     columns = [str(rank) for rank in range(1, min(n_ranks, TOP_RANKED) + 1)]
     grid = [[by_rank[name].get(rank, 0.0) for rank in range(1, len(columns) + 1)] for name in top]
     if n_ranks > TOP_RANKED:  # ranks below the map's rows share one column
