@@ -73,6 +73,12 @@ class PerplexityMetric(Metric):
 
     name = "perplexity"
     OPTIONS: tuple[str, ...] = ("words", "scoring")
+    scores = (
+        ScoreInfo("perplexity", higher_is_better=False, scale="unbounded"),
+        ScoreInfo("word_perplexity", higher_is_better=False, scale="unbounded"),
+        ScoreInfo("byte_perplexity", higher_is_better=False, scale="unbounded"),
+        ScoreInfo("bits_per_byte", higher_is_better=False, scale="unbounded"),
+    )
 
     @classmethod
     def options_from_task(cls, task: TaskConfig) -> Dict[str, Any]:
@@ -90,15 +96,6 @@ class PerplexityMetric(Metric):
                              f"{', '.join(WORD_RULES)}")
         self.words, self.scoring = words, scoring
         self._count_words = WORD_RULES[words]
-    scores = (
-        ScoreInfo("perplexity", higher_is_better=False, scale="unbounded"),
-        ScoreInfo("word_perplexity", higher_is_better=False, scale="unbounded"),
-        ScoreInfo("byte_perplexity", higher_is_better=False, scale="unbounded"),
-        ScoreInfo("bits_per_byte", higher_is_better=False, scale="unbounded"),
-    )
-
-    def __init__(self, window: Optional[int] = None, stride: Optional[int] = None):
-        self.window, self.stride = window, stride
 
     def signature(self) -> str:
         return (f"perplexity|agg:ratio-of-sums|words:{self.words}|bytes:utf-8"
