@@ -10,13 +10,15 @@ import difflib
 import re
 from importlib import resources
 from pathlib import Path
-from typing import Any, Dict, List, Sequence
+from typing import Any, Dict, List, Optional, Sequence
 
 from harness import config
 from harness.config import RunConfig, TaskConfig, parse_batch_size, register_configs
 from harness.contest import ledger
 from harness.errors import ConfigError
+from harness.language import DEFAULT_LANGUAGE, task_language
 from harness.models import check_backend
+from harness.scoring import check_task
 from tasks import kind_of
 
 DEFAULT_SEARCHPATH = "pkg://tasks"
@@ -56,6 +58,7 @@ def compose(overrides: Sequence[str]) -> Any:
     except ValueError as e:
         raise ConfigError(f"config error: {e}") from e
     check_backend(cfg.backend.name)
+    _prepare_tasks(cfg, overrides)
     if cfg.contest is not None:  # checked beyond its types, and against its lock
         ledger.check(cfg, overrides)
     return cfg
@@ -76,15 +79,44 @@ def _explain(message: str) -> str:
     return f"{key}: unknown key {name!r}{hint}; valid keys here: {', '.join(valid)}"
 
 
-def available(group: str, overrides: Sequence[str] = ()) -> List[str]:
-    """Config names in a group (task, suite) across the search path: the shipped tasks plus user folders."""
+def _prepare_tasks(cfg: Any, overrides: Sequence[str]) -> None:
+    """Each task's YAML file (for messages), its kind's default metrics for its language where it names none, and
+    the checks that need no data (harness.scoring.check_task)."""
+    chosen = [item.partition("=")[2] for item in overrides if item.partition("=")[0].lstrip("+") == "task"]
+    tasks = [(key, task) for key, task in (cfg.tasks or {}).items()]
+    if cfg.task is not None:
+        tasks.append((chosen[-1] if chosen else cfg.task.name, cfg.task))
+    for key, task in tasks:
+        if task.config_file is None:
+            task.config_file = config_file("task", key, overrides) or config_file("task", task.name, overrides)
+        if not task.metrics:
+            try:
+                language = task_language(task)
+            except ValueError:
+                language = DEFAULT_LANGUAGE  # check_task names the malformed tag
+            task.metrics = kind_of(task).default_metrics(language)
+        check_task(task)
+
+
+def config_file(group: str, name: str, overrides: Sequence[str] = ()) -> Optional[str]:
+    """Where the config `name` of `group` is read from: the first search-path root that has it (as Hydra picks),
+    written `pkg://package/group/name.yaml` or as the folder was given."""
+    for root, folder in _group_folders(group, overrides):
+        if (folder / f"{name}.yaml").is_file():
+            return f"{root.rstrip('/')}/{group}/{name}.yaml" if root.startswith("pkg://") else \
+                str(Path(root.removeprefix("file://")) / group / f"{name}.yaml")
+    return None
+
+
+def _group_folders(group: str, overrides: Sequence[str]) -> List[Any]:
+    """(root, folder of `group` under it) for each search-path root, in Hydra's order."""
     roots = [DEFAULT_SEARCHPATH]
     for item in _with_default_searchpath(overrides):
         key, _, value = item.partition("=")
         if key.lstrip("+") == "hydra.searchpath":
             roots = [p.strip().strip("'\"") for p in value.strip().strip("[]").split(",") if p.strip()]
     roots.append("pkg://harness/conf")  # the primary config module (the contest group lives there)
-    names = set()
+    out = []
     for root in roots:
         if root.startswith("pkg://"):
             package, _, sub = root[len("pkg://"):].partition("/")
@@ -96,7 +128,15 @@ def available(group: str, overrides: Sequence[str] = ()) -> List[str]:
         else:
             folder = Path(root.removeprefix("file://")) / group
         if folder.is_dir():
-            names.update(entry.name[:-5] for entry in folder.iterdir() if entry.name.endswith(".yaml"))
+            out.append((root, folder))
+    return out
+
+
+def available(group: str, overrides: Sequence[str] = ()) -> List[str]:
+    """Config names in a group (task, suite) across the search path: the shipped tasks plus user folders."""
+    names = set()
+    for _root, folder in _group_folders(group, overrides):
+        names.update(entry.name[:-5] for entry in folder.iterdir() if entry.name.endswith(".yaml"))
     return sorted(names)
 
 

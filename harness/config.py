@@ -103,6 +103,11 @@ class TaskConfig:
     primary_metric: str = MISSING
     metric_options: Dict[str, Any] = field(default_factory=dict)
     budget_s: float = 1800.0  # wall-clock budget for a model on this task
+    # The references' language, a BCP-47 tag (translation: the target); its primary subtag picks the metric
+    # defaults (harness.language). Absent: scored as English, with a warning. Never part of the prediction key.
+    language: Optional[str] = None
+    source_language: Optional[str] = None  # translation: the source's BCP-47 tag
+    config_file: Optional[str] = None  # filled by harness.compose: the YAML the task came from (for messages)
 
 
 @dataclass

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Mapping, Optional, Sequence
 
@@ -9,7 +10,8 @@ from omegaconf import OmegaConf
 
 from harness.data import Example
 from harness.errors import ConfigError, SubmissionError
-from harness.metrics import build_metric
+from harness.language import DEFAULT_LANGUAGE, primary_subtag
+from harness.metrics import build_metric, metric_class
 from tasks import kind_of
 
 
@@ -25,13 +27,52 @@ class Scored:
     stats: Dict[str, Any] = field(default_factory=dict)
 
 
-def metric_options(task: Any, name: str) -> Dict[str, Any]:
-
+def explicit_options(task: Any, name: str) -> Dict[str, Any]:
+    """The options the task's `metric_options` sets for metric `name`."""
     options = task.metric_options.get(name, {}) if task.metric_options else {}
-    options = OmegaConf.to_container(options) if OmegaConf.is_config(options) else dict(options)
-    if name == "classification":
-        options.setdefault("labels", list(task.labels.values()))
-    return options
+    return OmegaConf.to_container(options) if OmegaConf.is_config(options) else dict(options)
+
+
+def metric_options(task: Any, name: str) -> Dict[str, Any]:
+    """The options metric `name` is built with: what it derives from the task (its language, its labels), then the
+    task's explicit `metric_options`. Raises ValueError (an unknown metric, a task the metric cannot score)."""
+    return {**metric_class(name).options_from_task(task), **explicit_options(task, name)}
+
+
+def task_where(task: Any) -> str:
+    """How messages name a task: its YAML file where compose found it."""
+    return f"task {task.name} ({task.config_file})" if task.config_file else f"task {task.name}"
+
+
+def check_task(task: Any) -> None:
+    """A task's language and metrics, checked before any data is read: the tags are BCP-47, every metric builds
+    with the options it takes from the task (a missing optional extra, `squad` on Chinese ...), and the primary
+    metric is one of their scores. A task without `language` is scored as English, with a warning."""
+    where = task_where(task)
+    for key in ("language", "source_language"):
+        if getattr(task, key) is not None:
+            try:
+                primary_subtag(getattr(task, key))
+            except ValueError as e:
+                raise ConfigError(f"{where}: {key}: {e}") from e
+    if task.language is None:
+        warnings.warn(f"{where}: no `language:` key; its references are scored as English ({DEFAULT_LANGUAGE}). "
+                      f"Set language: to their BCP-47 tag (en, zh, ja, ...)", LanguageWarning, stacklevel=2)
+    names = set()
+    for name in task.metrics:
+        try:
+            metric = build_metric(name, metric_options(task, name))
+        except ValueError as e:
+            raise ConfigError(f"{where}: metrics: {name}: {e} (language: {task.language or DEFAULT_LANGUAGE})") \
+                from e
+        names.update(info.name for info in metric.scores)
+    if task.metrics and task.primary_metric not in names:
+        raise ConfigError(f"{where}: primary_metric {task.primary_metric!r} is not a score of its metrics for "
+                          f"language {task.language or DEFAULT_LANGUAGE!r}; valid: {', '.join(sorted(names))}")
+
+
+class LanguageWarning(UserWarning):
+    """A task that does not say which language its references are in."""
 
 
 def score(task: Any, examples: Sequence[Example], predictions: Mapping[str, Any],

@@ -41,6 +41,8 @@ class TaskKind(Protocol):
         """What a missing id scores as (an empty text, no label); raise if the kind cannot score it."""
     def metric_inputs(self, task: Any, examples: Sequence[Example], predictions: Sequence[Any]) -> Tuple[list, list]:
         """(predictions, targets) in the form the task's metrics take."""
+    def default_metrics(self, language: str) -> List[str]:
+        """The metrics of a task of this kind that names none, for its language (a primary subtag)."""
 
 
 def render_prompt(task: Any, inputs: Mapping[str, Any],

@@ -36,6 +36,9 @@ class LanguageModeling:
             return f"n_tokens must be an integer >= 0, got {n_tokens!r}"
         return None
 
+    def default_metrics(self, language: str) -> List[str]:
+        return ["perplexity"]
+
     def missing_prediction(self, task: Any) -> Any:
         # A missing document has no log-likelihood; scoring the rest would flatter the entry, so the cell fails.
         raise SubmissionError("a language-modeling entry must score every document; perplexity over a subset "

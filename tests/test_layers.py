@@ -29,11 +29,12 @@ LAYERS: List[Tuple[str, ...]] = [
     ("harness.contest.ledger", "harness.contest.splits"),
     ("harness.contest.rules",),
     ("harness.board.policies", "harness.board.significance"),
+    ("harness.guard",),
     ("harness.scoring", "harness.prompting"),
     ("harness.submission", "harness.safety"),
     ("harness.models.*", "tasks.*"),
     ("harness.metrics.*", "harness.store"),
-    ("harness.data", "harness.requests", "harness.config"),
+    ("harness.data", "harness.requests", "harness.config", "harness.language"),
     ("harness.status", "harness.errors"),
     # packages whose __init__ holds nothing but a docstring (or the version)
     ("harness", "harness.execution", "harness.contest", "harness.board", "harness.publish", "harness.conf"),

@@ -24,6 +24,7 @@ from harness.data import data_files, sha256_file
 from harness.execution.isolation import child_task_config
 from harness.models import DEFAULT_BACKEND
 from harness.prompting import fewshot_pool_config, prompt_config
+from harness.scoring import metric_options
 from harness.submission import Submission
 
 
@@ -104,10 +105,23 @@ class Cell:
             asked["backend"] = OmegaConf.to_container(run_cfg.backend, resolve=True)
         self.prediction_key = _sha(asked)
         metric_side = {"metrics": list(task.metrics), "options": OmegaConf.to_container(task.metric_options, resolve=True),
-                       "primary": task.primary_metric, "versions": library_versions()}
+                       "primary": task.primary_metric, "versions": library_versions(),
+                       # what the metrics really run with: the task's language and the options it implies
+                       "language": task.language, "resolved": resolved_options(task)}
         if run_cfg.contest is not None:  # a contest's partition decides what a record scores (harness.contest.splits)
             metric_side["contest"] = {"sha256": contest_hash(run_cfg), "part": board_part(run_cfg)}
         self.score_key = _sha({"predictions": self.prediction_key, "metrics": metric_side, "harness": __version__})
+
+
+def resolved_options(task: Any) -> Dict[str, Any]:
+    """Each metric's options as built (harness.scoring.metric_options); a metric that cannot be built shows why."""
+    out: Dict[str, Any] = {}
+    for name in task.metrics:
+        try:
+            out[name] = metric_options(task, name)
+        except ValueError as e:
+            out[name] = f"error: {e}"
+    return out
 
 
 def provenance(cell: Cell, submission_sha: Optional[str], run_cfg: Any) -> Dict[str, Any]:

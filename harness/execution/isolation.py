@@ -81,7 +81,9 @@ def child_env(home: Path) -> Dict[str, str]:
 def child_task_config(task: Any) -> Dict[str, Any]:
     """The task config the child needs to build requests: everything but where the data (and references) live."""
     config = OmegaConf.to_container(task, resolve=True)
-    for key in ("data", "train", "fields", "metrics", "metric_options", "primary_metric"):
+    # the language settings only steer scoring: a task that gains `language:` keeps its prediction key
+    for key in ("data", "train", "fields", "metrics", "metric_options", "primary_metric", "language",
+                "source_language", "config_file"):
         config.pop(key, None)
     return config
 

@@ -6,6 +6,10 @@ targets: the document texts. Per item the statistics are [logprob, n_tokens, n_w
 n_words = len(re.split(r"\\s+", text.strip())) for a text that is not blank (0 for a blank one; the count
 lm-evaluation-harness uses) and n_bytes = len(text.encode("utf-8")).
 
+Chinese and Japanese are not written with spaces, so "words" mean nothing there: with `unit: chars` (the default
+for those languages) the third column counts the Unicode code points that are not whitespace, and the score is
+`char_perplexity = exp(-sum(logprob) / sum(n_chars))` instead of `word_perplexity`.
+
     perplexity      = exp(-sum(logprob) / sum(n_tokens))
     word_perplexity = exp(-sum(logprob) / sum(n_words))
     byte_perplexity = exp(-sum(logprob) / sum(n_bytes))
@@ -21,6 +25,8 @@ from typing import Any, Dict, Mapping, Sequence
 
 import numpy as np
 
+from harness.language import CJK_CHAR_LANGUAGES, task_language
+
 from .base import Metric, ScoreInfo, as_stats, check_lengths, sequential_sums
 
 _WS = re.compile(r"\s+")
@@ -29,6 +35,11 @@ _WS = re.compile(r"\s+")
 def count_words(text: str) -> int:
     stripped = text.strip()
     return len(_WS.split(stripped)) if stripped else 0
+
+
+def count_chars(text: str) -> int:
+    """Unicode code points that are not whitespace."""
+    return sum(1 for c in text if not c.isspace())
 
 
 def count_bytes(text: str) -> int:
@@ -46,19 +57,34 @@ def _field(pred: Any, key: str, i: int) -> Any:
 
 
 class PerplexityMetric(Metric):
-    """Token / word / byte perplexity and bits per byte (lower is better). No options."""
+    """Token / word (or character) / byte perplexity and bits per byte (lower is better).
+
+    Option `unit`: `words` (whitespace-separated words, word_perplexity) or `chars` (code points that are not
+    whitespace, char_perplexity); the task's language picks it (chars for Chinese and Japanese)."""
 
     name = "perplexity"
-    OPTIONS: tuple[str, ...] = ()
-    scores = (
-        ScoreInfo("perplexity", higher_is_better=False, scale="unbounded"),
-        ScoreInfo("word_perplexity", higher_is_better=False, scale="unbounded"),
-        ScoreInfo("byte_perplexity", higher_is_better=False, scale="unbounded"),
-        ScoreInfo("bits_per_byte", higher_is_better=False, scale="unbounded"),
-    )
+    OPTIONS: tuple[str, ...] = ("unit",)
+    LANGUAGE_OPTIONS = ("unit",)
+    UNITS = {"words": ("word_perplexity", "words:whitespace"), "chars": ("char_perplexity", "chars:codepoints-no-ws")}
+
+    def __init__(self, unit: str = "words"):
+        if unit not in self.UNITS:
+            raise ValueError(f"unit {unit!r} is not valid; use one of {', '.join(self.UNITS)}")
+        self.unit = unit
+        self._unit_score, self._unit_signature = self.UNITS[unit]
+        self.scores = (
+            ScoreInfo("perplexity", higher_is_better=False, scale="unbounded"),
+            ScoreInfo(self._unit_score, higher_is_better=False, scale="unbounded"),
+            ScoreInfo("byte_perplexity", higher_is_better=False, scale="unbounded"),
+            ScoreInfo("bits_per_byte", higher_is_better=False, scale="unbounded"),
+        )
+
+    @classmethod
+    def options_from_task(cls, task: Any) -> Dict[str, Any]:
+        return {"unit": "chars" if task_language(task) in CJK_CHAR_LANGUAGES else "words"}
 
     def signature(self) -> str:
-        return "perplexity|agg:ratio-of-sums|words:whitespace|bytes:utf-8"
+        return f"perplexity|agg:ratio-of-sums|{self._unit_signature}|bytes:utf-8"
 
     def item_stats(self, predictions: Sequence[Any], targets: Sequence[str]) -> np.ndarray:
         check_lengths(predictions, targets)
@@ -78,7 +104,8 @@ class PerplexityMetric(Metric):
                 bad = True
             if bad:
                 raise ValueError(f"prediction {i}: n_tokens must be a non-negative integer, got {n_tokens!r}")
-            out[i] = (logprob, float(n_tokens), count_words(text), count_bytes(text))
+            units = count_words(text) if self.unit == "words" else count_chars(text)
+            out[i] = (logprob, float(n_tokens), units, count_bytes(text))
         return out
 
     def aggregate(self, stats: np.ndarray) -> Dict[str, float]:
@@ -91,7 +118,7 @@ class PerplexityMetric(Metric):
         per_byte = nll_per(n_bytes)
         return {
             "perplexity": _exp(nll_per(n_tokens)),
-            "word_perplexity": _exp(nll_per(n_words)),
+            self._unit_score: _exp(nll_per(n_words)),
             "byte_perplexity": _exp(per_byte),
             "bits_per_byte": per_byte / math.log(2),
         }
