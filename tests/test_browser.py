@@ -198,3 +198,23 @@ def test_demo_page_in_the_browser(driver, tmp_path):
     if os.environ.get("HARNESS_UPDATE_SCREENSHOT") == "1":
         (REPO / "docs").mkdir(exist_ok=True)
         shutil.copyfile(shot, REPO / "docs" / "leaderboard.png")
+
+
+def test_a_chinese_board_shows_its_chinese_text(driver, tmp_path):
+    """The issue's new-user setup (a Chinese suite on hydra.searchpath, a predictions entry of a Chinese team):
+    the page carries the Chinese team name and the character-level signatures, and filtering by it works."""
+    from selenium.webdriver.common.by import By
+    from test_languages import chinese_suite, run_suite
+
+    folder = chinese_suite(tmp_path / "suite", "language: zh", team="北京大学队")
+    assert run_suite(folder) == 0
+    page = folder / "boards" / "zh_suite" / "index.html"
+    open_page(driver, page)
+    body = driver.find_element(By.TAG_NAME, "body").text
+    assert "北京大学队" in body
+    assert "tok:char" in driver.page_source and "cmrc2018" in driver.page_source
+    box = driver.find_element(By.ID, "filter")
+    box.send_keys("北京")
+    assert order(driver) == ["zh-entry"]
+    assert errors(driver) == []
+

@@ -256,7 +256,7 @@ def test_script_table():
 # ------------------------------------------------------------------------------------------------ the guard
 
 
-def chinese_suite(folder: Path, language_line: str, extra: str = "") -> Path:
+def chinese_suite(folder: Path, language_line: str, extra: str = "", team: str = "t") -> Path:
     """The issue's new-user setup: a Chinese summarization task and a QA task on local jsonl, a predictions entry."""
     (folder / "data").mkdir(parents=True)
     (folder / "data" / "summ.jsonl").write_text(
@@ -282,7 +282,7 @@ def chinese_suite(folder: Path, language_line: str, extra: str = "") -> Path:
         "name: zh_suite\n", encoding="utf-8")
     entry = folder / "submissions" / "zh-entry"
     (entry / "predictions").mkdir(parents=True)
-    (entry / "submission.yaml").write_text("team: t\nname: zh-entry\nkind: predictions\n", encoding="utf-8")
+    (entry / "submission.yaml").write_text(f"team: {team}\nname: zh-entry\nkind: predictions\n", encoding="utf-8")
     (entry / "predictions" / "zh_summ.jsonl").write_text(
         json.dumps({"id": "s1", "prediction": ZH_PREDICTION}, ensure_ascii=False) + "\n"
         + json.dumps({"id": "s2", "prediction": "上海市民绿色出行。"}, ensure_ascii=False) + "\n", encoding="utf-8")
