@@ -364,3 +364,19 @@ class _no_warning:
 
     def __exit__(self, *exc):
         return self._catch.__exit__(*exc)
+
+
+def test_the_guard_reads_references_and_passages_and_skips_what_it_cannot_judge():
+    from harness.data import Example
+    from harness.guard import check_references
+
+    qa = task(kind="qa", language="en", metrics=["squad"], primary_metric="f1")
+    english_answers = [Example("1", {"context": "唐代诗人李白被称为诗仙。长江是中国最长的河流。", "question": "?"}, ["Li Bai"])]
+    with pytest.raises(ConfigError, match="Han"):  # the passage counts too: mostly Han letters
+        check_references(qa, english_answers)
+    inputs_only = [Example("1", {"context": "Some passage.", "question": "?"}, None)]
+    check_references(task(kind="summarization", language="zh"), inputs_only)  # no references: nothing to judge
+    labels = task(kind="classification", language="zh", metrics=["classification"], primary_metric="accuracy",
+                  labels={"p": "positive"})
+    check_references(labels, [Example("1", {"text": "Great film"}, "positive")])  # classification is exempt
+    check_references(task(language="ru"), [Example("1", {}, [ZH_REFERENCE])])  # outside the table: (a) only
