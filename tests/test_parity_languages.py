@@ -106,6 +106,7 @@ CMRC_OFFICIAL = {
 }
 
 
+@pytest.mark.slow  # 3,219 questions x 2 files through the harness
 def test_cmrc2018_dev_equals_official_evaluate_script(shared, tmp_path):
     root = shared.joinpath(*CMRC)
     dev = data_file(root, "cmrc2018_dev.json")
@@ -122,6 +123,7 @@ def test_cmrc2018_dev_equals_official_evaluate_script(shared, tmp_path):
         assert "squad" not in record["signatures"]  # the language picked the metric: no `metrics:` in the YAML
 
 
+@pytest.mark.slow
 def test_cmrc2018_first_gold_answers_score_100(shared, tmp_path):
     dev = data_file(shared.joinpath(*CMRC), "cmrc2018_dev.json")
     data = json.loads(dev.read_text(encoding="utf-8"))
