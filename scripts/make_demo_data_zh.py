@@ -97,7 +97,7 @@ def summarization_item(rng: random.Random) -> tuple[str, str]:
         if a == b:
             a += 1
         doc = [f"昨天晚上，{home}在{city}主场迎战{away}。",
-               f"比赛开始后，两队都非常积极。",
+               "比赛开始后，两队都非常积极。",
                f"最后{home}以{a}比{b}{'战胜' if a > b else '输给'}了{away}。",
                rng.choice(["现场有两万多名观众。", "教练说队员们表现很好。", "下一场比赛将在下周举行。"])]
         summary = f"{home}在{city}以{a}比{b}{'战胜' if a > b else '输给'}{away}。"
