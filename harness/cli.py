@@ -79,6 +79,7 @@ def usage(command: Optional[str] = None, overrides: Sequence[str] = ()) -> str:
     lines += [f"  {name:<12} {COMMANDS[name]}" for name in commands]
     lines += ["", "examples:",
               "  harness run suite=demo",
+              "  harness run suite=demo_zh            # the Chinese demo (tasks declare `language:`)",
               "  harness evaluate submission=submissions/tiny-gpt2 task=demo_translation",
               "  harness leaderboard suite=demo",
               "  harness validate submissions/tiny-gpt2 suite=demo --json",

@@ -19,7 +19,9 @@ from harness import config
 from harness.config import RunConfig, parse_batch_size, register_configs
 from harness.contest import ledger
 from harness.errors import ConfigError
+from harness.language import DEFAULT_LANGUAGE, task_language
 from harness.models import check_backend
+from harness.scoring import check_task
 from tasks import KINDS, kind_of
 
 DEFAULT_SEARCHPATH = "pkg://tasks"
@@ -69,6 +71,7 @@ def compose(overrides: Sequence[str]) -> RunConfig:
     if cfg.retries < 1:
         raise ConfigError(f"config error: retries: {cfg.retries} is not valid; use a whole number >= 1 (the attempts "
                           f"a timeout, out-of-memory or crashed cell gets)")
+    _prepare_tasks(cfg, overrides)
     run_cfg = cast(RunConfig, cfg)  # a DictConfig over the RunConfig schema: read as one
     if run_cfg.contest is not None:  # checked beyond its types, and against its lock
         ledger.check(run_cfg, overrides)
@@ -162,6 +165,25 @@ def _beside(task_file: str, key: str, value: str) -> str:
                           f"it relative to the task file: {os.path.relpath(here, folder)!r} (or give an absolute "
                           f"path)")
     return str(resolved)
+
+
+def _prepare_tasks(cfg: Any, overrides: Sequence[str]) -> None:
+    """Each task's YAML file (for messages), its kind's default metrics for its language where it names none, and
+    the checks that need no data (harness.scoring.check_task)."""
+    chosen = [item.partition("=")[2] for item in overrides if item.partition("=")[0].lstrip("+") == "task"]
+    tasks = [(key, task) for key, task in (cfg.tasks or {}).items()]
+    if cfg.task is not None:
+        tasks.append((chosen[-1] if chosen else cfg.task.name, cfg.task))
+    for key, task in tasks:
+        if task.config_file is None:
+            task.config_file = config_file("task", key, overrides) or config_file("task", task.name, overrides)
+        if not task.metrics:
+            try:
+                language = task_language(task)
+            except ValueError:
+                language = DEFAULT_LANGUAGE  # check_task names the malformed tag
+            task.metrics = kind_of(task).default_metrics(language)
+        check_task(task)
 
 
 def config_file(group: str, name: str, overrides: Sequence[str] = ()) -> Optional[str]:

@@ -108,6 +108,11 @@ class TaskConfig:
     last_window: str = "full"
     transform: Optional[str] = None  # a registered text transform (tasks.transforms) applied to the model's text
     count_on: str = "original"  # language_modeling: count words and bytes on the "original" or "transformed" text
+    # The references' language, a BCP-47 tag (translation: the target); its primary subtag picks the metric
+    # defaults (harness.language). Absent: scored as English, with a warning. Never part of the prediction key.
+    language: Optional[str] = None
+    source_language: Optional[str] = None  # translation: the source's BCP-47 tag
+    config_file: Optional[str] = None  # filled by harness.compose: the YAML the task came from (for messages)
 
 
 @dataclass

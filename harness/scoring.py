@@ -5,12 +5,14 @@ import contextlib
 import math
 import signal
 import threading
+import warnings
 from dataclasses import dataclass, field
 from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence
 
 from harness.config import TaskConfig, as_dict
 from harness.data import Example
 from harness.errors import ConfigError, SubmissionError
+from harness.language import DEFAULT_LANGUAGE, primary_subtag
 from harness.metrics import build_metric, metric_class
 from tasks import kind_of
 
@@ -56,11 +58,52 @@ def time_budget(seconds: Optional[float]) -> Iterator[None]:
         signal.signal(signal.SIGALRM, previous)
 
 
-def metric_options(task: TaskConfig, name: str) -> Dict[str, Any]:
-    """The metric's options: what it takes from the task (its own hook), overridden by the task's metric_options."""
+def explicit_options(task: TaskConfig, name: str) -> Dict[str, Any]:
+    """The options the task's `metric_options` sets for metric `name`."""
     options = task.metric_options.get(name, {}) if task.metric_options else {}
-    options = as_dict(options, resolve=False)
-    return {**metric_class(name).options_from_task(task), **options}
+    return as_dict(options, resolve=False)
+
+
+def metric_options(task: TaskConfig, name: str) -> Dict[str, Any]:
+    """The options metric `name` is built with: what it derives from the task (its language, its labels), then the
+    task's explicit `metric_options`. Raises ValueError (an unknown metric, a task the metric cannot score)."""
+    return {**metric_class(name).options_from_task(task), **explicit_options(task, name)}
+
+
+def task_where(task: TaskConfig) -> str:
+    """How messages name a task: its YAML file where compose found it."""
+    return f"task {task.name} ({task.config_file})" if task.config_file else f"task {task.name}"
+
+
+def check_task(task: TaskConfig) -> None:
+    """A task's language and metrics, checked before any data is read: the tags are BCP-47, every metric builds
+    with the options it takes from the task (a missing optional extra, `squad` on Chinese ...), and the primary
+    metric is one of their scores. A task without `language` is scored as English, with a warning."""
+    where = task_where(task)
+    for key in ("language", "source_language"):
+        if getattr(task, key) is not None:
+            try:
+                primary_subtag(getattr(task, key))
+            except ValueError as e:
+                raise ConfigError(f"{where}: {key}: {e}") from e
+    if task.language is None:
+        warnings.warn(f"{where}: no `language:` key; its references are scored as English ({DEFAULT_LANGUAGE}). "
+                      f"Set language: to their BCP-47 tag (en, zh, ja, ...)", LanguageWarning, stacklevel=2)
+    names = set()
+    for name in task.metrics:
+        try:
+            metric = build_metric(name, metric_options(task, name))
+        except ValueError as e:
+            raise ConfigError(f"{where}: metrics: {name}: {e} (language: {task.language or DEFAULT_LANGUAGE})") \
+                from e
+        names.update(info.name for info in metric.scores)
+    if task.metrics and task.primary_metric not in names:
+        raise ConfigError(f"{where}: primary_metric {task.primary_metric!r} is not a score of its metrics for "
+                          f"language {task.language or DEFAULT_LANGUAGE!r}; valid: {', '.join(sorted(names))}")
+
+
+class LanguageWarning(UserWarning):
+    """A task that does not say which language its references are in."""
 
 
 def primary_direction(task: TaskConfig) -> bool:

@@ -16,7 +16,7 @@ import tempfile
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
-from harness import safety, store
+from harness import guard, safety, store
 from harness.config import RunConfig, TaskConfig, suite_of
 from harness.errors import SubmissionError
 from harness.execution.cells import Record
@@ -73,6 +73,7 @@ def validate(folder: Path, cfg: RunConfig, tasks: Dict[str, TaskConfig], n_examp
 
 def _sample_run(submission: Submission, cfg: RunConfig, tasks: Dict[str, TaskConfig], n_examples: int, report: Dict[str, Any]) -> None:
     """The organizer's Evaluator on the first examples (all of them for a predictions entry: reading is cheap)."""
+    guard.check_tasks(tasks, load_examples)  # the organizer's guard (data without references passes untouched)
     sample = tasks if submission.manifest.kind == "predictions" else {n: _first(t, n_examples) for n, t in tasks.items()}
     with tempfile.TemporaryDirectory(prefix="harness-validate-") as tmp:
         run_cfg = copy.deepcopy(cfg)

@@ -1,8 +1,8 @@
 #!/usr/bin/env python
 """Write submissions/rules-predictions: a `predictions` entry from simple hand-written rules (no model).
 
-It shows the predictions format on the demo tasks; its language-modeling file is left out on purpose, so the
-board shows a `not submitted` cell.
+It shows the predictions format on the demo tasks, English and Chinese; its language-modeling files is left out on purpose, so the
+boards show a `not submitted` cell.
 
     python scripts/make_example_predictions.py
 """
@@ -19,6 +19,11 @@ DATA = ROOT / "tasks" / "data" / "demo"
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from make_demo_data import NOUNS  # noqa: E402  (the demo grammar's lexicon)
+from make_demo_data_zh import ACTIONS, FEELINGS, PEOPLE, PLACES, TIMES  # noqa: E402  (the Chinese demo's lexicon)
+
+DATA_ZH = ROOT / "tasks" / "data" / "demo_zh"
+ZH_POSITIVE = ("好", "喜欢", "满意", "推荐", "棒")
+ZH_NEGATIVE = ("差", "失望", "生气", "不值", "不推荐", "不好")
 
 WORDS = re.compile(r"\w+|[^\w\s]")
 POSITIVE = {"great", "love", "loved", "excellent", "wonderful", "good", "best", "brilliant", "perfect", "enjoyed",
@@ -31,8 +36,8 @@ FUNCTION_WORDS = {"der": "the", "die": "the", "das": "the", "den": "the", "dem":
                   "er": "he", "sie": "she", "wir": "we", "mit": "with"}
 
 
-def rows(name: str):
-    with open(DATA / f"{name}_test.jsonl", encoding="utf-8") as f:
+def rows(name: str, data: Path = DATA):
+    with open(data / f"{name}_test.jsonl", encoding="utf-8") as f:
         return [json.loads(line) for line in f]
 
 
@@ -55,6 +60,28 @@ def sentiment(text: str) -> str:
     return "positive" if score > 0 else "negative" if score < 0 else "neutral"
 
 
+def translate_zh(sentence: str) -> str:
+    """Phrase by phrase in English word order (a Chinese reader would reorder the time and place)."""
+    words = [("is ", ""), ("because", "，因为"), ("she", "她"), ("he", "他"), ("does", "")]
+    lexicon = sorted(PEOPLE + PLACES + TIMES + FEELINGS + words + [(e, z) for e, _, z in ACTIONS] +
+                     [(base, z) for _, base, z in ACTIONS],
+                     key=lambda pair: -len(pair[0]))
+    text = sentence.rstrip(".?")
+    for english, chinese in lexicon:
+        text = re.sub(r"\b" + re.escape(english), chinese, text, flags=re.I)
+    return re.sub(r"\s+", "", text) + "。"
+
+
+def best_sentence_zh(context: str, question: str) -> str:
+    sentences = [s for s in re.split(r"(?<=[。！？])", context) if s]
+    return max(sentences, key=lambda s: len(set(s) & set(question)))
+
+
+def sentiment_zh(text: str) -> str:
+    score = sum(w in text for w in ZH_POSITIVE) - 2 * sum(w in text for w in ZH_NEGATIVE)
+    return "正面" if score > 0 else "负面" if score < 0 else "中性"
+
+
 def write(task: str, predictions) -> None:
     path = OUT / "predictions" / f"{task}.jsonl"
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -69,6 +96,11 @@ def main() -> None:
                                  for r in rows("summarization")])
     write("demo_qa", [(r["id"], best_sentence(r["context"], r["question"])) for r in rows("qa")])
     write("demo_classification", [(r["id"], sentiment(r["text"])) for r in rows("classification")])
+    write("demo_zh_translation", [(r["id"], translate_zh(r["en"])) for r in rows("translation", DATA_ZH)])
+    write("demo_zh_summarization", [(r["id"], re.split(r"(?<=。)", r["document"])[0])
+                                    for r in rows("summarization", DATA_ZH)])
+    write("demo_zh_qa", [(r["id"], best_sentence_zh(r["context"], r["question"])) for r in rows("qa", DATA_ZH)])
+    write("demo_zh_classification", [(r["id"], sentiment_zh(r["text"])) for r in rows("classification", DATA_ZH)])
     (OUT / "submission.yaml").write_text(
         "# Rule-based predictions (no model): python scripts/make_example_predictions.py\n"
         "team: demo-team-c\nname: rules-predictions\nkind: predictions\n", encoding="utf-8")

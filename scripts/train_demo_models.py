@@ -1,12 +1,13 @@
 #!/usr/bin/env python
-"""Train the two tiny demo submissions (a GPT-2 and a T5) on the demo train sets, on a CPU, in a few minutes.
+"""Train the two tiny demo submissions (a GPT-2 and a T5) on the English and Chinese demo train sets together
+(tasks/data/demo, tasks/data/demo_zh), on a CPU, in a few minutes.
 
     python scripts/train_demo_models.py                          # writes submissions/tiny-gpt2, submissions/tiny-t5
     python scripts/train_demo_models.py --untrained-out /tmp/u   # also saves the seeded, untrained copies
 
 Both models share one byte-level BPE tokenizer trained here on the demo train texts. They are trained with the
-prompt formats of the demo tasks (tasks/task/demo_*.yaml), so that `harness run suite=demo` shows them beating
-the untrained copies. Seeded and deterministic; single-threaded by default (--threads 1), so the result does not
+prompt formats of the demo tasks (tasks/task/demo_*.yaml), so that `harness run suite=demo` and `suite=demo_zh`
+show them beating the untrained copies. Seeded and deterministic; single-threaded by default (--threads 1), so the result does not
 depend on the core count and a busy machine slows it down less.
 """
 from __future__ import annotations
@@ -22,6 +23,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "tasks" / "data" / "demo"
+DATA_ZH = ROOT / "tasks" / "data" / "demo_zh"
 SEED = 1234
 MAX_MODEL_BYTES = 5 * 1024 * 1024
 SPECIALS = ["<pad>", "<s>", "</s>", "<unk>"]  # ids 0..3
@@ -32,17 +34,29 @@ PROMPTS = {
     "summarization": "Summarize the article in one sentence.\nArticle: {document}\nSummary:",
     "qa": "Answer with a span from the passage.\nPassage: {context}\nQuestion: {question}\nAnswer:",
     "classification": "Review: {text}\nSentiment:",
+    "zh_translation": "Translate English to Chinese.\nEnglish: {en}\nChinese:",
+    "zh_summarization": "用一句话总结这篇文章。\n文章：{document}\n总结：",
+    "zh_qa": "根据文章回答问题。\n文章：{context}\n问题：{question}\n答案：",
+    "zh_classification": "评论：{text}\n情感：",
 }
+ZH_LABELS = {"positive": "正面", "negative": "负面", "neutral": "中性"}  # demo_zh_classification's verbalisers
 TARGETS = {
     "translation": lambda r: " " + r["en"],
     "summarization": lambda r: " " + r["summary"],
     "qa": lambda r: " " + r["answers"][0],
     "classification": lambda r: " " + r["label"],
+    "zh_translation": lambda r: " " + r["zh"],
+    "zh_summarization": lambda r: " " + r["summary"],
+    "zh_qa": lambda r: " " + r["answers"][0],
+    "zh_classification": lambda r: " " + ZH_LABELS[r["label"]],  # the harness scores " " + label (target_delimiter)
 }
-TASKS = ["translation", "summarization", "qa", "classification", "lm"]
-# How often each task's batches come up in training.
-CAUSAL_WEIGHTS = {"translation": 0.25, "summarization": 0.2, "qa": 0.25, "classification": 0.1, "lm": 0.2}
-SEQ2SEQ_WEIGHTS = {"translation": 0.32, "summarization": 0.3, "qa": 0.3, "classification": 0.08}
+TASKS = ["translation", "summarization", "qa", "classification", "lm",
+         "zh_translation", "zh_summarization", "zh_qa", "zh_classification", "zh_lm"]
+# How often each task's batches come up in training (the two languages equally).
+_CAUSAL = {"translation": 0.25, "summarization": 0.2, "qa": 0.25, "classification": 0.1, "lm": 0.2}
+_SEQ2SEQ = {"translation": 0.32, "summarization": 0.3, "qa": 0.3, "classification": 0.08}
+CAUSAL_WEIGHTS = {**_CAUSAL, **{f"zh_{t}": w for t, w in _CAUSAL.items()}}
+SEQ2SEQ_WEIGHTS = {**_SEQ2SEQ, **{f"zh_{t}": w for t, w in _SEQ2SEQ.items()}}
 
 SUBMISSION_YAML = """# {comment}: python scripts/train_demo_models.py
 team: {team}
@@ -61,8 +75,9 @@ def examples(split: str) -> dict[str, list[tuple[str, str]]]:
     """task -> [(prompt, target)]; for lm the prompt is empty and the target is the whole text."""
     out = {}
     for task in TASKS:
-        rows = read_jsonl(DATA / f"{task}_{split}.jsonl")
-        if task == "lm":
+        folder, name = (DATA_ZH, task[3:]) if task.startswith("zh_") else (DATA, task)
+        rows = read_jsonl(folder / f"{name}_{split}.jsonl")
+        if name == "lm":
             out[task] = [("", r["text"]) for r in rows]
         else:
             out[task] = [(PROMPTS[task].format(**r), TARGETS[task](r)) for r in rows]
@@ -253,7 +268,7 @@ def test_losses(model, kind: str, enc: Encoded) -> dict[str, float]:
     out = {}
     with torch.no_grad():
         for task, rows in enc.data.items():
-            if kind == "seq2seq" and task == "lm":
+            if kind == "seq2seq" and task.endswith("lm"):
                 continue
             tot, n = 0.0, 0
             for i in range(0, len(rows), 16):
@@ -309,15 +324,15 @@ def main() -> None:
     ap.add_argument("--untrained-out", type=Path, default=None,
                     help="also save the seeded, untrained models to DIR/tiny-gpt2 and DIR/tiny-t5 (not committed)")
     # Small batches and many steps learn most per CPU second at this size (checked on the demo data).
-    ap.add_argument("--gpt2-steps", type=int, default=2600)
+    ap.add_argument("--gpt2-steps", type=int, default=4400)
     ap.add_argument("--gpt2-lr", type=float, default=2e-3)
     ap.add_argument("--gpt2-token-budget", type=int, default=512, help="padded tokens per GPT-2 batch")
-    ap.add_argument("--t5-steps", type=int, default=2000)
+    ap.add_argument("--t5-steps", type=int, default=3400)
     ap.add_argument("--t5-lr", type=float, default=1.5e-3)
     ap.add_argument("--t5-token-budget", type=int, default=768, help="padded tokens per T5 batch (source + target)")
     ap.add_argument("--prompt-loss-weight", type=float, default=0.1,
                     help="weight of prompt tokens in the causal loss (the target and plain texts weigh 1)")
-    ap.add_argument("--vocab-size", type=int, default=2000)
+    ap.add_argument("--vocab-size", type=int, default=3000)
     ap.add_argument("--threads", type=int, default=1, help="torch threads; results are reproducible for a given value")
     ap.add_argument("--samples", type=int, default=2, help="greedy outputs printed per task")
     args = ap.parse_args()
@@ -381,12 +396,13 @@ def main() -> None:
     print("\n=== greedy outputs on test prompts")
     for name, model, kind in (("tiny-gpt2", gpt2, "causal"), ("tiny-t5", t5, "seq2seq")):
         print(f"--- {name}")
-        for task in ["translation", "summarization", "qa", "classification"]:
+        for task in [t for t in TASKS if not t.endswith("lm")]:
             for p, t in test_ex[task][: args.samples]:
                 short = p.rsplit("\n", 2 if task == "qa" else 1)[0].split("\n", 1)[-1][-90:].replace("\n", " | ")
                 print(f"  [{task}] ...{short}\n     gold: {t.strip()}\n     pred: {generate(model, kind, tok, p)}")
-    lm_prompt = test_ex["lm"][0][1][:40]
-    print(f"  [lm] {lm_prompt!r} -> {generate(gpt2, 'causal', tok, lm_prompt)!r}")
+    for task in ("lm", "zh_lm"):
+        lm_prompt = test_ex[task][0][1][:40]
+        print(f"  [{task}] {lm_prompt!r} -> {generate(gpt2, 'causal', tok, lm_prompt)!r}")
     print(f"\ntotal time {time.time() - t_start:.0f}s wall, {time.process_time() - cpu_start:.0f}s CPU")
     if not ok:
         print("WARNING: some trained test losses are not well below the untrained ones")

@@ -67,8 +67,10 @@ class TaskKind(KindFields, Protocol):
         """What a missing id scores as (an empty text, no label); raise if the kind cannot score it."""
     def metric_inputs(self, task: TaskConfig, examples: Sequence[Example], predictions: Sequence[Any]) -> Tuple[list, list]:
         """(predictions, targets) in the form the task's metrics take."""
-    def counts(self, task: Any, examples: Sequence[Example]) -> Dict[str, int]:
+    def counts(self, task: TaskConfig, examples: Sequence[Example]) -> Dict[str, int]:
         """Counts the record carries besides examples/missing/unknown (e.g. blank documents); often none."""
+    def default_metrics(self, language: str) -> List[str]:
+        """The metrics of a task of this kind that names none, for its language (a primary subtag)."""
 
 
 def render_prompt(task: TaskConfig, inputs: Mapping[str, Any],

@@ -72,6 +72,9 @@ class Classification:
             return None
         return f"{value!r} is not one of the task's labels ({', '.join(map(repr, labels))})"
 
+    def default_metrics(self, language: str) -> List[str]:
+        return ["classification"]
+
     def missing_prediction(self, task: TaskConfig) -> Any:
         return None  # no label: wrong for accuracy, in no class for F1
 

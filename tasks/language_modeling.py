@@ -81,6 +81,9 @@ class LanguageModeling:
             return f"n_tokens must be an integer from 0 to {MAX_TOKENS}, got {shown}"
         return None
 
+    def default_metrics(self, language: str) -> List[str]:
+        return ["perplexity"]
+
     def missing_prediction(self, task: TaskConfig) -> Any:
         # A missing document has no log-likelihood; scoring the rest would flatter the entry, so the cell fails.
         raise SubmissionError("a language-modeling entry must score every document; perplexity over a subset "

@@ -1,7 +1,7 @@
 """Summarization: generate a summary of `document`; ROUGE-1/2/L/Lsum F-measure (rouge-score, stemming)."""
 from __future__ import annotations
 
-from typing import Any, Mapping
+from typing import Any, List, Mapping
 
 from harness.config import TaskConfig
 from harness.data import Example
@@ -17,3 +17,6 @@ class Summarization(GenerationKind):
         require_fields(self.name, fields, ["references"], where, example_id)
         inputs = mapped_inputs(fields, self.input_fields)
         return Example(example_id, inputs, as_references(fields["references"], example_id, where))
+
+    def default_metrics(self, language: str) -> List[str]:
+        return ["rouge"]

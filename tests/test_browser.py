@@ -211,3 +211,23 @@ def test_the_page_never_scrolls_sideways_at_1400_px(driver, pages, which):
     finally:
         driver.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
         driver.set_window_size(1280, 900)
+
+
+def test_a_chinese_board_shows_its_chinese_text(driver, tmp_path):
+    """The issue's new-user setup (a Chinese suite on hydra.searchpath, a predictions entry of a Chinese team):
+    the page carries the Chinese team name and the character-level signatures, and filtering by it works."""
+    from selenium.webdriver.common.by import By
+    from test_languages import chinese_suite, run_suite
+
+    folder = chinese_suite(tmp_path / "suite", "language: zh", team="北京大学队")
+    assert run_suite(folder) == 0
+    page = folder / "boards" / "zh_suite" / "index.html"
+    open_page(driver, page)
+    body = driver.find_element(By.TAG_NAME, "body").text
+    assert "北京大学队" in body
+    assert "tok:char" in driver.page_source and "cmrc2018" in driver.page_source
+    box = driver.find_element(By.ID, "filter")
+    box.send_keys("北京")
+    assert order(driver) == ["zh-entry"]
+    assert errors(driver) == []
+

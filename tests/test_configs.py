@@ -65,7 +65,7 @@ def test_help_lists_groups_tasks_and_suites(capsys):
 def test_extra_task_folder_joins_through_searchpath(tmp_path):
     (tmp_path / "task").mkdir()
     (tmp_path / "task" / "my_task.yaml").write_text(
-        "name: my_task\nkind: qa\nprimary_metric: f1\nmetrics: [squad]\n"
+        "name: my_task\nkind: qa\nlanguage: en\nprimary_metric: f1\nmetrics: [squad]\n"
         "data: {path: x.jsonl}\nfields: {context: c, question: q, answers: a}\n", encoding="utf-8")
     cfg = compose([f"hydra.searchpath=[file://{tmp_path}]", "task=my_task"])
     assert cfg.task.name == "my_task"

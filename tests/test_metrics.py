@@ -19,7 +19,7 @@ from harness.metrics import METRIC_NAMES, build_metric
 
 
 def test_metric_names():
-    assert set(METRIC_NAMES) == {"bleu", "chrf", "ter", "rouge", "squad", "classification", "perplexity"}
+    assert set(METRIC_NAMES) == {"bleu", "chrf", "ter", "rouge", "squad", "cmrc2018", "classification", "perplexity"}
     for name in METRIC_NAMES:
         options = {"labels": ["a", "b"]} if name == "classification" else {}
         metric = build_metric(name, options)
@@ -301,14 +301,15 @@ def test_rouge_fast_path_identical_to_rouge_score(options):
 def test_rouge_filtered_lcs_identical_to_score_lcs():
     from rouge_score.rouge_scorer import _score_lcs
 
-    from harness.metrics.rouge import _Profile, _score_lcs_filtered
+    from harness.metrics.rouge import _Profile, _score_lcs_filtered, tokenize_function
 
     rng = np.random.default_rng(2)
     for _ in range(1500):
         vocab = list("abcdefghij")[: int(rng.integers(1, 11))]
         t = " ".join(rng.choice(vocab, size=int(rng.integers(0, 25))))
         p = " ".join(rng.choice(vocab + ["zz"], size=int(rng.integers(0, 25))))
-        tp, pp = _Profile(t, False, (), False), _Profile(p, False, (), False)
+        tok = tokenize_function("default", False)
+        tp, pp = _Profile(t, tok, (), False), _Profile(p, tok, (), False)
         assert _score_lcs_filtered(tp, pp) == _score_lcs(tp.tokens, pp.tokens)
 
 
@@ -337,11 +338,11 @@ def test_rouge_parallel_path_identical():
 def test_rouge_aggregate_and_signature():
     metric = build_metric("rouge", {})
     assert metric.signature() == (
-        "rouge|types:rouge1,rouge2,rougeL,rougeLsum|stem:yes|lsum:newline-split|agg:mean-fmeasure"
+        "rouge|types:rouge1,rouge2,rougeL,rougeLsum|stem:yes|tok:default|lsum:newline-split|agg:mean-fmeasure"
         "|version:rouge-score-0.1.2"
     )
     assert build_metric("rouge", {"use_stemmer": False, "rouge_types": ["rouge1"]}).signature() == (
-        "rouge|types:rouge1|stem:no|agg:mean-fmeasure|version:rouge-score-0.1.2"
+        "rouge|types:rouge1|stem:no|tok:default|agg:mean-fmeasure|version:rouge-score-0.1.2"
     )
     stats = np.array([[0.5, 0.25, 0.5, 0.5], [1.0, 0.0, 0.25, 0.75]])
     assert metric.aggregate(stats) == {"rouge1": 75.0, "rouge2": 12.5, "rougeL": 37.5, "rougeLsum": 62.5}

@@ -24,7 +24,7 @@ from harness.data import data_files, sha256_file
 from harness.execution.isolation import child_task_config
 from harness.models import DEFAULT_BACKEND, engine_facts
 from harness.prompting import fewshot_pool_config, prompt_config
-from harness.scoring import Scored
+from harness.scoring import Scored, metric_options
 from harness.submission import Submission
 
 
@@ -154,7 +154,9 @@ class Cell:
             asked["backend"] = {**backend, **engine_facts(backend["name"])}  # the engine's version included
         self.prediction_key = _sha(asked)
         metric_side = {"metrics": list(task.metrics), "options": OmegaConf.to_container(task.metric_options, resolve=True),
-                       "primary": task.primary_metric, "versions": library_versions()}
+                       "primary": task.primary_metric, "versions": library_versions(),
+                       # what the metrics really run with: the task's language and the options it implies
+                       "language": task.language, "resolved": resolved_options(task)}
         if task.transform is not None:  # which text the counts are taken on (the model-side key has the transform)
             metric_side["count_on"] = task.count_on
         if run_cfg.contest is not None:  # a contest's partition decides what a record scores (harness.contest.splits)
@@ -164,6 +166,17 @@ class Cell:
 
 def attempts(record: Dict[str, Any]) -> int:
     return int(record.get("attempts", 1))
+
+
+def resolved_options(task: TaskConfig) -> Dict[str, Any]:
+    """Each metric's options as built (harness.scoring.metric_options); a metric that cannot be built shows why."""
+    out: Dict[str, Any] = {}
+    for name in task.metrics:
+        try:
+            out[name] = metric_options(task, name)
+        except ValueError as e:
+            out[name] = f"error: {e}"
+    return out
 
 
 def provenance(cell: Cell, submission_sha: Optional[str], run_cfg: RunConfig) -> Dict[str, Any]:

@@ -28,11 +28,13 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from omegaconf import OmegaConf
 
+from harness import guard
 from harness.config import ExecutorConfig, RunConfig, TaskConfig
 from harness.errors import ConfigError, SubmissionError
 from harness.execution.cells import Cell, Record
 from harness.execution.evaluator import Evaluator
 from harness.submission import Submission, load_submission
+from tasks.examples import load_examples
 
 EXECUTORS = ("local", "ray")
 REASON_CHARS = 500
@@ -302,5 +304,8 @@ def check_resources(ray: Any, cfg: ExecutorConfig) -> None:
                       f"or add a node that has them")
 def evaluate_all(run_cfg: RunConfig, tasks: Dict[str, TaskConfig], folders: Sequence[Path],
                  echo: Callable[[str], None] = print) -> List[Record]:
-    """Every cell's record, folder by folder (tasks sorted); the jobs run through `run_cfg.executor`."""
-    return executor_for(run_cfg.executor).run(run_cfg, tasks, folders, echo)
+    """Every cell's record, folder by folder (tasks sorted); the jobs run through `run_cfg.executor`. A task whose
+    references do not fit its language stops the run first (harness.guard): nothing runs, nothing is written."""
+    executor = executor_for(run_cfg.executor)
+    guard.check_tasks(tasks, load_examples)
+    return executor.run(run_cfg, tasks, folders, echo)

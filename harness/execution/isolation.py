@@ -101,7 +101,9 @@ def child_env(home: Path, key_env: Optional[str] = None) -> Dict[str, str]:
 def child_task_config(task: TaskConfig) -> Dict[str, Any]:
     """The task config the child needs to build requests: everything but where the data (and references) live."""
     config = as_dict(task)
-    for key in ("data", "train", "fields", "metrics", "metric_options", "primary_metric", "count_on"):
+    # the language settings only steer scoring: a task that gains `language:` keeps its prediction key
+    for key in ("data", "train", "fields", "metrics", "metric_options", "primary_metric", "count_on", "language",
+                "source_language", "config_file"):
         config.pop(key, None)
     # Settings added later leave the config (and so every cell key) as it was where they do not apply.
     if config.get("transform") is None:

@@ -17,6 +17,7 @@ _REGISTRY: Dict[str, tuple[str, str]] = {
     "ter": ("sacrebleu_metrics", "TERMetric"),
     "rouge": ("rouge", "RougeMetric"),
     "squad": ("squad", "SquadMetric"),
+    "cmrc2018": ("cmrc2018", "Cmrc2018Metric"),
     "classification": ("classification", "ClassificationMetric"),
     "perplexity": ("perplexity", "PerplexityMetric"),
 }

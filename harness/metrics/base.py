@@ -6,7 +6,7 @@ scores. Bootstrap resamples rows and calls `aggregate` again, so corpus metrics 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Dict, List, Sequence
+from typing import Any, Dict, List, Optional, Sequence
 
 import numpy as np
 
@@ -26,12 +26,18 @@ class Metric:
     name: str = ""
     scores: tuple[ScoreInfo, ...] = ()
     OPTIONS: tuple[str, ...] = ()  # the constructor's keyword arguments (build_metric rejects any other)
+    LANGUAGE_OPTIONS: tuple[str, ...] = ()  # options `options_from_task` derives from the task's language
 
     @classmethod
     def options_from_task(cls, task: TaskConfig) -> Dict[str, Any]:
-        """Options the task's config implies (classification: its labels); the task's `metric_options` override
-        them. Most metrics take nothing from the task."""
+        """The options this metric takes from its task (its language, its labels); the task's `metric_options`
+        override them. Raises ValueError when the metric cannot score such a task at all."""
         return {}
+
+    def kept_characters(self, text: str) -> Optional[int]:
+        """How many of the text's characters survive this metric's tokenisation (None: it drops none by design);
+        the data guard (harness.guard) refuses a task whose references mostly vanish."""
+        return None
 
     def signature(self) -> str:
         raise NotImplementedError

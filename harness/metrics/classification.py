@@ -48,7 +48,7 @@ class ClassificationMetric(Metric):
 
     @classmethod
     def options_from_task(cls, task: TaskConfig) -> Dict[str, Any]:
-        return {"labels": list(task.labels.values())}
+        return {"labels": list(task.labels.values())}  # the verbalisers, in the task's order
 
     @property
     def n_stats(self) -> int:

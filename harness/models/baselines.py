@@ -11,7 +11,7 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence
 
 from harness.config import TaskConfig
 
-_SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+|(?<=[。！？])\s*")  # Chinese and Japanese need no space
 
 Inputs = Sequence[Mapping[str, Any]]
 TrainLoader = Callable[[], Optional[List[Any]]]  # the task's train examples, or None when it has no train split
