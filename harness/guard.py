@@ -19,7 +19,7 @@ from harness.data import Example
 from harness.errors import ConfigError
 from harness.language import describe_scripts, guess_language, script_counts, script_problem, task_language
 from harness.metrics import build_metric, metric_class
-from harness.scoring import explicit_options, metric_options, task_where
+from harness.scoring import check_metrics, explicit_options, metric_options, task_where
 
 MIN_KEPT = 0.5  # share of the non-space characters a metric's tokenizer must keep
 EXEMPT_KINDS = ("classification",)
@@ -69,8 +69,10 @@ def check_references(task: Any, examples: Sequence[Example]) -> None:
 
 
 def check_tasks(tasks: Dict[str, Any], examples: Any) -> None:
-    """Every task of a run, before any model runs; `examples(task)` loads a task's examples."""
+    """Every task of a run, before any model runs: its metrics build for it (harness.scoring.check_metrics) and
+    its references fit its language; `examples(task)` loads a task's examples."""
     for name in sorted(tasks):
+        check_metrics(tasks[name])
         check_references(tasks[name], examples(tasks[name]))
 
 

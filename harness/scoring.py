@@ -13,7 +13,7 @@ from harness.config import TaskConfig, as_dict
 from harness.data import Example
 from harness.errors import ConfigError, SubmissionError
 from harness.language import DEFAULT_LANGUAGE, primary_subtag
-from harness.metrics import build_metric, metric_class
+from harness.metrics import METRIC_NAMES, build_metric, defaults
 from tasks import kind_of
 
 
@@ -67,7 +67,7 @@ def explicit_options(task: TaskConfig, name: str) -> Dict[str, Any]:
 def metric_options(task: TaskConfig, name: str) -> Dict[str, Any]:
     """The options metric `name` is built with: what it derives from the task (its language, its labels), then the
     task's explicit `metric_options`. Raises ValueError (an unknown metric, a task the metric cannot score)."""
-    return {**metric_class(name).options_from_task(task), **explicit_options(task, name)}
+    return {**defaults.options_from_task(name, task), **explicit_options(task, name)}
 
 
 def task_where(task: TaskConfig) -> str:
@@ -76,9 +76,9 @@ def task_where(task: TaskConfig) -> str:
 
 
 def check_task(task: TaskConfig) -> None:
-    """A task's language and metrics, checked before any data is read: the tags are BCP-47, every metric builds
-    with the options it takes from the task (a missing optional extra, `squad` on Chinese ...), and the primary
-    metric is one of their scores. A task without `language` is scored as English, with a warning."""
+    """A task's language and metrics, checked when the config is composed (no metric library is loaded): the tags
+    are BCP-47, the metrics are registered and take what they need from the task (`squad` on Chinese is refused).
+    A task without `language` is scored as English, with a warning."""
     where = task_where(task)
     for key in ("language", "source_language"):
         if getattr(task, key) is not None:
@@ -89,6 +89,24 @@ def check_task(task: TaskConfig) -> None:
     if task.language is None:
         warnings.warn(f"{where}: no `language:` key; its references are scored as English ({DEFAULT_LANGUAGE}). "
                       f"Set language: to their BCP-47 tag (en, zh, ja, ...)", LanguageWarning, stacklevel=2)
+    names = set()
+    for name in task.metrics:
+        if name not in METRIC_NAMES:
+            raise ConfigError(f"{where}: metrics: unknown metric {name!r}; valid metrics: {', '.join(METRIC_NAMES)}")
+        try:
+            names.update(defaults.score_names(name, metric_options(task, name)))
+        except ValueError as e:
+            raise ConfigError(f"{where}: metrics: {name}: {e} (language: {task.language or DEFAULT_LANGUAGE})") \
+                from e
+    if task.metrics and task.primary_metric not in names:
+        raise ConfigError(f"{where}: primary_metric {task.primary_metric!r} is not a score of its metrics for "
+                          f"language {task.language or DEFAULT_LANGUAGE!r}; valid: {', '.join(sorted(names))}")
+
+
+def check_metrics(task: TaskConfig) -> None:
+    """Every metric of the task builds with the options it takes (a missing optional extra such as MeCab is named
+    here) and the primary metric is one of their scores: checked before anything runs (harness.guard)."""
+    where = task_where(task)
     names = set()
     for name in task.metrics:
         try:
@@ -107,18 +125,9 @@ class LanguageWarning(UserWarning):
 
 
 def primary_direction(task: TaskConfig) -> bool:
-    """Whether the task's primary metric is higher-is-better, as its metrics declare it (never read off records,
-    so a board whose cells all failed still shows the right arrow)."""
-    for name in task.metrics:
-        try:
-            metric = build_metric(name, metric_options(task, name))
-        except ValueError as e:
-            raise ConfigError(f"task {task.name}: metrics: {e}") from e
-        for info in metric.scores:
-            if info.name == task.primary_metric:
-                return info.higher_is_better
-    raise ConfigError(f"task {task.name}: primary_metric {task.primary_metric!r} is not a score of its metrics "
-                      f"({', '.join(task.metrics)})")
+    """Whether the task's primary metric is higher-is-better, from the metrics' declared directions (never read
+    off records, so a board whose cells all failed still shows the right arrow; no metric library is loaded)."""
+    return defaults.higher_is_better(task.primary_metric)
 
 
 def score(task: TaskConfig, examples: Sequence[Example], predictions: Mapping[str, Any],

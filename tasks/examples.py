@@ -2,7 +2,7 @@
 with stable, unique string ids."""
 from __future__ import annotations
 
-from typing import List, Optional
+from typing import Any, List, Optional
 
 from harness.config import DataConfig, TaskConfig
 from harness.data import Example, load_rows, lookup

@@ -233,7 +233,7 @@ def test_chinese_perplexity_counts_characters_not_words():
     assert "word_perplexity" not in scores
     assert scores["char_perplexity"] == pytest.approx(2.718281828459045 ** (20 / 9))
     assert scores["bits_per_byte"] == pytest.approx(20 / len("北京 今天\n天气很好。".encode()) / 0.6931471805599453)
-    assert metric.signature() == "perplexity|agg:ratio-of-sums|chars:codepoints-no-ws|bytes:utf-8"
+    assert metric.signature().startswith("perplexity|agg:ratio-of-sums|chars:codepoints-no-ws|bytes:utf-8|window:")
 
 
 def test_word_perplexity_as_the_primary_metric_of_a_chinese_task_is_a_config_error(tmp_path):

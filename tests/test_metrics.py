@@ -547,9 +547,11 @@ VALUE_OPTIONS = {
              "whitespace": ({}, False, True), "eps_smoothing": ({}, False, True)},
     "ter": {"normalized": ({}, False, True), "no_punct": ({}, False, True), "asian_support": ({}, False, True),
             "case_sensitive": ({}, False, True)},
-    "rouge": {"rouge_types": ({}, ["rouge1"], ["rouge2"]), "use_stemmer": ({}, True, False)},
+    "rouge": {"rouge_types": ({}, ["rouge1"], ["rouge2"]), "use_stemmer": ({}, True, False),
+              "tokenizer": ({}, "default", "char")},
     "classification": {"labels": ({}, ["a", "b"], ["b", "a", "c"])},
-    "perplexity": {"words": ({}, "whitespace", "regex-split"), "scoring": ({}, "", "window:64|stride:window")},
+    "perplexity": {"words": ({}, "whitespace", "regex-split"), "scoring": ({}, "", "window:64|stride:window"),
+                   "unit": ({}, "words", "chars")},
 }
 NEUTRAL_OPTIONS = {"bleu": {"force"}, "rouge": {"n_jobs", "parallel_threshold"}}  # speed or warnings only
 
@@ -582,3 +584,18 @@ def test_perplexity_signature_follows_the_task_window_and_stride():
         assert f"window:{window or 'model-max'}|stride:{stride or 'window'}|start:bos-else-eos" in signature
         signatures.add(signature)
     assert len(signatures) == 3
+
+
+@pytest.mark.parametrize("name", METRIC_NAMES)
+@pytest.mark.parametrize("options", [{}, {"labels": ["a", "b"]}, {"unit": "chars"}, {"rouge_types": ["rougeL"]}])
+def test_the_light_score_table_matches_every_metric(name, options):
+    """Config checks and board arrows read harness.metrics.defaults (no metric library loaded): it must say what
+    the metric itself says."""
+    from harness.metrics import defaults, metric_class
+
+    usable = {k: v for k, v in options.items() if k in metric_class(name).OPTIONS}
+    if name == "classification" and "labels" not in usable:
+        usable["labels"] = ["x"]
+    metric = build_metric(name, usable)
+    assert defaults.score_names(name, usable) == [s.name for s in metric.scores]
+    assert all(defaults.higher_is_better(s.name) == s.higher_is_better for s in metric.scores)

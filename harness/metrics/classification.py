@@ -46,10 +46,6 @@ class ClassificationMetric(Metric):
             ScoreInfo("macro_f1", higher_is_better=True, scale="0-100"),
         ) + tuple(ScoreInfo(f"f1_{lab}", higher_is_better=True, scale="0-100") for lab in labels)
 
-    @classmethod
-    def options_from_task(cls, task: TaskConfig) -> Dict[str, Any]:
-        return {"labels": list(task.labels.values())}  # the verbalisers, in the task's order
-
     @property
     def n_stats(self) -> int:
         return 1 + 3 * len(self.labels)

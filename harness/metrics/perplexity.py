@@ -87,17 +87,6 @@ class PerplexityMetric(Metric):
     LANGUAGE_OPTIONS = ("unit",)
     UNITS = {"words": "word_perplexity", "chars": "char_perplexity"}
 
-    @classmethod
-    def options_from_task(cls, task: TaskConfig) -> Dict[str, Any]:
-        """How the log-likelihoods were produced (window, stride, last-window rule, text transform, counted text),
-        stated in the signature: each of these changes the number."""
-        window = "model-max" if task.window is None else task.window
-        stride = "window" if task.stride is None else task.stride
-        text = f"transform:{task.transform}|counted:{task.count_on}" if task.transform else "transform:none"
-        # the first window's context is the tokenizer's BOS, or EOS where it has none (the HF backend's rule)
-        return {"unit": "chars" if task_language(task) in CJK_CHAR_LANGUAGES else "words",
-                "scoring": f"window:{window}|stride:{stride}|start:bos-else-eos|last-window:{task.last_window}|{text}"}
-
     def __init__(self, unit: str = "words", words: str = "whitespace", scoring: str = ""):
         if unit not in self.UNITS:
             raise ValueError(f"unit {unit!r} is not valid; use one of {', '.join(self.UNITS)}")

@@ -294,15 +294,6 @@ class RougeMetric(Metric):
         self._fast = FastRougeScorer(rouge_types, use_stemmer, tokenizer)  # validates the types
         self.scores = tuple(ScoreInfo(t, higher_is_better=True, scale="0-100") for t in rouge_types)
 
-    @classmethod
-    def options_from_task(cls, task: TaskConfig) -> Dict[str, Any]:
-        """English: rouge-score's tokenizer (stemming stays its own option); Chinese and Japanese: characters;
-        every other language: words of letters and digits."""
-        language = task_language(task)
-        if language == "en":
-            return {"tokenizer": "default"}
-        return {"tokenizer": "char" if language in CJK_CHAR_LANGUAGES else "words"}
-
     def kept_characters(self, text: str) -> Optional[int]:
         # without stemming: a stem is shorter than its word but the word was read
         tokens = tokenize_function(self.tokenizer, False)(text)

@@ -175,10 +175,6 @@ class BLEUMetric(_SacrebleuMetric):
     UNSIGNED = {"max_ngram_order": ("ngram", _default(BLEU, "max_ngram_order"))}
     LANGUAGE_OPTIONS = ("tokenize",)
 
-    @classmethod
-    def options_from_task(cls, task: TaskConfig) -> Dict[str, Any]:
-        return {"tokenize": BLEU_TOKENIZERS.get(task_language(task), "13a")}
-
     def kept_characters(self, text: str) -> Optional[int]:
         return len("".join(self._metric.tokenizer(text).split()))
 
@@ -209,14 +205,6 @@ class TERMetric(_SacrebleuMetric):
     SACREBLEU_CLASS = TER
     OPTIONS = _constructor_options(TER)
     LANGUAGE_OPTIONS = ("normalized", "asian_support")
-
-    @classmethod
-    def options_from_task(cls, task: TaskConfig) -> Dict[str, Any]:
-        # sacrebleu's asian support splits CJK text into characters; it acts only on normalised text, so both are
-        # set (without them a Chinese sentence is one "word")
-        if task_language(task) in ASIAN_LANGUAGES:
-            return {"normalized": True, "asian_support": True}
-        return {}
 
     @property
     def n_stats(self) -> int:

@@ -79,13 +79,6 @@ class SquadMetric(Metric):
         ScoreInfo("f1", higher_is_better=True, scale="0-100"),
     )
 
-    @classmethod
-    def options_from_task(cls, task: Any) -> Dict[str, Any]:
-        if task_language(task) == "zh":  # the v1.1 normalisation splits on spaces: a Chinese answer is one token
-            raise ValueError("squad cannot score Chinese answers (its normalisation splits on spaces, so a whole "
-                             "answer is one token); use metrics: [cmrc2018], the CMRC 2018 official scoring")
-        return {}
-
     def kept_characters(self, text: str) -> Optional[int]:
         return len("".join(normalize_answer(text).split()))
 
