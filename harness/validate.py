@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional
 
 from harness import guard, safety, store
+from harness.compose import available
 from harness.config import RunConfig, TaskConfig, suite_of
 from harness.errors import SubmissionError
 from harness.execution.cells import Record
@@ -73,7 +74,8 @@ def validate(folder: Path, cfg: RunConfig, tasks: Dict[str, TaskConfig], n_examp
 
 def _sample_run(submission: Submission, cfg: RunConfig, tasks: Dict[str, TaskConfig], n_examples: int, report: Dict[str, Any]) -> None:
     """The organizer's Evaluator on the first examples (all of them for a predictions entry: reading is cheap)."""
-    guard.check_tasks(tasks, load_examples)  # the organizer's guard (data without references passes untouched)
+    # the organizer's guard (data without references passes untouched)
+    guard.check_tasks(tasks, lambda task: load_examples(task, inputs_only=True))
     sample = tasks if submission.manifest.kind == "predictions" else {n: _first(t, n_examples) for n, t in tasks.items()}
     with tempfile.TemporaryDirectory(prefix="harness-validate-") as tmp:
         run_cfg = copy.deepcopy(cfg)
@@ -128,8 +130,9 @@ def _id_checks(folder: Path, tasks: Dict[str, Any], evaluator: Any) -> List[Dict
         checks.append(_check(f"task {name}: predictions/{name}.jsonl has the test set's ids", not missing, detail,
                              "give one line for every example id of the task's test set (a missing id scores 0); "
                              "check the spelling of the ids named"))
+    other_tasks = set(available("task"))  # a file for another suite's task (demo_zh) is no typo
     for path in sorted((folder / "predictions").glob("*.jsonl")):
-        if path.stem not in tasks:
+        if path.stem not in tasks and path.stem not in other_tasks:
             close = difflib.get_close_matches(path.stem, list(tasks), n=1)
             hint = f"; did you mean {close[0]!r}?" if close else ""
             checks.append(_check(f"predictions/{path.name} names a task of the suite", not close,
