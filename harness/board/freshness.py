@@ -28,8 +28,7 @@ from typing import Any, Dict, Iterable, Optional
 
 from harness import __version__
 from harness.config import RunConfig, TaskConfig, as_dict
-from harness.data import data_files, sha256_file
-from harness.execution.cells import library_versions
+from harness.execution.cells import library_versions, task_parts
 from harness.store import atomic_write_text, dumps
 
 KEY_FILE = ".inputs.json"
@@ -100,10 +99,11 @@ def board_key(cfg: RunConfig, tasks: Dict[str, TaskConfig], folder: Optional[Pat
     if cfg.contest is not None or any(task.data.source != "local" for task in tasks.values()):
         return None
     config = as_dict(cfg)
-    for key in _RUN_ONLY:
+    for key in _RUN_ONLY + ("tasks",):
         config.pop(key, None)
-    data = {name: {p: sha256_file(path) if path.is_file() else None for p, path in data_files(task.data).items()}
-            for name, task in sorted(tasks.items())}
+    # each task by what reaches the model and the metrics, its data by content: a checkout elsewhere (whose task
+    # files and data resolve to other absolute paths) keeps its key
+    data = {name: task_parts(task) for name, task in sorted(tasks.items())}
     results = Path(cfg.paths.results)
     index = _ContentIndex(None if folder is None else Path(folder) / INDEX_FILE)
     cells = {}

@@ -86,8 +86,9 @@ def _data_content(data_cfg: DataConfig, files: Dict[str, Optional[str]]) -> Dict
     return data
 
 
-# Task keys that reach neither the model nor the metrics: changing them re-runs and re-scores nothing.
-INERT_TASK_KEYS = ("description", "budget_s")
+# Task keys that reach neither the model nor the metrics: changing them re-runs and re-scores nothing
+# (`config_file` is where the task's YAML was found: another checkout has another path).
+INERT_TASK_KEYS = ("description", "budget_s", "config_file")
 
 
 def _model_side(task: Any) -> Dict[str, Any]:
@@ -119,7 +120,8 @@ def changed_task_keys(record: Dict[str, Any], parts: Dict[str, str]) -> list:
     kept = (record.get("provenance") or {}).get("task_parts")
     if not kept:
         return []
-    return sorted(key for key in set(kept) | set(parts) if kept.get(key) != parts.get(key))
+    return sorted(key for key in set(kept) | set(parts)
+                  if key not in INERT_TASK_KEYS and kept.get(key) != parts.get(key))
 
 
 class Cell:

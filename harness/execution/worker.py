@@ -25,7 +25,7 @@ from typing import Any, Callable, Dict, List, Tuple, cast
 from omegaconf import OmegaConf
 
 from harness.config import TaskConfig
-from harness.models import DEFAULT_BACKEND, load_backend
+from harness.models import DEFAULT_BACKEND, backend_module, load_backend
 from harness.requests import (
     Backend,
     GenerateRequest,
@@ -281,7 +281,8 @@ def run(job_dir: Path, job: Dict[str, Any], started: float) -> None:
     timings: Dict[str, Any] = {"types": {}}
     loading = time.monotonic()
     try:
-        backend = load_backend(job["model"]["backend_module"], model_spec(job["model"]), device=job["device"],
+        module = job["model"].get("backend_module") or backend_module(job["model"].get("backend", DEFAULT_BACKEND))
+        backend = load_backend(module, model_spec(job["model"]), device=job["device"],
                                batch_size=job["batch_size"], progress=job["progress"])
     except PickleRefused:
         raise
