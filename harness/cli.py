@@ -172,10 +172,10 @@ def _validate_suite(overrides: List[str]) -> str:
     """The suite `validate` checks against when none is named: a contest's open phase's, else demo."""
     if not any(o.startswith("contest=") for o in overrides):
         return "suite=demo"
-    cfg = compose(overrides)
-    phase = rules.open_phase(cfg.contest, rules.utc_now())
+    contest = contest_of(compose(overrides))
+    phase = rules.open_phase(contest, rules.utc_now())
     if phase is None:
-        raise ConfigError(f"no phase of contest {cfg.contest.name} is open now ({rules.schedule(cfg.contest)}); "
+        raise ConfigError(f"no phase of contest {contest.name} is open now ({rules.schedule(contest)}); "
                           f"name the suite to validate against: suite=NAME")
     return f"suite={phase.suite}"
 

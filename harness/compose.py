@@ -94,8 +94,10 @@ def _unknown_key(name: str, schema_name: str, first: Sequence[str] = ()) -> Opti
 
 def _kind_fields(path: Optional[str]) -> List[str]:
     """The fields a task file's kind maps (id, its inputs, its references or label), read from the file itself."""
+    if path is None:
+        return []
     try:
-        kind = KINDS.get((yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}).get("kind"))
+        kind = KINDS.get(str((yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}).get("kind")))
     except (OSError, TypeError, AttributeError, yaml.YAMLError):
         return []
     if kind is None:

@@ -31,7 +31,7 @@ def _torch_built_with_cuda() -> bool:
     except OSError:
         return False
     match = re.search(r"^cuda(?:\s*:[^=]*)?=\s*(.+)$", text, re.M)
-    return bool(match) and match.group(1).strip() != "None"
+    return match is not None and match.group(1).strip() != "None"
 
 
 def _gpu_visible() -> bool:

@@ -7,7 +7,7 @@ import signal
 import threading
 import warnings
 from dataclasses import dataclass, field
-from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence
+from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Set
 
 from harness.config import TaskConfig, as_dict
 from harness.data import Example
@@ -107,7 +107,7 @@ def check_metrics(task: TaskConfig) -> None:
     """Every metric of the task builds with the options it takes (a missing optional extra such as MeCab is named
     here) and the primary metric is one of their scores: checked before anything runs (harness.guard)."""
     where = task_where(task)
-    names = set()
+    names: Set[str] = set()
     for name in task.metrics:
         try:
             metric = build_metric(name, metric_options(task, name))

@@ -19,7 +19,7 @@ import pytest
 from harness import app, store
 from harness.cli import main
 from harness.compose import compose
-from harness.errors import ConfigError, SubmissionError
+from harness.errors import SubmissionError
 from harness.execution.evaluator import Evaluator
 from harness.submission import load_submission
 

@@ -17,7 +17,7 @@ from omegaconf import OmegaConf
 
 from harness.config import TaskConfig
 from harness.errors import ConfigError
-from parity_helpers import evaluate_cli, hydra_value, make_submission, shared_data_dir
+from parity_helpers import evaluate_cli, make_submission, shared_data_dir
 from tasks import kind_of
 from tasks.transforms import wikitext_detokenize
 

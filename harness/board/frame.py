@@ -135,7 +135,7 @@ class BoardExtras:
     p_above: Mapping[str, float] = field(default_factory=dict)
     rank_distribution: Optional[Dict[str, Dict[str, float]]] = None
     bootstrap: Optional[Dict[str, Any]] = None  # {"resamples", "seed", "alpha"} once the bootstrap ran
-    contest: Optional[Dict[str, str]] = None  # {"name", "phase", "split"}
+    contest: Optional[Dict[str, Any]] = None  # {"name", "phase", "split", "deadline", "teams"}
     last_updated: Optional[str] = None  # from stored acceptance times, never the clock at render time
     accepted_at: Mapping[str, str] = field(default_factory=dict)
     notes: Tuple[str, ...] = ()  # extra lines under the table (final selection, why tiers are absent, ...)

@@ -15,7 +15,7 @@ from filelock import FileLock
 from omegaconf import OmegaConf
 
 from harness import status
-from harness.config import PhaseConfig, RunConfig, contest_of, suite_of
+from harness.config import PhaseConfig, RunConfig, as_dict, contest_of, suite_of
 from harness.contest.rules import check_contest, contest_hash, iso, phase_for_suite, schedule
 from harness.data import data_files, sha256_file
 from harness.errors import ConfigError, SubmissionError
@@ -86,7 +86,7 @@ def suite_lock(cfg: RunConfig) -> Dict[str, Any]:
     sha256 of each task's local data files."""
     tasks = {}
     for name, task in sorted(cfg.tasks.items()):
-        config = OmegaConf.to_container(task, resolve=True)
+        config = as_dict(task)
         config["data_sha256"] = {p: sha256_file(f) if f.is_file() else None for p, f in data_files(task.data).items()}
         tasks[name] = config
     return {"suite": OmegaConf.to_container(cfg.suite, resolve=True), "tasks": tasks}
@@ -95,15 +95,15 @@ def suite_lock(cfg: RunConfig) -> Dict[str, Any]:
 def _check_suite_lock(cfg: RunConfig, path: Path, lock: Dict[str, Any]) -> None:
     """The composed suite and its tasks against the lock; a suite the lock does not hold yet (a lock written
     before tasks were locked, a phase not yet composed since) is added to it, saying so."""
-    suite = cfg.suite.name
-    if phase_for_suite(cfg.contest, suite) is None:
+    suite, contest = suite_of(cfg).name, contest_of(cfg)
+    if phase_for_suite(contest, suite) is None:
         return  # not scored by the contest: refused elsewhere with the schedule
     now = suite_lock(cfg)
     kept = lock.get("suites", {}).get(suite)
     if kept is None:
         lock.setdefault("suites", {})[suite] = now
         atomic_write_text(path, dumps(lock))
-        print(f"contest {cfg.contest.name}: upgraded its lock ({path}) to hold suite {suite}'s config, its tasks' "
+        print(f"contest {contest.name}: upgraded its lock ({path}) to hold suite {suite}'s config, its tasks' "
               f"composed configs and their data sha256; a later change to them is refused", file=sys.stderr)
         return
     problems = []
@@ -117,7 +117,7 @@ def _check_suite_lock(cfg: RunConfig, path: Path, lock: Dict[str, Any]) -> None:
     if keys:
         problems.append(f"suite {suite}: {', '.join(keys)}")
     if problems:
-        raise ConfigError(f"contest {cfg.contest.name} is locked ({path}, locked at {lock['locked_at']}): what it "
+        raise ConfigError(f"contest {contest.name} is locked ({path}, locked at {lock['locked_at']}): what it "
                           f"scores differs from the locked configs and data: {'; '.join(problems)}. Restore the "
                           f"locked task configs and data files (a board must never mix cells scored both ways)")
 
@@ -255,7 +255,7 @@ def run_folders(cfg: RunConfig, folders: Sequence[Path]) -> List[Path]:
     if gone:
         raise ConfigError(f"accepted entries of phase {phase.name} have no folder under {cfg.paths.submissions}: "
                           f"{', '.join(gone)}; an accepted entry is never deleted, it is withdrawn: "
-                          f"harness withdraw NAME contest={cfg.contest.name} --reason TEXT (or disqualify)")
+                          f"harness withdraw NAME contest={contest_of(cfg).name} --reason TEXT (or disqualify)")
     if skipped:
         print(f"skipped (files changed since acceptance): {', '.join(str(f) for f in skipped)}", file=sys.stderr)
     return out

@@ -105,7 +105,7 @@ def _files(data_cfg: Any) -> Dict[str, Optional[str]]:
 def task_parts(task: Any) -> Dict[str, str]:
     """The sha256 of each top-level key of a task config that reaches the model or the metrics (local data by its
     content): a record keeps them, so a board can tell a cell computed from another config and name the keys."""
-    config = OmegaConf.to_container(task, resolve=True)
+    config = as_dict(task)
     for key in INERT_TASK_KEYS:
         config.pop(key, None)
     config["data"] = _data_content(task.data, _files(task.data))

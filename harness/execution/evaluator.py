@@ -167,14 +167,16 @@ class Evaluator:
                 # an ok cell stored without its statistics (or beside other ones) is scored again, with no model
                 stored_stats = cached and (cached["status"] != "ok" or (
                     "stats_sha256" in cached["provenance"] and store.stats_match(self.results, cached)))
-                same = cached and cached["keys"]["predictions"] == cell.prediction_key
-                if same and cached["keys"]["scores"] == cell.score_key and stored_stats and not self._retry(cached):
+                if cached is None or cached["keys"]["predictions"] != cell.prediction_key:
+                    to_predict.append(cell)
+                    continue
+                if cached["keys"]["scores"] == cell.score_key and stored_stats and not self._retry(cached):
                     records[name] = cast(Record, cached)  # the stored JSON of a record make_record built
-                elif same and cached["status"] == "ok":
+                elif cached["status"] == "ok":
                     cell.attempts = attempts(cached)
                     cell.prediction_facts = cached["provenance"].get("prediction")  # what ran, back then
                     records[name] = self._rescore(submission, sub_sha, cell)
-                elif same and self._retry(cached):
+                elif self._retry(cached):
                     cell.attempts = attempts(cached) + 1
                     to_predict.append(cell)
                 else:

@@ -15,7 +15,6 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence
 
 import numpy as np
 
-from harness.config import TaskConfig
 
 from .base import Metric, ScoreInfo, as_stats, check_lengths
 

@@ -29,12 +29,10 @@ from __future__ import annotations
 
 import math
 import re
-from typing import Any, Dict, Mapping, Optional, Sequence
+from typing import Any, Dict, Mapping, Sequence
 
 import numpy as np
 
-from harness.config import TaskConfig
-from harness.language import CJK_CHAR_LANGUAGES, task_language
 
 from .base import Metric, ScoreInfo, as_stats, check_lengths, sequential_sums
 

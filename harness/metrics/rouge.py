@@ -49,8 +49,6 @@ from rouge_score.rouge_scorer import (
     _summary_level_lcs,
 )
 
-from harness.config import TaskConfig
-from harness.language import CJK_CHAR_LANGUAGES, task_language
 
 from .base import Metric, ScoreInfo, as_stats, check_lengths, reference_lists
 from .tokenizers import TOKENIZERS
@@ -105,7 +103,9 @@ def tokenize_function(tokenizer: str, use_stemmer: bool) -> Callable[[str], List
     if tokenizer == "default":
         stemmer = _stemmer(use_stemmer)
         return functools.partial(rouge_tokenize.tokenize, stemmer=stemmer)
-    return TOKENIZERS[tokenizer]().tokenize
+    tokenizer_class: Any = TOKENIZERS[tokenizer]
+    tokenize: Callable[[str], List[str]] = tokenizer_class().tokenize
+    return tokenize
 
 
 class _Profile:

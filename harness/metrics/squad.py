@@ -16,7 +16,6 @@ from typing import Any, Dict, Optional, Sequence
 
 import numpy as np
 
-from harness.language import task_language
 
 from .base import Metric, ScoreInfo, as_stats, check_lengths, sequential_sums
 
