@@ -20,12 +20,11 @@ from __future__ import annotations
 
 import re
 from importlib import metadata
-from typing import Any, Dict, Optional, Sequence
+from typing import List, Optional, Sequence, Tuple
 
-import numpy as np
 from nltk.tokenize import word_tokenize
 
-from .base import Metric, ScoreInfo, as_stats, check_lengths, sequential_sums
+from .squad import GoldAnswersMetric
 
 # ---- begin: official cmrc2018_evaluate.py (v5 - special), ported to Python 3 ------------------------------------
 SP_CHAR = ['-', ':', '_', '*', '^', '/', '\\', '~', '`', '+', '=',
@@ -106,15 +105,11 @@ def calc_em_score(answers: Sequence[str], prediction: str) -> int:
 # ---- end: official cmrc2018_evaluate.py -------------------------------------------------------------------------
 
 
-class Cmrc2018Metric(Metric):
+class Cmrc2018Metric(GoldAnswersMetric):
     """CMRC 2018 EM / F1 (official mixed segmentation, max over gold answers), 0-100. No options."""
 
     name = "cmrc2018"
     OPTIONS: tuple[str, ...] = ()
-    scores = (
-        ScoreInfo("exact_match", higher_is_better=True, scale="0-100"),
-        ScoreInfo("f1", higher_is_better=True, scale="0-100"),
-    )
 
     def signature(self) -> str:
         return ("cmrc2018|seg:mixed(cjk-char,nltk-word_tokenize-preserve_line)|f1:longest-common-run|"
@@ -123,27 +118,5 @@ class Cmrc2018Metric(Metric):
     def kept_characters(self, text: str) -> Optional[int]:
         return sum(len(token) for token in mixed_segmentation(text))
 
-    def item_stats(self, predictions: Sequence[Optional[str]], targets: Sequence[Sequence[str]]) -> np.ndarray:
-        check_lengths(predictions, targets)
-        out = np.zeros((len(predictions), 2), dtype=np.float64)
-        for i, (pred, golds) in enumerate(zip(predictions, targets)):
-            if isinstance(golds, str):
-                golds = [golds]
-            golds = [g for g in (golds or []) if g is not None]
-            if not golds:
-                raise ValueError(f"item {i} has no gold answer")
-            if pred is None:  # unanswered: 0, counted in the total (the script's SKIP)
-                continue
-            if not isinstance(pred, str):
-                raise ValueError(f"prediction {i} is {type(pred).__name__}, expected str or None")
-            out[i, 0] = float(calc_em_score(golds, pred))
-            out[i, 1] = float(calc_f1_score(golds, pred))
-        return out
-
-    def aggregate(self, stats: np.ndarray) -> Dict[str, Any]:
-        arr = as_stats(stats, 2)
-        n = arr.shape[0]
-        if n == 0:
-            return {"exact_match": float("nan"), "f1": float("nan")}
-        em, f1 = sequential_sums(arr)
-        return {"exact_match": float(100.0 * em / n), "f1": float(100.0 * f1 / n)}
+    def answer_scores(self, prediction: str, golds: List[str]) -> Tuple[float, float]:
+        return float(calc_em_score(golds, prediction)), float(calc_f1_score(golds, prediction))

@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 import string
 from collections import Counter
-from typing import Any, Dict, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -68,21 +68,18 @@ def metric_max_over_ground_truths(metric_fn, prediction, ground_truths):
 # ---- end: official SQuAD v1.1 evaluate-v1.1.py ------------------------------------------------------------------
 
 
-class SquadMetric(Metric):
-    """SQuAD v1.1 EM / F1 (official normalisation, max over gold answers), 0-100. No options."""
+class GoldAnswersMetric(Metric):
+    """Extractive QA scored per item against its gold answers (max over golds): exact match and F1, 0-100, mean
+    over items. Subclasses give `answer_scores` (their official normalisation); SQuAD v1.1 and CMRC 2018 share the
+    rest."""
 
-    name = "squad"
-    OPTIONS: tuple[str, ...] = ()
     scores = (
         ScoreInfo("exact_match", higher_is_better=True, scale="0-100"),
         ScoreInfo("f1", higher_is_better=True, scale="0-100"),
     )
 
-    def kept_characters(self, text: str) -> Optional[int]:
-        return len("".join(normalize_answer(text).split()))
-
-    def signature(self) -> str:
-        return "squad|norm:v1.1-official|agg:max-over-golds|scale:100"
+    def answer_scores(self, prediction: str, golds: List[str]) -> Tuple[float, float]:
+        raise NotImplementedError
 
     def item_stats(self, predictions: Sequence[Optional[str]], targets: Sequence[Sequence[str]]) -> np.ndarray:
         check_lengths(predictions, targets)
@@ -93,12 +90,11 @@ class SquadMetric(Metric):
             golds = [g for g in (golds or []) if g is not None]
             if not golds:
                 raise ValueError(f"item {i} has no gold answer")
-            if pred is None:  # unanswered: 0, counted in the total
+            if pred is None:  # unanswered: 0, counted in the total (the official scripts' rule)
                 continue
             if not isinstance(pred, str):
                 raise ValueError(f"prediction {i} is {type(pred).__name__}, expected str or None")
-            out[i, 0] = float(metric_max_over_ground_truths(exact_match_score, pred, golds))
-            out[i, 1] = float(metric_max_over_ground_truths(f1_score, pred, golds))
+            out[i] = self.answer_scores(pred, golds)
         return out
 
     def aggregate(self, stats: np.ndarray) -> Dict[str, Any]:
@@ -108,3 +104,20 @@ class SquadMetric(Metric):
             return {"exact_match": float("nan"), "f1": float("nan")}
         em, f1 = sequential_sums(arr)
         return {"exact_match": float(100.0 * em / n), "f1": float(100.0 * f1 / n)}
+
+
+class SquadMetric(GoldAnswersMetric):
+    """SQuAD v1.1 EM / F1 (official normalisation, max over gold answers), 0-100. No options."""
+
+    name = "squad"
+    OPTIONS: tuple[str, ...] = ()
+
+    def kept_characters(self, text: str) -> Optional[int]:
+        return len("".join(normalize_answer(text).split()))
+
+    def signature(self) -> str:
+        return "squad|norm:v1.1-official|agg:max-over-golds|scale:100"
+
+    def answer_scores(self, prediction: str, golds: List[str]) -> Tuple[float, float]:
+        return (float(metric_max_over_ground_truths(exact_match_score, prediction, golds)),
+                float(metric_max_over_ground_truths(f1_score, prediction, golds)))
