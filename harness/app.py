@@ -91,6 +91,14 @@ def check_store(cfg: RunConfig, tasks: Dict[str, TaskConfig]) -> None:
                           f"missing")
 
 
+def _board_writer() -> Any:
+    """harness.board.write, imported on first use: pandas, numpy and matplotlib load only when a board is really
+    written (a no-op run and `harness --help` never need them)."""
+    from harness.board import write
+
+    return write
+
+
 def write_board(cfg: RunConfig, tasks: Dict[str, TaskConfig]) -> BoardResult:
     """Writes the suite's public board unless it is already what these inputs give; refreshes `cfg.readme`.
     A board or README that cannot be written is a ConfigError (exit 2) naming it; what was there is left whole."""
@@ -109,10 +117,7 @@ def _write_board(cfg: RunConfig, tasks: Dict[str, TaskConfig]) -> BoardResult:
     key = freshness.board_key(cfg, tasks, folder, shown)
     written = not freshness.is_fresh(folder, key)  # a board built from these very inputs is left as it is
     if written:
-        # imported here: pandas, numpy and matplotlib load only when a board is really written
-        from harness.board import write
-
-        write.write_public(cfg, tasks, shown)  # intervals, tiers, the contest's part and entries, history
+        _board_writer().write_public(cfg, tasks, shown)  # intervals, tiers, the contest's part and entries, history
         freshness.remember(folder, key)
     freshness.keep_index(folder)
     updated = None
@@ -198,8 +203,4 @@ def remove(cfg: RunConfig, name: str, state: str, reason: str, now: datetime) ->
 
 def reveal(cfg: RunConfig, phase: PhaseConfig, now: datetime) -> Dict[str, Any]:
     """`harness reveal`: the private board of a phase that has ended; returns the final selection."""
-    from harness.board import (
-        write,  # imported here: pandas and matplotlib load only when a board is written
-    )
-
-    return write.reveal(cfg, suite_tasks(cfg), phase, now)
+    return _board_writer().reveal(cfg, suite_tasks(cfg), phase, now)

@@ -11,7 +11,7 @@ from typing import Any, Dict, List, Optional, Sequence
 import numpy as np
 
 from harness.config import TaskConfig
-from harness.metrics import defaults
+from harness.metrics.defaults import options_from_task as task_options
 
 
 @dataclass(frozen=True)
@@ -34,7 +34,7 @@ class Metric:
         """The options this metric takes from its task (its language, its labels; its entry in
         harness.metrics.defaults, readable without importing this module); the task's `metric_options` override
         them. Raises ValueError when the metric cannot score such a task at all."""
-        return defaults.options_from_task(cls.name, task)
+        return task_options(cls.name, task)
 
     def kept_characters(self, text: str) -> Optional[int]:
         """How many of the text's characters survive this metric's tokenisation (None: it drops none by design);
