@@ -84,10 +84,11 @@ def write_entries(data: Path, folder: Path, k: int) -> list[Path]:
     return folders
 
 
-def run_measured(code: str, args: list[str], cwd: Path) -> dict:
-    """Runs `python -c code args` in a fresh process; its CPU seconds, peak RSS (MiB) and wall seconds."""
+def run_measured(code: str, args: list[str], cwd: Path, pythonpath: Path = ROOT) -> dict:
+    """Runs `python -c code args` in a fresh process (importing the harness from `pythonpath`); its CPU seconds
+    (its worker processes' included), peak RSS (MiB) and wall seconds."""
     started = time.perf_counter()
-    env = dict(os.environ, PYTHONPATH=str(ROOT), PYTHONDONTWRITEBYTECODE="1")
+    env = dict(os.environ, PYTHONPATH=str(pythonpath), PYTHONDONTWRITEBYTECODE="1")
     process = subprocess.Popen([sys.executable, "-c", code, *args], cwd=cwd, env=env,
                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     _, status, usage = os.wait4(process.pid, 0)

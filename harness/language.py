@@ -72,10 +72,16 @@ def script_of(char: str) -> Optional[str]:
 
 
 def script_counts(texts: Iterable[str]) -> Counter:
-    """How many letters of each script the texts hold."""
-    counts: Counter = Counter()
+    """How many letters of each script the texts hold (characters counted first, so each distinct character's
+    script is looked up once)."""
+    characters: Counter = Counter()
     for text in texts:
-        counts.update(script for script in map(script_of, text) if script is not None)
+        characters.update(text)
+    counts: Counter = Counter()
+    for char, n in characters.items():
+        script = script_of(char)
+        if script is not None:
+            counts[script] += n
     return counts
 
 

@@ -246,6 +246,11 @@ def test_word_perplexity_as_the_primary_metric_of_a_chinese_task_is_a_config_err
 # ------------------------------------------------------------------------------------------------ scripts
 
 
+def test_script_counts_count_letters_only():
+    # digits, spaces and punctuation count for no script
+    assert script_counts(["ab 中，", "Ä1ソ", ""]) == {"Latin": 3, "Han": 1, "Kana": 1}
+
+
 def test_script_table():
     assert script_problem("zh", script_counts([ZH_REFERENCE])) is None
     assert "Han characters are 0%" in script_problem("zh", script_counts(["Hello world"]))

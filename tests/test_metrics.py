@@ -523,6 +523,9 @@ def test_sacrebleu_reference_side_is_built_once_per_task(monkeypatch):
         original = cls._cache_references
         monkeypatch.setattr(cls, "_cache_references",
                             lambda self, refs, _o=original, _c=cls: built.append(_c.__name__) or _o(self, refs))
+    for counts, name in ((sacrebleu_metrics.BleuCounts, "BLEU"), (sacrebleu_metrics.ChrfCounts, "CHRF")):
+        init = counts.__init__  # BLEU's and chrF's reference side is their numpy counts
+        monkeypatch.setattr(counts, "__init__", lambda self, *a, _o=init, _n=name: built.append(_n) or _o(self, *a))
     refs = [["The cat sat on the mat.", "A dog barked."], ["The cat is on the mat.", ""]]
     targets = [list(pair) for pair in zip(*refs)]
     entries = [["The cat sat on a mat.", "The dog barked."], ["A cat.", "Dogs bark loudly."], ["", ""]]

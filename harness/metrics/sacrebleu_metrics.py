@@ -17,13 +17,14 @@ import importlib
 import inspect
 import json
 from collections import OrderedDict
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Callable, Dict, List, Optional, Sequence
 
 import numpy as np
 import sacrebleu
 from sacrebleu.metrics import BLEU, CHRF, TER
 
 
+from .ngram_counts import BleuCounts, ChrfCounts
 from .base import Metric, ScoreInfo, as_stats, check_lengths, reference_lists, sequential_sums
 
 # Tokenizers that need packages outside the core install: the harness's optional extra that brings them.
@@ -61,18 +62,19 @@ def references_to_streams(targets: Sequence[Any]) -> tuple[List[List[Optional[st
     return streams, [len(r) for r in items]
 
 
-_REF_CACHE: "OrderedDict[tuple, Any]" = OrderedDict()  # (metric, options, references' sha256) -> scorer
+_REF_CACHE: "OrderedDict[tuple, Any]" = OrderedDict()  # (kind, options, references' sha256) -> reference side
 _REF_CACHE_SIZE = 8  # a suite's translation tasks times their metrics; the oldest is dropped beyond it
 
 
-def _scorer_for(cls: type, options: Dict[str, Any], streams: List[List[Optional[str]]]) -> Any:
-    """A sacrebleu metric object holding these references' preprocessed statistics (its own `_ref_cache`), built
-    once per process for every entry scored against the same references: sacrebleu rebuilds them on each
-    `corpus_score` call, which is most of the cost of scoring an entry."""
-    digest = hashlib.sha256(json.dumps(streams, ensure_ascii=False).encode("utf-8")).hexdigest()
-    key = (cls.__name__, json.dumps(options, sort_keys=True, default=repr), digest)
+def _reference_side(kind: str, options: Dict[str, Any], streams: List[List[Optional[str]]],
+                    build: Callable[[], Any]) -> Any:
+    """The preprocessed reference side of a task (`build()`), built once per process for every entry scored
+    against the same references: sacrebleu rebuilds it on each `corpus_score` call, which is most of the cost of
+    scoring an entry."""
+    digest = hashlib.sha256(json.dumps(streams, ensure_ascii=False).encode("utf-8", "surrogatepass")).hexdigest()
+    key = (kind, json.dumps(options, sort_keys=True, default=repr), digest)
     if key not in _REF_CACHE:
-        _REF_CACHE[key] = cls(**options, references=streams)
+        _REF_CACHE[key] = build()
         while len(_REF_CACHE) > _REF_CACHE_SIZE:
             _REF_CACHE.popitem(last=False)
     _REF_CACHE.move_to_end(key)
@@ -85,6 +87,7 @@ class _SacrebleuMetric(Metric):
     UNSIGNED: Dict[str, tuple] = {}
 
     SACREBLEU_CLASS: type = BLEU
+    COUNTS: Optional[type] = None  # numpy counts giving sacrebleu's rows (harness.metrics.ngram_counts)
     OPTIONS: tuple[str, ...] = ()
 
     def __init__(self, **options: Any):
@@ -143,13 +146,26 @@ class _SacrebleuMetric(Metric):
         if len(predictions) == 0:
             return np.zeros((0, self.n_stats), dtype=np.float64)
         streams, counts = references_to_streams(targets)
-        scorer = _scorer_for(self.SACREBLEU_CLASS, self.options, streams)
-        stats = scorer._extract_corpus_statistics(list(predictions), None)  # None: the scorer's cached references
+        stats = self._segment_statistics(list(predictions), streams)
         self._ref_counts = set(counts)  # like sacrebleu: the signature describes the latest data scored
         arr = np.asarray(stats, dtype=np.float64)
         if arr.shape != (len(predictions), self.n_stats):  # pragma: no cover - guards a sacrebleu change
             raise RuntimeError(f"unexpected sacrebleu statistics shape {arr.shape}")
         return arr
+
+    def _segment_statistics(self, predictions: List[str], streams: List[List[Optional[str]]]) -> Any:
+        """sacrebleu's per-segment statistics: counted with numpy where the metric has such counts
+        (harness.metrics.ngram_counts, the same rows), else by a sacrebleu object holding these references'
+        statistics."""
+        cls, counts_class = self.SACREBLEU_CLASS, self.COUNTS
+        if counts_class is not None:
+            counts = _reference_side(f"{cls.__name__}-counts", self.options, streams,
+                                     lambda: counts_class(cls(**self.options), streams))
+            stats = counts.statistics(predictions)
+            if stats is not None:
+                return stats
+        scorer = _reference_side(cls.__name__, self.options, streams, lambda: cls(**self.options, references=streams))
+        return scorer._extract_corpus_statistics(predictions, None)  # None: the scorer's cached references
 
     def aggregate(self, stats: np.ndarray) -> Dict[str, float]:
         arr = as_stats(stats, self.n_stats)
@@ -166,6 +182,7 @@ class BLEUMetric(_SacrebleuMetric):
     name = "bleu"
     scores = (ScoreInfo("bleu", higher_is_better=True, scale="0-100"),)
     SACREBLEU_CLASS = BLEU
+    COUNTS = BleuCounts
     OPTIONS = _constructor_options(BLEU)
     UNSIGNED = {"max_ngram_order": ("ngram", _default(BLEU, "max_ngram_order"))}
     LANGUAGE_OPTIONS = ("tokenize",)
@@ -184,6 +201,7 @@ class CHRFMetric(_SacrebleuMetric):
     name = "chrf"
     scores = (ScoreInfo("chrf", higher_is_better=True, scale="0-100"),)
     SACREBLEU_CLASS = CHRF
+    COUNTS = ChrfCounts
     OPTIONS = _constructor_options(CHRF)
     UNSIGNED = {"beta": ("beta", _default(CHRF, "beta"))}
 
