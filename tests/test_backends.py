@@ -166,6 +166,7 @@ def _echo_answers(task, examples):
     return kind_of(task).predictions(task, answers)
 
 
+@pytest.mark.slow  # a child interpreter loading torch, ~15 s
 def test_a_backend_defined_in_a_test_runs_a_job_through_the_child_process(tmp_path, monkeypatch, tiny_gpt2_dir):
     import shutil
 

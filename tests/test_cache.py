@@ -17,6 +17,10 @@ from harness.execution.cells import Cell
 from harness.execution.evaluator import Evaluator
 from harness.submission import submission_sha256
 
+# The slow tier: model runs repeated with one byte changed (~30 s of CPU); the fast tier's reuse checks are
+# in tests/test_fast_start.py
+pytestmark = pytest.mark.slow
+
 ROOT = Path(__file__).resolve().parents[1]
 DEMO_DATA = ROOT / "tasks" / "data" / "demo"
 TASKS = ("demo_summarization", "demo_qa")

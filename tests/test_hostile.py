@@ -32,6 +32,10 @@ from harness.errors import SubmissionError
 from harness.execution import isolation, sandbox
 from harness.execution.executors import evaluate_all
 
+# The slow tier: one full run of every hostile entry in child processes (~45 s of CPU); the fast tier's
+# hostile-entry checks are in tests/test_hostile_entries.py
+pytestmark = pytest.mark.slow
+
 ROOT = Path(__file__).resolve().parents[1]
 DEMO = ROOT / "tasks" / "data" / "demo"
 TASKS = ("demo_classification", "demo_language_modeling", "demo_qa")

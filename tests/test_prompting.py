@@ -346,6 +346,7 @@ def test_prompt_hashes_stay_when_nothing_the_model_reads_changes(override):
     assert hashes(base, chat_template=True) != hashes(base)
 
 
+@pytest.mark.slow  # validate runs the chat model in a child, ~14 s
 def test_validate_shows_the_final_chat_prompt_and_records_dropped_shots(tmp_path, chat_dir, capsys):
     folder = hf_entry(tmp_path, chat_dir, "chat_template: true\nreasoning: {start: '<think>', end: '</think>'}\n")
     cfg = compose(["suite=demo", "progress=false"])

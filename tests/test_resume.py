@@ -119,6 +119,7 @@ def test_interrupted_cell_write_is_redone_and_nothing_else(tmp_path, monkeypatch
     assert board(tmp_path) == board(reference)
 
 
+@pytest.mark.slow  # two whole runs racing, ~20 s
 def test_two_runs_at_once_leave_valid_files_and_the_same_board(tmp_path):
     subs = entries(tmp_path / "subs", {})
     shared = run_args(subs, tmp_path / "shared")

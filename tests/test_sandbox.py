@@ -105,6 +105,7 @@ def needs_sandbox():
         pytest.skip(f"no sandbox on this machine: {why}")
 
 
+@pytest.mark.slow  # a model job per attack, ~15 s
 def test_every_attack_fails_in_the_sandbox_and_the_good_entry_is_scored(tmp_path, tiny_gpt2_dir, monkeypatch,
                                                                         needs_sandbox):
     run = attack(tmp_path, tiny_gpt2_dir, monkeypatch, sandboxed=True)

@@ -50,7 +50,10 @@ def local_tasks():
     return out
 
 
-@pytest.mark.parametrize("name", local_tasks())
+LOCAL_TASKS = local_tasks()  # composed once at collection (each compose is a full Hydra run)
+
+
+@pytest.mark.parametrize("name", LOCAL_TASKS)
 def test_task_contract(name):
     task = compose([f"task={name}"]).task
     kind = kind_of(task)
@@ -81,7 +84,7 @@ def test_task_contract(name):
     assert scored.signatures
 
 
-@pytest.mark.parametrize("name", [n for n in available("task") if n not in local_tasks()])
+@pytest.mark.parametrize("name", [n for n in available("task") if n not in LOCAL_TASKS])
 def test_hub_task_renders_prompts(name):
     """Hub tasks cannot be downloaded here; their prompts still render from the fields they map."""
     task = compose([f"task={name}"]).task

@@ -9,6 +9,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+import yaml
 from hostile import builders
 
 from harness.cli import main
@@ -22,7 +23,12 @@ GENERATION_TASKS = ("demo_translation", "demo_summarization", "demo_qa")
 CHEAP = [f"tasks.{t}.generation.max_new_tokens=4" for t in GENERATION_TASKS]
 
 
-@pytest.mark.parametrize("folder", SHIPPED, ids=[p.name for p in SHIPPED])
+def _shipped(folder):  # an entry that loads a model runs it in a child interpreter: ~10 s, the slow tier
+    kind = yaml.safe_load((folder / "submission.yaml").read_text(encoding="utf-8"))["kind"]
+    return pytest.param(folder, id=folder.name, marks=[pytest.mark.slow] if kind.startswith("hf-") else [])
+
+
+@pytest.mark.parametrize("folder", [_shipped(folder) for folder in SHIPPED])
 def test_every_shipped_submission_is_accepted(folder):
     cfg = compose(["suite=demo", "progress=false"] + CHEAP)
     report = validate(folder, cfg, dict(cfg.tasks))
@@ -214,6 +220,7 @@ def test_validate_in_a_contest_uses_the_open_phases_suite(tmp_path, capsys, monk
     assert "against suite contest_main" in out
 
 
+@pytest.mark.slow  # a child that fails loading, ~10 s
 def test_a_load_error_shows_the_report_only_and_names_the_full_log(tmp_path, capfd, tiny_t5_dir):
     from tiny_models import write_entries
 
