@@ -134,6 +134,9 @@ def test_metric_setting_change_rescores_from_stored_predictions_without_a_model(
     assert "stem" in old["signatures"]["rouge"] and old["signatures"]["rouge"] != new["signatures"]["rouge"]
     assert predictions.read_bytes() == before
     assert store.read_record(work / "store", "gpt2", "demo_summarization") == new
+    # the predictions are the ones made back then, and the record still says what that model process ran under
+    assert new["provenance"]["isolation"] == old["provenance"]["isolation"]
+    assert new["provenance"]["prediction"] == old["provenance"]["prediction"]
     assert records["demo_qa"] == store.read_record(work / "store", "gpt2", "demo_qa")  # untouched task: reused
 
 

@@ -223,9 +223,11 @@ class Evaluator:
         cached = store.read_record(self.results, submission.name, cell.task.name) or {}
         extra = {k: v for k, v in cached.get("counts", {}).items() if k in ("truncated", "dropped_shots")}
         hashes = {r["id"]: r["prompt_sha256"] for r in rows if r.get("prompt_sha256")}
+        ran = cached.get("provenance") or {}  # the predictions are the ones made back then: so is what they ran under
         return self._score_and_store(submission, sub_sha, cell, {r["id"]: r["prediction"] for r in rows if r["id"] is not None},
                                      extra, unknown=cached.get("counts", {}).get("unknown", 0),
-                                     prompt_hashes=hashes or None)
+                                     prompt_hashes=hashes or None, isolation=ran.get("isolation"),
+                                     backend=ran.get("backend"))
 
     def _predict(self, submission: Submission, sub_sha: str, cells: List[Cell]) -> List[Record]:
         kind = submission.manifest.kind
