@@ -25,6 +25,8 @@ import tempfile
 import time
 from pathlib import Path
 
+import pandas
+
 ROOT = Path(__file__).resolve().parents[1]
 TASK = "bench_wmt21_de_en"
 METRICS = "[bleu, chrf]"
@@ -89,11 +91,14 @@ def run_measured(code: str, args: list[str], cwd: Path, pythonpath: Path = ROOT)
     (its worker processes' included), peak RSS (MiB) and wall seconds."""
     started = time.perf_counter()
     env = dict(os.environ, PYTHONPATH=str(pythonpath), PYTHONDONTWRITEBYTECODE="1")
-    process = subprocess.Popen([sys.executable, "-c", code, *args], cwd=cwd, env=env,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    _, status, usage = os.wait4(process.pid, 0)
-    wall = time.perf_counter() - started
-    stderr = process.stderr.read()
+    # stderr to a file, not a pipe: nobody reads a pipe while wait4 waits, and a full one would block the child
+    with tempfile.TemporaryFile("w+", encoding="utf-8") as errors:
+        process = subprocess.Popen([sys.executable, "-c", code, *args], cwd=cwd, env=env,
+                                   stdout=subprocess.DEVNULL, stderr=errors)
+        _, status, usage = os.wait4(process.pid, 0)
+        wall = time.perf_counter() - started
+        errors.seek(0)
+        stderr = errors.read()
     if os.waitstatus_to_exitcode(status) != 0:
         raise RuntimeError(f"benchmark step failed:\n{stderr[-3000:]}")
     return {"cpu": usage.ru_utime + usage.ru_stime, "rss_mib": usage.ru_maxrss / 1024, "wall": wall}
@@ -147,14 +152,23 @@ def main() -> None:
         store = work / f"store-{k}"
         shutil.rmtree(store, ignore_errors=True)
         store.mkdir()
-        for name in sorted(os.listdir(all_store))[:k]:
+        # a board shows the entries whose folders exist: the first K entries and their stored cells
+        subs = work / f"entries-{k}"
+        shutil.rmtree(subs, ignore_errors=True)
+        subs.mkdir()
+        entry_folders = sorted(p.name for p in all_store.iterdir() if p.is_dir())  # not the store's hash cache
+        for name in entry_folders[:k]:
             shutil.copytree(all_store / name, store / name)
+            shutil.copytree(entries / name, subs / name, copy_function=os.link)
         boards = work / f"boards-{k}"
         shutil.rmtree(boards, ignore_errors=True)
-        board_args = common + [f"paths.results={store}", f"paths.leaderboards={boards}"]
+        board_args = common + [f"paths.results={store}", f"paths.leaderboards={boards}", f"paths.submissions={subs}"]
         built = run_measured(BOARD, board_args, work)
         noop = run_measured(BOARD, board_args, work)
         page = (boards / "bench" / "index.html").stat().st_size / 1e6
+        shown = len(pandas.read_csv(boards / "bench" / "leaderboard.csv"))
+        if shown != k:  # a board of fewer entries would measure nothing
+            raise RuntimeError(f"the board over K={k} stored cells shows {shown} entries")
         rows.append((k, per_entry * k, built["cpu"], built["rss_mib"], page, noop["wall"]))
     print(f"\n{'K':>5} {'scoring CPU s':>14} {'board CPU s':>12} {'board peak MiB':>15} {'page MB':>8} "
           f"{'no-op s':>8}")
@@ -162,7 +176,10 @@ def main() -> None:
         print(f"{k:>5} {score_cpu:>14.1f} {board_cpu:>12.2f} {rss:>15.0f} {page:>8.2f} {noop:>8.2f}")
     (k0, _, b0, _, p0, _), (k1, _, b1, _, p1, _) = rows[0], rows[-1]
     print(f"\ngrowth from K={k0} to K={k1} (K grows {k1 / k0:.0f}x): board CPU {b1 / b0:.1f}x, page {p1 / p0:.1f}x")
-    print(f"work folder: {work}")
+    if args.work:
+        print(f"work folder: {work}")
+    else:
+        shutil.rmtree(work)  # some hundred MB at K = 500
 
 
 if __name__ == "__main__":
