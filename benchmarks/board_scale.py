@@ -147,6 +147,7 @@ def main() -> None:
     per_entry = scored["cpu"] / max(ks)
     print(f"scoring {max(ks)} entries once: {scored['cpu']:.1f} CPU s ({per_entry:.3f} s an entry), "
           f"{scored['wall']:.1f} s wall, peak {scored['rss_mib']:.0f} MiB")
+    entry_folders = sorted(p.name for p in all_store.iterdir() if p.is_dir())  # not the store's hash cache
     rows = []
     for k in ks:
         store = work / f"store-{k}"
@@ -156,7 +157,6 @@ def main() -> None:
         subs = work / f"entries-{k}"
         shutil.rmtree(subs, ignore_errors=True)
         subs.mkdir()
-        entry_folders = sorted(p.name for p in all_store.iterdir() if p.is_dir())  # not the store's hash cache
         for name in entry_folders[:k]:
             shutil.copytree(all_store / name, store / name)
             shutil.copytree(entries / name, subs / name, copy_function=os.link)

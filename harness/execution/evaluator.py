@@ -173,9 +173,7 @@ class Evaluator:
                 if cached["keys"]["scores"] == cell.score_key and stored_stats and not self._retry(cached):
                     records[name] = cast(Record, cached)  # the stored JSON of a record make_record built
                 elif cached["status"] == "ok":
-                    cell.attempts = attempts(cached)
-                    cell.prediction_facts = cached["provenance"].get("prediction")  # what ran, back then
-                    records[name] = self._rescore(submission, sub_sha, cell)
+                    records[name] = self._rescore(submission, sub_sha, cell, cached)
                 elif self._retry(cached):
                     cell.attempts = attempts(cached) + 1
                     to_predict.append(cell)
@@ -218,14 +216,17 @@ class Evaluator:
             out.append(record)
         return out
 
-    def _rescore(self, submission: Submission, sub_sha: str, cell: Cell) -> Record:
+    def _rescore(self, submission: Submission, sub_sha: str, cell: Cell, cached: Dict[str, Any]) -> Record:
+        """Scores the predictions stored with `cached` (an ok record) again, with no model. They are the ones made
+        back then, so the new record keeps what made them: attempts, device and versions, sandbox, backend."""
         rows = store.read_predictions(self.results, submission.name, cell.task.name)
-        cached = store.read_record(self.results, submission.name, cell.task.name) or {}
-        extra = {k: v for k, v in cached.get("counts", {}).items() if k in ("truncated", "dropped_shots")}
+        ran = cached["provenance"]
+        cell.attempts = attempts(cached)
+        cell.prediction_facts = ran.get("prediction")
+        extra = {k: v for k, v in cached["counts"].items() if k in ("truncated", "dropped_shots")}
         hashes = {r["id"]: r["prompt_sha256"] for r in rows if r.get("prompt_sha256")}
-        ran = cached.get("provenance") or {}  # the predictions are the ones made back then: so is what they ran under
         return self._score_and_store(submission, sub_sha, cell, {r["id"]: r["prediction"] for r in rows if r["id"] is not None},
-                                     extra, unknown=cached.get("counts", {}).get("unknown", 0),
+                                     extra, unknown=cached["counts"].get("unknown", 0),
                                      prompt_hashes=hashes or None, isolation=ran.get("isolation"),
                                      backend=ran.get("backend"))
 
