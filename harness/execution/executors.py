@@ -81,7 +81,8 @@ class LocalExecutor:
             _WORKER_JOB = (run_cfg, tasks)
             with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
                 done = dict(zip(scored_only, pool.map(_score_entry, scored_only)))
-            echo(f"scored {len(scored_only)} entries that load no model in {workers} processes")
+            # each cell was scored or, unchanged, reused from the store: the records do not tell which
+            echo(f"{len(scored_only)} entries that load no model: scored or reused in {workers} processes")
         return [record for folder in folders
                 for record in (done[folder] if folder in done else evaluator.evaluate(folder))]
 
